@@ -1,0 +1,3 @@
+"""robopolicy: visuomotor robot policies from demonstrations, in JAX."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,136 @@
+"""`robopolicy <verb> [--preset NAME] [options]`.
+
+Each verb parses one frozen config dataclass with tyro, starting from a named preset, so
+`robopolicy train --preset quickstart --steps 500` is the quickstart's training with fewer steps.
+Errors in user input print one line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+_USAGE = """usage: robopolicy <command> [--preset NAME] [options]
+
+Learn visuomotor robot policies from demonstrations, in JAX.
+
+commands:
+{commands}
+
+Every command takes --preset NAME (see `robopolicy <command> --help` for its presets and options).
+Start with `robopolicy quickstart`: demos → RLDS dataset → flow-matching policy → evaluation.
+"""
+
+
+@dataclass(frozen=True)
+class Verb:
+    summary: str
+    run: Callable[[Any], None]
+
+
+def _collect(config: Any) -> None:
+    from robopolicy.data.collect import collect, describe
+
+    result = collect(config)
+    print(json.dumps(describe(result), indent=2))
+
+
+def _train(config: Any) -> None:
+    from robopolicy.train.trainer import train
+
+    result = train(config)
+    print(
+        f"trained {result.final_step} steps, final loss {result.final_loss:.4f}, "
+        f"{result.steps_per_second:.1f} steps/s; checkpoints in {result.checkpoint_dir}"
+    )
+
+
+def _eval(config: Any) -> None:
+    from robopolicy.eval.evaluate_checkpoint import evaluate_checkpoint, format_summary
+
+    summary, results_path = evaluate_checkpoint(config)
+    print(format_summary(summary))
+    print(f"results: {results_path}")
+    if summary.video:
+        print(f"video:   {summary.video}")
+
+
+def _quickstart(config: Any) -> None:
+    from robopolicy.quickstart import run_quickstart
+
+    run_quickstart(config)
+
+
+VERBS: dict[str, Verb] = {
+    "collect": Verb("record scripted-expert demonstrations of a task as an RLDS dataset", _collect),
+    "train": Verb("train a flow-matching policy on an RLDS dataset (resumes an existing run)", _train),
+    "eval": Verb("evaluate a checkpoint on a task's fixed initial states, with a 95% Wilson interval", _eval),
+    "quickstart": Verb("collect → train → evaluate on the default task, in one go", _quickstart),
+}
+
+
+def _split_preset(args: list[str]) -> tuple[str, list[str]]:
+    """Pull `--preset NAME` / `--preset=NAME` out of the argument list."""
+    rest: list[str] = []
+    preset = "default"
+    it = iter(args)
+    for arg in it:
+        if arg == "--preset":
+            preset = next(it, "")
+        elif arg.startswith("--preset="):
+            preset = arg.split("=", 1)[1]
+        else:
+            rest.append(arg)
+    return preset, rest
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    width = max(len(v) for v in VERBS)
+    usage = _USAGE.format(commands="\n".join(f"  {name:<{width}}  {v.summary}" for name, v in VERBS.items()))
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage)
+        return 0
+    verb, args = argv[0], argv[1:]
+    if verb not in VERBS:
+        print(f"robopolicy: unknown command {verb!r}; choose one of {', '.join(VERBS)}", file=sys.stderr)
+        return 2
+
+    import tyro
+
+    from robopolicy.errors import UserError
+    from robopolicy.presets import PRESETS
+
+    presets = PRESETS[verb]
+    preset, args = _split_preset(args)
+    if preset not in presets:
+        print(
+            f"robopolicy {verb}: unknown preset {preset!r}; choose one of {', '.join(presets)}",
+            file=sys.stderr,
+        )
+        return 2
+    default = presets[preset]
+    description = (
+        f"{VERBS[verb].summary}.\n\n"
+        f"Presets (--preset NAME, default 'default'): {', '.join(presets)}. Showing defaults of '{preset}'."
+    )
+    try:
+        config = tyro.cli(
+            type(default), default=default, args=args, prog=f"robopolicy {verb}", description=description
+        )
+        VERBS[verb].run(config)
+    except (UserError, ValueError) as e:
+        # ValueError covers config validation (__post_init__) and task-spec errors, which name the field.
+        print(f"robopolicy {verb}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"robopolicy {verb}: interrupted; finished work on disk is kept", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""`robopolicy collect`: scripted-expert demonstrations → an RLDS dataset.
+
+Episode k starts from `sample_init_state(seed + k)`, a stream disjoint from the task's fixed
+evaluation states, so evaluation on those states is held out. Only successful demonstrations are
+kept; a failed attempt moves on to the next seed (and is counted).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from robopolicy.data.episode import Episode
+from robopolicy.data.rlds_writer import build_rlds_dataset, write_raw_episode
+from robopolicy.errors import UserError
+from robopolicy.sim import TabletopEnv, run_expert_episode
+
+
+@dataclass(frozen=True)
+class CollectConfig:
+    """Collect scripted demonstrations of one task.
+
+    Attributes:
+        task: task name (a folder under envs/).
+        num_episodes: successful demonstrations to keep.
+        out: output folder; the RLDS dataset is written below it.
+        image_size: square camera resolution in pixels.
+        cameras: cameras to record.
+        seed: first collection seed; episode attempts use seed, seed+1, ...
+        noise_std: Gaussian noise (normalized action units) added to executed arm actions while the
+            clean expert action is recorded; a little makes cloned policies recover from drift.
+        max_failures: give up after this many failed expert attempts.
+    """
+
+    task: str = "cube_on_plate"
+    num_episodes: int = 50
+    out: str = "runs/collect"
+    image_size: int = 128
+    cameras: tuple[str, ...] = ("agentview", "wrist")
+    seed: int = 0
+    noise_std: float = 0.0
+    max_failures: int = 20
+
+    def __post_init__(self) -> None:
+        if self.num_episodes < 1:
+            raise ValueError(f"CollectConfig: num_episodes must be >= 1, got {self.num_episodes}")
+        if self.noise_std < 0 or self.max_failures < 0:
+            raise ValueError("CollectConfig: noise_std and max_failures must be >= 0")
+
+
+@dataclass(frozen=True)
+class CollectResult:
+    dataset_dir: Path
+    episodes: int
+    failures: int
+    steps: int
+    seconds: float
+
+
+def collect(config: CollectConfig, progress: bool = True) -> CollectResult:
+    out = Path(config.out)
+    raw_dir = out / "raw"
+    env = TabletopEnv(task=config.task, image_size=config.image_size, cameras=config.cameras)
+    kept, failures, total_steps, attempt = 0, 0, 0, 0
+    t0 = time.perf_counter()
+    bar = tqdm(total=config.num_episodes, desc=f"collect {config.task}", unit="demo", disable=not progress)
+    try:
+        while kept < config.num_episodes:
+            seed = config.seed + attempt
+            attempt += 1
+            rollout = run_expert_episode(env, seed=seed, noise_std=config.noise_std, noise_seed=seed)
+            if not rollout["success"]:
+                failures += 1
+                if failures > config.max_failures:
+                    raise UserError(
+                        f"task {config.task!r}: the expert failed {failures} times (last seed {seed}); "
+                        f"kept {kept} demos in {raw_dir}"
+                    )
+                continue
+            write_raw_episode(raw_dir, _to_episode(rollout, env, config, kept, seed))
+            kept += 1
+            total_steps += int(rollout["num_steps"])
+            bar.update(1)
+            bar.set_postfix(steps=total_steps, failed=failures)
+    finally:
+        bar.close()
+        env.close()
+    dataset_dir = build_rlds_dataset(
+        raw_dir,
+        out,
+        config_name=f"{config.task}_{config.image_size}px",
+        cameras=tuple(config.cameras),
+        image_size=config.image_size,
+        state_dim=TabletopEnv.state_dim,
+        action_dim=TabletopEnv.action_dim,
+    )
+    return CollectResult(dataset_dir, kept, failures, total_steps, time.perf_counter() - t0)
+
+
+def _to_episode(
+    rollout: dict, env: TabletopEnv, config: CollectConfig, episode_id: int, seed: int
+) -> Episode:
+    num_steps = int(rollout["num_steps"])
+    observations = rollout["observations"][:num_steps]  # the final observation has no action
+    return Episode(
+        frames={cam: np.stack([o[cam] for o in observations]) for cam in config.cameras},
+        state=np.stack([o["state"] for o in observations]).astype(np.float32),
+        action=np.asarray(rollout["actions"], np.float32),
+        reward=np.asarray(rollout["rewards"], np.float32),
+        task=config.task,
+        instruction=env.instruction,
+        episode_id=episode_id,
+        seed=seed,
+        init_state_id=-1,
+        success=bool(rollout["success"]),
+    )
+
+
+def describe(result: CollectResult) -> dict[str, object]:
+    return {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(result).items()}

@@ -1,0 +1,100 @@
+"""Writing demonstrations as an RLDS dataset (tensorflow-datasets, array_record, no TensorFlow).
+
+Collection first writes each finished episode to `<out>/raw/episode_NNNNN.npz`, so an interrupted
+collection keeps what it has; `build_rlds_dataset` then converts the folder with the TFDS builder in
+`datasets/robopolicy_sim/` and removes the staging folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import json
+import shutil
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import tensorflow_datasets as tfds
+from absl import logging as absl_logging
+
+from robopolicy.data.episode import Episode
+from robopolicy.paths import datasets_dir
+
+BUILDER_NAME = "robopolicy_sim"
+
+
+def write_raw_episode(raw_dir: Path, episode: Episode) -> Path:
+    """Stage one episode as a compressed npz; written to a temp name first so a crash leaves no half file."""
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "task": episode.task,
+        "instruction": episode.instruction,
+        "episode_id": episode.episode_id,
+        "seed": episode.seed,
+        "init_state_id": episode.init_state_id,
+        "success": episode.success,
+    }
+    path = raw_dir / f"episode_{episode.episode_id:05d}.npz"
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez_compressed(
+        tmp,
+        meta=np.asarray(json.dumps(meta)),
+        state=episode.state.astype(np.float32),
+        action=episode.action.astype(np.float32),
+        reward=episode.reward.astype(np.float32),
+        **{cam: frames for cam, frames in episode.frames.items()},
+    )
+    tmp.replace(path)
+    return path
+
+
+def load_builder_module() -> ModuleType:
+    """Import `datasets/robopolicy_sim/robopolicy_sim_dataset_builder.py` once (TFDS registers builders by name)."""
+    module_name = f"{BUILDER_NAME}_dataset_builder"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    path = datasets_dir() / BUILDER_NAME / f"{module_name}.py"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load the dataset builder at {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def build_rlds_dataset(
+    raw_dir: Path,
+    out_dir: Path,
+    *,
+    config_name: str,
+    cameras: tuple[str, ...],
+    image_size: int,
+    state_dim: int,
+    action_dim: int,
+    keep_raw: bool = False,
+) -> Path:
+    """Convert staged episodes into an array_record RLDS dataset; returns the dataset's version folder."""
+    module = load_builder_module()
+    # TFDS narrates every build (custom-config warnings, nested progress bars); our collector has its own bar.
+    tfds.disable_progress_bar()
+    absl_logging.set_verbosity(absl_logging.ERROR)
+    config = module.SimDatasetConfig(
+        name=config_name,
+        raw_dir=str(raw_dir),
+        cameras=tuple(cameras),
+        image_size=image_size,
+        state_dim=state_dim,
+        action_dim=action_dim,
+    )
+    builder = module.RobopolicySim(config=config, data_dir=str(out_dir), file_format="array_record")
+    with contextlib.redirect_stdout(
+        io.StringIO()
+    ):  # TFDS prints "Downloading and preparing…" though nothing downloads
+        builder.download_and_prepare()
+    if not keep_raw:
+        shutil.rmtree(raw_dir)
+    return Path(builder.data_dir)

@@ -1,0 +1,53 @@
+"""Configuration of `robopolicy eval`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+def parse_index_range(spec: str, total: int) -> list[int]:
+    """'0:50' → [0, …, 49]; '3' → [3]; '0:10,20:30' → both ranges. Bounds are checked against `total`."""
+    ids: list[int] = []
+    for part in spec.split(","):
+        part = part.strip()
+        if ":" in part:
+            lo_s, hi_s = part.split(":", 1)
+            lo, hi = int(lo_s or 0), int(hi_s or total)
+            ids.extend(range(lo, hi))
+        elif part:
+            ids.append(int(part))
+    if not ids:
+        raise ValueError(f"init state selection {spec!r} selects nothing")
+    bad = [i for i in ids if not 0 <= i < total]
+    if bad:
+        raise ValueError(
+            f"init state {bad[0]} out of range: the task has {total} fixed initial states (0..{total - 1})"
+        )
+    return ids
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Evaluate a checkpoint on a task's fixed initial states (trial i uses initial state i).
+
+    Attributes:
+        checkpoint: a training run folder, its `checkpoints/` folder, or one step folder in it.
+        task: task to evaluate on; empty means the task the policy was trained on.
+        init_states: which fixed initial states, e.g. '0:50' or '0:10,40:50'.
+        out: where results.json and the video go; empty means `<run>/eval`.
+        video_episodes: how many of the first episodes go into rollouts.mp4 (0 for none).
+        max_steps: step cap per episode; 0 means the task's own cap.
+        seed: seeds the policy's sampling noise.
+    """
+
+    checkpoint: str = "runs/train"
+    task: str = ""
+    init_states: str = "0:50"
+    out: str = ""
+    video_episodes: int = 4
+    max_steps: int = 0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.video_episodes < 0 or self.max_steps < 0:
+            raise ValueError("EvalConfig: video_episodes and max_steps must be >= 0")

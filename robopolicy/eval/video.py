@@ -1,0 +1,37 @@
+"""Rollout videos: both cameras side by side, with a status strip under them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import imageio.v2 as imageio
+import numpy as np
+from jaxtyping import UInt8
+
+_RUNNING, _SUCCESS, _FAILURE = (90, 90, 90), (40, 180, 60), (200, 50, 40)
+
+
+def compose_frame(
+    obs: dict[str, np.ndarray], cameras: tuple[str, ...], scale: int
+) -> UInt8[np.ndarray, "h w 3"]:
+    """Cameras side by side, upscaled by an integer factor (nearest neighbour keeps pixels honest)."""
+    row = np.concatenate([obs[cam] for cam in cameras], axis=1)
+    return np.repeat(np.repeat(row, scale, axis=0), scale, axis=1)
+
+
+def with_status(frame: UInt8[np.ndarray, "h w 3"], status: bool | None) -> UInt8[np.ndarray, "h2 w 3"]:
+    """Append a strip: grey while running, green for success, red for failure."""
+    color = _RUNNING if status is None else (_SUCCESS if status else _FAILURE)
+    strip = np.empty((max(frame.shape[0] // 16, 4), frame.shape[1], 3), np.uint8)
+    strip[:] = color
+    return np.concatenate([frame, strip], axis=0)
+
+
+def write_mp4(path: Path, frames: list[np.ndarray], fps: int = 20) -> Path:
+    """Encode frames with the ffmpeg binary shipped in imageio-ffmpeg (no system ffmpeg needed)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # macro_block_size=1 keeps odd sizes as they are instead of resizing with a warning.
+    with imageio.get_writer(path, fps=fps, codec="libx264", quality=7, macro_block_size=1) as writer:
+        for frame in frames:
+            writer.append_data(frame)
+    return path

@@ -1,0 +1,46 @@
+"""A small convolutional image encoder for CPU-scale work, ending in a spatial softmax.
+
+Stride-2 conv stages with GroupNorm (not BatchNorm: batch statistics interact badly with EMA
+weights, as Diffusion Policy notes), then a spatial softmax that turns each channel into the
+expected (x, y) image location of its activation — a good inductive bias for "where is the cube".
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+from jaxtyping import Array, Float
+
+
+def spatial_softmax(features: Float[Array, "b h w c"]) -> Float[Array, "b two_c"]:
+    """Per-channel softmax over pixels, returned as expected (x, y) in [−1, 1]: [B, 2C]."""
+    b, h, w, c = features.shape
+    weights = jax.nn.softmax(features.reshape(b, h * w, c), axis=1)  # [B, HW, C]
+    ys, xs = jnp.meshgrid(jnp.linspace(-1.0, 1.0, h), jnp.linspace(-1.0, 1.0, w), indexing="ij")
+    grid = jnp.stack([xs.reshape(-1), ys.reshape(-1)], axis=-1)  # [HW, 2]
+    keypoints = jnp.einsum("bpc,pk->bck", weights, grid)  # [B, C, 2]
+    return keypoints.reshape(b, c * 2)
+
+
+class ConvEncoder(nnx.Module):
+    """uint8 images [B, H, W, 3] → features [B, feature_dim]."""
+
+    def __init__(self, channels: tuple[int, ...], feature_dim: int, *, rngs: nnx.Rngs) -> None:
+        convs, norms = [], []
+        in_ch = 3
+        for out_ch in channels:
+            convs.append(nnx.Conv(in_ch, out_ch, kernel_size=(3, 3), strides=(2, 2), rngs=rngs))
+            norms.append(nnx.GroupNorm(out_ch, num_groups=min(8, out_ch), rngs=rngs))
+            in_ch = out_ch
+        self.convs = nnx.List(convs)
+        self.norms = nnx.List(norms)
+        self.keypoint_logits = nnx.Conv(in_ch, in_ch, kernel_size=(1, 1), rngs=rngs)
+        self.out = nnx.Linear(2 * in_ch, feature_dim, rngs=rngs)
+        self.out_norm = nnx.LayerNorm(feature_dim, rngs=rngs)
+
+    def __call__(self, images: Float[Array, "b h w 3"]) -> Float[Array, "b f"]:
+        x = images.astype(jnp.float32) / 127.5 - 1.0
+        for conv, norm in zip(self.convs, self.norms, strict=True):
+            x = jax.nn.gelu(norm(conv(x)))
+        return self.out_norm(self.out(spatial_softmax(self.keypoint_logits(x))))

@@ -1,0 +1,29 @@
+"""Where the task definitions (`envs/`) and dataset builders (`datasets/`) live.
+
+In a source checkout they sit next to the package; a non-editable install carries copies
+inside `robopolicy/_bundled/` (see `pyproject.toml`). Both layouts resolve here so that no other
+module needs to care.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def _resolve(name: str) -> Path:
+    for candidate in (_PACKAGE_DIR.parent / name, _PACKAGE_DIR / "_bundled" / name):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError(f"robopolicy data folder '{name}/' not found next to or inside {_PACKAGE_DIR}")
+
+
+def envs_dir() -> Path:
+    """Folder holding task definitions, assets and fixed initial states."""
+    return _resolve("envs")
+
+
+def datasets_dir() -> Path:
+    """Folder holding the TFDS dataset builders, one sub-folder per dataset."""
+    return _resolve("datasets")

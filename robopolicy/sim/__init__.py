@@ -1,0 +1,35 @@
+"""MuJoCo simulation: tabletop scenes, a Panda-like robot, LIBERO-style control, predicates, experts.
+
+Importing this package sets `MUJOCO_GL=egl` (headless GPU-less rendering through EGL) unless the
+variable is already set; mujoco picks its GL backend when it is first imported, so this must run
+before any submodule imports mujoco. Set `MUJOCO_GL=osmesa` beforehand to use OSMesa instead.
+"""
+
+import os
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+from robopolicy.sim.env import EnvConfig, TabletopEnv
+from robopolicy.sim.expert import CubeOnPlateExpert, run_expert_episode
+from robopolicy.sim.task_spec import TaskSpec, TaskSpecError, load_task_spec
+
+
+def __getattr__(name: str) -> object:
+    # Imported lazily so that `python -m robopolicy.sim.init_states` does not import itself twice.
+    if name == "load_init_states":
+        from robopolicy.sim.init_states import load_init_states
+
+        return load_init_states
+    raise AttributeError(f"module 'robopolicy.sim' has no attribute '{name}'")
+
+
+__all__ = [
+    "CubeOnPlateExpert",
+    "EnvConfig",
+    "TabletopEnv",
+    "TaskSpec",
+    "TaskSpecError",
+    "load_init_states",
+    "load_task_spec",
+    "run_expert_episode",
+]

@@ -1,0 +1,95 @@
+"""Orbax checkpoints of training runs.
+
+Each checkpoint holds three items: `state`, the train state (params, EMA params, optimizer state,
+step, RNG key); `policy`, the EMA weights alone, which is all inference restores; and `meta`, JSON
+with everything inference needs besides weights: the policy config, the normalization statistics
+and the task. The data order is a pure function of (seed, step) — see
+`EpochSampler` — so the step is the whole data-iterator state and a resumed run sees exactly the
+batches an uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+
+from robopolicy.errors import UserError
+
+
+def checkpoint_manager(directory: Path, max_to_keep: int = 3) -> ocp.CheckpointManager:
+    """A manager for `directory` (created if needed) that keeps the last `max_to_keep` steps."""
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=max_to_keep, create=True, enable_async_checkpointing=True
+    )
+    return ocp.CheckpointManager(directory.resolve(), options=options)
+
+
+def save(manager: ocp.CheckpointManager, step: int, state: dict[str, Any], meta: dict[str, Any]) -> None:
+    manager.save(
+        step,
+        args=ocp.args.Composite(
+            state=ocp.args.StandardSave(state),
+            policy=ocp.args.StandardSave(state["ema_params"]),
+            meta=ocp.args.JsonSave(meta),
+        ),
+    )
+
+
+def restore(manager: ocp.CheckpointManager, step: int, abstract_state: Any) -> tuple[Any, dict[str, Any]]:
+    """Restore train state (shaped like `abstract_state`) and meta from `step`."""
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_state)
+    restored = manager.restore(
+        step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore())
+    )
+    return restored.state, restored.meta
+
+
+def restore_policy_params(directory: Path, step: int, abstract_params: Any) -> Any:
+    """Only the EMA weights of a checkpoint, shaped like `abstract_params`."""
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_params)
+    manager = ocp.CheckpointManager(directory.resolve())
+    try:
+        return manager.restore(
+            step, args=ocp.args.Composite(policy=ocp.args.StandardRestore(abstract))
+        ).policy
+    finally:
+        manager.close()
+
+
+def resolve_checkpoint(path: str | Path) -> tuple[Path, int]:
+    """A run folder or checkpoint-manager folder → (manager folder, latest step).
+
+    Accepts `RUN/`, `RUN/checkpoints/` or `RUN/checkpoints/<step>`.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: no such checkpoint (path does not exist)")
+    if path.name.isdigit() and path.parent.is_dir():
+        return path.parent, int(path.name)
+    for candidate in (path / "checkpoints", path):
+        steps = (
+            sorted(int(p.name) for p in candidate.iterdir() if p.is_dir() and p.name.isdigit())
+            if candidate.is_dir()
+            else []
+        )
+        if steps:
+            return candidate, steps[-1]
+    raise UserError(
+        f"{path}: no checkpoint found (expected numbered step folders in it or in {path / 'checkpoints'})"
+    )
+
+
+def load_meta(path: str | Path) -> tuple[Path, int, dict[str, Any]]:
+    """(manager folder, step, meta) of the latest checkpoint at `path`."""
+    directory, step = resolve_checkpoint(path)
+    manager = ocp.CheckpointManager(directory.resolve())
+    try:
+        meta = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
+    except (FileNotFoundError, ValueError, KeyError) as e:
+        raise UserError(f"{directory / str(step)}: unreadable checkpoint ({e})") from e
+    finally:
+        manager.close()
+    return directory, step, meta

@@ -1,0 +1,54 @@
+"""The optimizer: AdamW on a warmup-cosine schedule, after global-norm gradient clipping."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import optax
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    """AdamW hyperparameters. Defaults follow the Past-Token Prediction setup (lr 1e-4, β2 0.95, wd 1e-3)."""
+
+    learning_rate: float = 1e-4
+    b1: float = 0.9
+    b2: float = 0.95
+    weight_decay: float = 1e-3
+    warmup_steps: int = 1000
+    grad_clip_norm: float = 1.0
+    final_lr_fraction: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.learning_rate <= 0:
+            raise ValueError(f"OptimizerConfig: learning_rate must be > 0, got {self.learning_rate}")
+        if not (0 <= self.b1 < 1 and 0 <= self.b2 < 1):
+            raise ValueError(f"OptimizerConfig: betas must be in [0, 1), got ({self.b1}, {self.b2})")
+        if self.warmup_steps < 0 or self.grad_clip_norm <= 0 or self.weight_decay < 0:
+            raise ValueError(
+                "OptimizerConfig: warmup_steps >= 0, grad_clip_norm > 0 and weight_decay >= 0 required"
+            )
+
+
+def learning_rate_schedule(config: OptimizerConfig, total_steps: int) -> optax.Schedule:
+    """Linear warmup from 0 to the peak, then cosine decay to `final_lr_fraction` of it at `total_steps`."""
+    warmup = min(config.warmup_steps, max(total_steps - 1, 0))
+    return optax.warmup_cosine_decay_schedule(
+        init_value=0.0,
+        peak_value=config.learning_rate,
+        warmup_steps=warmup,
+        decay_steps=max(total_steps, warmup + 1),
+        end_value=config.learning_rate * config.final_lr_fraction,
+    )
+
+
+def make_optimizer(config: OptimizerConfig, total_steps: int) -> optax.GradientTransformation:
+    return optax.chain(
+        optax.clip_by_global_norm(config.grad_clip_norm),
+        optax.adamw(
+            learning_rate_schedule(config, total_steps),
+            b1=config.b1,
+            b2=config.b2,
+            weight_decay=config.weight_decay,
+        ),
+    )

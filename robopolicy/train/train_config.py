@@ -1,0 +1,45 @@
+"""Configuration of a training run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from robopolicy.models.policy_config import PolicyConfig
+from robopolicy.train.optimizer import OptimizerConfig
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """What to train, on what, for how long.
+
+    Attributes:
+        dataset: an RLDS dataset folder written by `robopolicy collect`.
+        out: run folder; checkpoints go to `out/checkpoints/`. An existing run there is resumed.
+        steps: total optimizer steps.
+        batch_size: samples per step.
+        seed: seeds initialisation, data order and flow noise.
+        checkpoint_every: steps between checkpoints (the last step is always saved).
+        keep_checkpoints: how many recent checkpoints to keep.
+        log_every: steps between loss read-outs (each forces a device sync, so not every step).
+    """
+
+    dataset: str = "runs/quickstart/dataset"
+    out: str = "runs/train"
+    steps: int = 3000
+    batch_size: int = 64
+    seed: int = 0
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 2
+    log_every: int = 50
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    ema_power: float = 0.75
+    ema_max_decay: float = 0.9999
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "checkpoint_every", "keep_checkpoints", "log_every"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"TrainConfig: {name} must be a positive integer, got {value!r}")
+        if not 0 < self.ema_max_decay < 1 or self.ema_power <= 0:
+            raise ValueError("TrainConfig: need 0 < ema_max_decay < 1 and ema_power > 0")

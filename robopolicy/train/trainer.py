@@ -1,0 +1,180 @@
+"""The training loop: dataset → normalized windows → jitted flow-matching steps → orbax checkpoints."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+from tqdm.auto import tqdm
+
+from robopolicy.data.episode import Episode
+from robopolicy.data.normalization import NormalizationStats
+from robopolicy.data.rlds_reader import load_episodes
+from robopolicy.data.windows import EpochSampler, WindowDataset
+from robopolicy.errors import UserError
+from robopolicy.models.flow_policy import FlowPolicy
+from robopolicy.models.policy_config import PolicyConfig
+from robopolicy.train import checkpoint
+from robopolicy.train.ema import ema_decay, ema_update
+from robopolicy.train.optimizer import make_optimizer
+from robopolicy.train.train_config import TrainConfig
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run_dir: Path
+    checkpoint_dir: Path
+    final_step: int
+    final_loss: float
+    steps_per_second: float
+    losses: list[tuple[int, float]]
+
+
+def policy_config_for(episodes: list[Episode], requested: PolicyConfig, where: str) -> PolicyConfig:
+    """The requested policy config with its data-dependent fields taken from the dataset."""
+    first = episodes[0]
+    missing = [cam for cam in requested.cameras if cam not in first.frames]
+    if missing:
+        raise UserError(f"{where}: dataset has no camera {missing[0]!r} (it has {sorted(first.frames)})")
+    return dataclasses.replace(
+        requested,
+        image_size=int(first.frames[requested.cameras[0]].shape[1]),
+        state_dim=int(first.state.shape[1]),
+        action_dim=int(first.action.shape[1]),
+    )
+
+
+def init_train_state(model: FlowPolicy, tx: optax.GradientTransformation, seed: int) -> dict[str, Any]:
+    params = nnx.state(model, nnx.Param)
+    return {
+        "step": jnp.asarray(0, jnp.int32),
+        "params": params,
+        "ema_params": jax.tree.map(jnp.copy, params),
+        "opt_state": tx.init(params),
+        "rng": jax.random.key_data(jax.random.key(seed + 1)),
+    }
+
+
+TrainStep = Callable[[dict[str, Any], dict[str, Any]], tuple[dict[str, Any], dict[str, jax.Array]]]
+
+
+def make_train_step(
+    graphdef: nnx.GraphDef, tx: optax.GradientTransformation, config: TrainConfig
+) -> TrainStep:
+    """A pure (state, batch) → (state, metrics) step, jitted with the state donated."""
+
+    def train_step(
+        state: dict[str, Any], batch: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, jax.Array]]:
+        key, step_key = jax.random.split(jax.random.wrap_key_data(state["rng"]))
+
+        def loss_fn(params: nnx.State) -> jax.Array:
+            model = nnx.merge(graphdef, params)
+            return model.loss(
+                batch["images"], batch["state"], batch["action"], batch["action_valid"], step_key
+            )
+
+        loss, grads = jax.value_and_grad(loss_fn)(state["params"])
+        updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+        params = optax.apply_updates(state["params"], updates)
+        decay = ema_decay(state["step"], config.ema_power, config.ema_max_decay)
+        new_state = {
+            "step": state["step"] + 1,
+            "params": params,
+            "ema_params": ema_update(state["ema_params"], params, decay),
+            "opt_state": opt_state,
+            "rng": jax.random.key_data(key),
+        }
+        return new_state, {"loss": loss, "grad_norm": optax.global_norm(grads)}
+
+    return jax.jit(train_step, donate_argnums=0)
+
+
+def train(config: TrainConfig, episodes: list[Episode] | None = None, progress: bool = True) -> TrainResult:
+    """Train a flow-matching policy; resumes from `config.out/checkpoints` when a checkpoint exists there."""
+    if episodes is None:
+        episodes = load_episodes(config.dataset)
+    policy_cfg = policy_config_for(episodes, config.policy, config.dataset)
+    stats = NormalizationStats.fit(
+        np.concatenate([e.action for e in episodes]), np.concatenate([e.state for e in episodes])
+    )
+    windows = WindowDataset(episodes, policy_cfg.obs_horizon, policy_cfg.action_horizon, stats)
+    if len(windows) < config.batch_size:
+        raise UserError(
+            f"{config.dataset}: {len(windows)} samples, fewer than one batch of {config.batch_size}"
+        )
+    sampler = EpochSampler(len(windows), config.batch_size, config.seed)
+
+    model = FlowPolicy(policy_cfg, rngs=nnx.Rngs(config.seed))
+    graphdef = nnx.graphdef(model)
+    tx = make_optimizer(config.optimizer, config.steps)
+    state = init_train_state(model, tx, config.seed)
+    del model
+
+    run_dir = Path(config.out)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "policy_config": dataclasses.asdict(policy_cfg),
+        "stats": stats.to_dict(),
+        "train_config": json.loads(json.dumps(dataclasses.asdict(config), default=str)),
+        "task": episodes[0].task,
+        "instruction": episodes[0].instruction,
+        "num_episodes": len(episodes),
+    }
+    manager = checkpoint.checkpoint_manager(run_dir / "checkpoints", config.keep_checkpoints)
+    start = 0
+    if manager.latest_step() is not None:
+        start = int(manager.latest_step())
+        state, _ = checkpoint.restore(manager, start, state)
+
+    step_fn = make_train_step(graphdef, tx, config)
+    losses: list[tuple[int, float]] = []
+    bar = tqdm(
+        total=config.steps, initial=start, desc="train", unit="step", disable=not progress, dynamic_ncols=True
+    )
+    t0, timed_from = time.perf_counter(), start
+    metrics: dict[str, jax.Array] = {}
+    for step in range(start, config.steps):
+        batch = windows.get_batch(sampler.indices(step)).as_dict()
+        state, metrics = step_fn(state, batch)
+        done = step + 1
+        if done % config.log_every == 0 or done == config.steps:
+            loss = float(metrics["loss"])
+            losses.append((done, loss))
+            bar.set_postfix(loss=f"{loss:.4f}", gnorm=f"{float(metrics['grad_norm']):.2f}")
+        if done % config.checkpoint_every == 0 or done == config.steps:
+            checkpoint.save(manager, done, state, meta)
+        bar.update(1)
+        if step == start:  # leave compilation out of the throughput figure
+            jax.block_until_ready(metrics["loss"])
+            t0, timed_from = time.perf_counter(), done
+    bar.close()
+    manager.wait_until_finished()
+    manager.close()
+    elapsed = time.perf_counter() - t0
+    timed_steps = config.steps - timed_from
+    _append_loss_log(run_dir / "train_log.jsonl", losses)
+    return TrainResult(
+        run_dir=run_dir,
+        checkpoint_dir=run_dir / "checkpoints",
+        final_step=config.steps,
+        final_loss=losses[-1][1] if losses else float("nan"),
+        steps_per_second=timed_steps / elapsed if timed_steps > 0 and elapsed > 0 else float("nan"),
+        losses=losses,
+    )
+
+
+def _append_loss_log(path: Path, losses: list[tuple[int, float]]) -> None:
+    with path.open("a") as f:
+        for step, loss in losses:
+            f.write(json.dumps({"step": step, "loss": loss}) + "\n")

@@ -1,0 +1,32 @@
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from robopolicy.train.ema import ema_decay, ema_update
+from robopolicy.train.optimizer import OptimizerConfig, learning_rate_schedule
+
+
+def test_ema_decay_schedule_hand_computed():
+    assert float(ema_decay(0)) == pytest.approx(0.0)
+    # 1 − (1 + 15)^(−0.75) = 1 − 1/8
+    assert float(ema_decay(15, power=0.75)) == pytest.approx(0.875)
+    assert float(ema_decay(10**9, max_decay=0.999)) == pytest.approx(0.999)
+
+
+def test_ema_update_hand_computed():
+    out = ema_update({"w": jnp.asarray([1.0, 2.0])}, {"w": jnp.asarray([3.0, 6.0])}, 0.75)
+    np.testing.assert_allclose(out["w"], [1.5, 3.0])
+
+
+def test_warmup_cosine_schedule():
+    sched = learning_rate_schedule(OptimizerConfig(learning_rate=1e-3, warmup_steps=10), total_steps=110)
+    assert float(sched(0)) == pytest.approx(0.0)
+    assert float(sched(5)) == pytest.approx(5e-4)
+    assert float(sched(10)) == pytest.approx(1e-3)
+    assert float(sched(60)) == pytest.approx(5e-4, rel=1e-4)  # half-way through the cosine
+    assert float(sched(110)) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_optimizer_config_validates():
+    with pytest.raises(ValueError, match="learning_rate"):
+        OptimizerConfig(learning_rate=0.0)

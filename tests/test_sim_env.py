@@ -1,0 +1,105 @@
+import numpy as np
+import pytest
+
+from robopolicy.sim import CubeOnPlateExpert, TabletopEnv, load_init_states
+from robopolicy.sim.expert import run_expert_episode
+
+
+@pytest.fixture(scope="module")
+def env() -> TabletopEnv:
+    e = TabletopEnv(image_size=64)
+    yield e
+    e.close()
+
+
+@pytest.fixture(scope="module")
+def init_states(env: TabletopEnv) -> np.ndarray:
+    return load_init_states("cube_on_plate", env)
+
+
+def test_attributes(env: TabletopEnv) -> None:
+    assert env.action_dim == 7 and env.state_dim == 9
+    assert "cube" in env.instruction
+    assert env.max_steps == env.spec.max_steps
+
+
+def test_observation_shapes_and_content(env: TabletopEnv, init_states: np.ndarray) -> None:
+    obs, info = env.reset(init_state=init_states[0])
+    assert set(obs) == {"agentview", "wrist", "state"}
+    for cam in ("agentview", "wrist"):
+        img = obs[cam]
+        assert img.shape == (64, 64, 3) and img.dtype == np.uint8
+        assert img.std() > 10, f"{cam} looks blank"
+    assert obs["state"].shape == (9,) and obs["state"].dtype == np.float32
+    assert not info["success"]
+    # The red cube must be visible in the front camera.
+    red = (obs["agentview"][..., 0] > 150) & (obs["agentview"][..., 1] < 80)
+    assert red.sum() >= 3
+    # Upright: the table (warm, bright) fills the bottom rows of the front camera, not the top.
+    assert obs["agentview"][-8:].mean() > obs["agentview"][:4].mean()
+
+
+def test_step_api(env: TabletopEnv) -> None:
+    env.reset(seed=3)
+    _, reward, terminated, truncated, info = env.step(np.zeros(7))
+    assert reward == 0.0 and not terminated and not truncated
+    assert info["sim_error"] is None
+    assert {"success", "cube_on_plate", "cube_lifted", "cube_grasped"} <= set(info)
+
+
+def test_reset_with_seed_matches_sample_init_state(env: TabletopEnv) -> None:
+    state = env.sample_init_state(7)
+    env.reset(seed=7)
+    np.testing.assert_array_equal(env.get_state(), state)
+
+
+def test_determinism(init_states: np.ndarray) -> None:
+    e = TabletopEnv(render=False)
+    rng = np.random.default_rng(0)
+    actions = rng.uniform(-1, 1, size=(15, 7))
+    finals = []
+    for _ in range(2):
+        e.reset(init_state=init_states[1])
+        for a in actions:
+            e.step(a)
+        finals.append(e.data.qpos.copy())
+    np.testing.assert_array_equal(finals[0], finals[1])
+
+
+def test_fixed_states_differ_from_collection_seeds(env: TabletopEnv, init_states: np.ndarray) -> None:
+    e = TabletopEnv(render=False)
+    assert init_states.shape == (50, e.state_size)
+    collection = np.stack([e.sample_init_state(s) for s in range(100)])
+    qpos = slice(0, e.model.nq)
+    dist = np.linalg.norm(init_states[:, None, qpos] - collection[None, :, qpos], axis=-1)
+    assert dist.min() > 1e-3
+    assert len({s.tobytes() for s in init_states}) == 50
+
+
+@pytest.mark.parametrize("i", [0, 17, 42])
+def test_expert_succeeds_on_fixed_states(init_states: np.ndarray, i: int) -> None:
+    e = TabletopEnv(render=False)
+    ep = run_expert_episode(e, init_state=init_states[i], expert=CubeOnPlateExpert(e))
+    assert ep["success"], f"expert failed on fixed state {i}"
+    assert ep["actions"].shape == (ep["num_steps"], 7)
+    assert np.all(np.abs(ep["actions"]) <= 1.0)
+
+
+def test_expert_noise_records_clean_actions(init_states: np.ndarray) -> None:
+    e = TabletopEnv(render=False)
+    ep = run_expert_episode(e, init_state=init_states[3], noise_std=0.1, noise_seed=0)
+    assert not np.allclose(ep["actions"], ep["executed_actions"])
+
+
+def test_stale_init_states_raise(tmp_path, monkeypatch) -> None:
+    from robopolicy.sim import init_states as mod
+
+    src = mod.init_states_file("cube_on_plate")
+    with np.load(src) as data:
+        fields = {k: data[k] for k in data.files}
+    fields["mjcf_sha256"] = np.asarray("0" * 64)
+    bad = tmp_path / "init_states.npz"
+    np.savez(bad, **fields)
+    monkeypatch.setattr(mod, "init_states_file", lambda task: bad)
+    with pytest.raises(mod.InitStatesError, match=r"python -m robopolicy.sim.init_states cube_on_plate"):
+        mod.load_init_states("cube_on_plate")
