@@ -7,6 +7,8 @@ Errors in user input print one line and exit with status 2.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import sys
 from collections.abc import Callable
@@ -87,6 +89,26 @@ def _split_preset(args: list[str]) -> tuple[str, list[str]]:
     return preset, rest
 
 
+def _parse(verb: str, cls: type, default: Any, args: list[str], description: str) -> Any:
+    """Parse with tyro; a parse error becomes one line on stderr (and None) instead of tyro's panel."""
+    import tyro
+
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured):
+            return tyro.cli(
+                cls, default=default, args=args, prog=f"robopolicy {verb}", description=description
+            )
+    except SystemExit as exit_:
+        if not exit_.code:
+            sys.stderr.write(captured.getvalue())
+            raise
+        lines = [ln.strip(" │╭╮╰╯─") for ln in captured.getvalue().splitlines()]
+        detail = next((ln for ln in lines[1:] if ln and not ln.startswith(("For full", "Argument"))), "")
+        print(f"robopolicy {verb}: error: {detail or 'invalid arguments'} (see --help)", file=sys.stderr)
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     width = max(len(v) for v in VERBS)
@@ -98,8 +120,6 @@ def main(argv: list[str] | None = None) -> int:
     if verb not in VERBS:
         print(f"robopolicy: unknown command {verb!r}; choose one of {', '.join(VERBS)}", file=sys.stderr)
         return 2
-
-    import tyro
 
     from robopolicy.errors import UserError
     from robopolicy.presets import PRESETS
@@ -118,9 +138,9 @@ def main(argv: list[str] | None = None) -> int:
         f"Presets (--preset NAME, default 'default'): {', '.join(presets)}. Showing defaults of '{preset}'."
     )
     try:
-        config = tyro.cli(
-            type(default), default=default, args=args, prog=f"robopolicy {verb}", description=description
-        )
+        config = _parse(verb, type(default), default, args, description)
+        if config is None:
+            return 2
         VERBS[verb].run(config)
     except (UserError, ValueError) as e:
         # ValueError covers config validation (__post_init__) and task-spec errors, which name the field.

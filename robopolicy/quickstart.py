@@ -17,8 +17,15 @@ from robopolicy.train.trainer import train
 
 @dataclass(frozen=True)
 class QuickstartConfig:
-    """The whole pipeline. `out` is the root; collect/train/eval paths inside the nested configs are
-    ignored and placed under it (out/dataset, out/train, out/eval)."""
+    """The whole pipeline, one stage after the other.
+
+    Attributes:
+        out: root folder of every artifact: out/dataset, out/train, out/eval, out/quickstart.json. The
+            dataset, run and output paths inside the nested configs are replaced by these.
+        collect: demonstration collection.
+        train: policy training.
+        eval: evaluation on the task's fixed initial states.
+    """
 
     out: str = "runs/quickstart"
     collect: CollectConfig = field(default_factory=CollectConfig)

@@ -54,3 +54,17 @@ def test_euler_constant_field_hand_computed():
 def test_euler_rejects_zero_steps():
     with pytest.raises(ValueError, match="num_steps"):
         fm.euler_sample(lambda x, t: x, jnp.zeros((1, 1, 1)), 0)
+
+
+def test_random_shift_moves_content_within_pad():
+    from robopolicy.models.augment import random_shift
+
+    img = np.zeros((1, 8, 8, 1), np.uint8)
+    img[0, 4, 4, 0] = 255
+    imgs = jnp.asarray(np.repeat(img, 64, axis=0))
+    out = np.asarray(random_shift(imgs, jax.random.key(0), pad=2))
+    assert out.shape == imgs.shape and out.dtype == np.uint8
+    rows, cols = np.nonzero(out[..., 0] == 255)[1:]
+    assert set(rows.tolist()) <= set(range(2, 7)) and set(cols.tolist()) <= set(range(2, 7))
+    assert len(set(zip(rows.tolist(), cols.tolist(), strict=True))) > 5  # shifts actually vary
+    np.testing.assert_array_equal(random_shift(imgs, jax.random.key(0), pad=0), imgs)

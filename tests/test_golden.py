@@ -18,7 +18,12 @@ from robopolicy.models.policy_config import PolicyConfig
 
 GOLDEN = Path(__file__).parent / "golden" / "flow_policy_small.json"
 CONFIG = PolicyConfig(
-    image_size=16, encoder_channels=(8, 16), feature_dim=16, denoiser_width=64, denoiser_depth=2
+    image_size=16,
+    encoder_channels=(8, 16),
+    feature_dim=16,
+    denoiser_width=64,
+    denoiser_depth=2,
+    image_shift=2,
 )
 
 

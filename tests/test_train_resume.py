@@ -38,7 +38,12 @@ def test_resume_reproduces_uninterrupted_run(tmp_path):
         keep_checkpoints=5,
         log_every=1,
         policy=PolicyConfig(
-            image_size=16, encoder_channels=(4, 8), feature_dim=8, denoiser_width=32, denoiser_depth=1
+            image_size=16,
+            encoder_channels=(4, 8),
+            feature_dim=8,
+            denoiser_width=32,
+            denoiser_depth=1,
+            image_shift=2,
         ),
         optimizer=OptimizerConfig(warmup_steps=2, learning_rate=1e-3),
     )

@@ -84,13 +84,14 @@ def run_episode(
     """One episode from `init_state`. Appends composed video frames to `frames` when given."""
     obs, info = env.reset(init_state=init_state)
     runner.reset()
-    cameras = tuple(c for c in env.config.cameras)
+    cameras = env.config.cameras
     success, steps = False, 0
-    for steps in range(1, max_steps + 1):  # noqa: B007 - `steps` is the episode length after the loop
+    while steps < max_steps:
         obs, _, terminated, truncated, info = env.step(runner.act(obs))
+        steps += 1
+        success = bool(info["success"])
         if frames is not None:
             frames.append(with_status(compose_frame(obs, cameras, video_scale), None))
-        success = bool(info["success"])
         if terminated or truncated:
             break
     if frames is not None and frames:

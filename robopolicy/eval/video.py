@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import imageio.v2 as imageio
@@ -30,8 +31,12 @@ def with_status(frame: UInt8[np.ndarray, "h w 3"], status: bool | None) -> UInt8
 def write_mp4(path: Path, frames: list[np.ndarray], fps: int = 20) -> Path:
     """Encode frames with the ffmpeg binary shipped in imageio-ffmpeg (no system ffmpeg needed)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    # macro_block_size=1 keeps odd sizes as they are instead of resizing with a warning.
-    with imageio.get_writer(path, fps=fps, codec="libx264", quality=7, macro_block_size=1) as writer:
-        for frame in frames:
-            writer.append_data(frame)
+    with warnings.catch_warnings():
+        # JAX warns on any fork; imageio-ffmpeg's fork is immediately followed by exec of ffmpeg, which
+        # cannot deadlock on JAX's threads.
+        warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
+        # macro_block_size=1 keeps odd sizes as they are instead of resizing with a warning.
+        with imageio.get_writer(path, fps=fps, codec="libx264", quality=7, macro_block_size=1) as writer:
+            for frame in frames:
+                writer.append_data(frame)
     return path

@@ -26,7 +26,15 @@ def spatial_softmax(features: Float[Array, "b h w c"]) -> Float[Array, "b two_c"
 class ConvEncoder(nnx.Module):
     """uint8 images [B, H, W, 3] → features [B, feature_dim]."""
 
-    def __init__(self, channels: tuple[int, ...], feature_dim: int, *, rngs: nnx.Rngs) -> None:
+    def __init__(
+        self,
+        channels: tuple[int, ...],
+        feature_dim: int,
+        image_size: int,
+        pooling: str = "spatial_softmax",
+        *,
+        rngs: nnx.Rngs,
+    ) -> None:
         convs, norms = [], []
         in_ch = 3
         for out_ch in channels:
@@ -35,12 +43,21 @@ class ConvEncoder(nnx.Module):
             in_ch = out_ch
         self.convs = nnx.List(convs)
         self.norms = nnx.List(norms)
-        self.keypoint_logits = nnx.Conv(in_ch, in_ch, kernel_size=(1, 1), rngs=rngs)
-        self.out = nnx.Linear(2 * in_ch, feature_dim, rngs=rngs)
+        self.pooling = pooling
+        if pooling == "spatial_softmax":
+            self.keypoint_logits = nnx.Conv(in_ch, in_ch, kernel_size=(1, 1), rngs=rngs)
+            self.out = nnx.Linear(2 * in_ch, feature_dim, rngs=rngs)
+        elif pooling == "flatten":
+            side = image_size // 2 ** len(channels)
+            self.out = nnx.Linear(side * side * in_ch, feature_dim, rngs=rngs)
+        else:
+            raise ValueError(f"unknown pooling {pooling!r}")
         self.out_norm = nnx.LayerNorm(feature_dim, rngs=rngs)
 
     def __call__(self, images: Float[Array, "b h w 3"]) -> Float[Array, "b f"]:
         x = images.astype(jnp.float32) / 127.5 - 1.0
         for conv, norm in zip(self.convs, self.norms, strict=True):
             x = jax.nn.gelu(norm(conv(x)))
-        return self.out_norm(self.out(spatial_softmax(self.keypoint_logits(x))))
+        if self.pooling == "spatial_softmax":
+            return self.out_norm(self.out(spatial_softmax(self.keypoint_logits(x))))
+        return self.out_norm(self.out(x.reshape(x.shape[0], -1)))

@@ -13,6 +13,7 @@ from flax import nnx
 from jaxtyping import Array, Bool, Float, PRNGKeyArray, UInt8
 
 from robopolicy.models import flow_matching
+from robopolicy.models.augment import random_shift
 from robopolicy.models.cnn_encoder import ConvEncoder
 from robopolicy.models.mlp_denoiser import MLPDenoiser
 from robopolicy.models.policy_config import PolicyConfig
@@ -25,7 +26,9 @@ class FlowPolicy(nnx.Module):
         self.config = config
         self.encoders = nnx.Dict(
             {
-                cam: ConvEncoder(config.encoder_channels, config.feature_dim, rngs=rngs)
+                cam: ConvEncoder(
+                    config.encoder_channels, config.feature_dim, config.image_size, config.pooling, rngs=rngs
+                )
                 for cam in config.cameras
             }
         )
@@ -40,13 +43,20 @@ class FlowPolicy(nnx.Module):
             rngs=rngs,
         )
 
-    def encode(self, images: Images, state: Float[Array, "b to s"]) -> Float[Array, "b c"]:
-        """Observation history → conditioning vector. Camera encoders run on all To frames at once."""
+    def encode(
+        self, images: Images, state: Float[Array, "b to s"], augment_key: PRNGKeyArray | None = None
+    ) -> Float[Array, "b c"]:
+        """Observation history → conditioning vector. Camera encoders run on all To frames at once.
+
+        With `augment_key`, images are randomly shifted first (training only).
+        """
         b, to = state.shape[:2]
         feats = []
-        for cam in self.config.cameras:
+        for i, cam in enumerate(self.config.cameras):
             frames = images[cam]
             flat = frames.reshape(b * to, *frames.shape[2:])
+            if augment_key is not None:
+                flat = random_shift(flat, jax.random.fold_in(augment_key, i), self.config.image_shift)
             feats.append(self.encoders[cam](flat).reshape(b, to, -1))
         feats.append(self.state_proj(state))
         return jnp.concatenate(feats, axis=-1).reshape(b, -1)
@@ -64,13 +74,13 @@ class FlowPolicy(nnx.Module):
         key: PRNGKeyArray,
     ) -> Float[Array, ""]:
         """Flow-matching loss on a batch of normalized windows."""
-        t_key, noise_key = jax.random.split(key)
+        t_key, noise_key, augment_key = jax.random.split(key, 3)
         b = actions.shape[0]
         alpha, beta = self.config.time_beta
         t = flow_matching.sample_time(t_key, b, alpha, beta)
         noise = jax.random.normal(noise_key, actions.shape, actions.dtype)
         x_t = flow_matching.interpolate(actions, noise, t)
-        predicted = self.denoiser(x_t, t, self.encode(images, state))
+        predicted = self.denoiser(x_t, t, self.encode(images, state, augment_key))
         return flow_matching.flow_matching_loss(predicted, actions, noise, self.loss_token_mask())
 
     def sample(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 
 @dataclass(frozen=True)
@@ -20,7 +21,10 @@ class PolicyConfig:
             from index To−1 (the current step).
         encoder_channels: output channels of the stride-2 conv stages of each camera encoder.
         feature_dim: per-camera (and per-proprio) feature size after the encoder.
+        pooling: how a camera's last feature map becomes a vector: "spatial_softmax" (expected image
+            coordinates per channel, as Diffusion Policy) or "flatten" (all positions into a linear layer).
         denoiser_width, denoiser_depth: residual MLP denoiser size.
+        image_shift: training-time random shift of every image by up to this many pixels (0: off).
         flow_steps: Euler steps at inference (openpi uses 10).
         time_beta: (α, β) of the Beta distribution training times are drawn from (openpi: 1.5, 1).
     """
@@ -34,8 +38,10 @@ class PolicyConfig:
     n_action_steps: int = 8
     encoder_channels: tuple[int, ...] = (32, 64, 128)
     feature_dim: int = 64
+    pooling: Literal["spatial_softmax", "flatten"] = "spatial_softmax"
     denoiser_width: int = 512
     denoiser_depth: int = 3
+    image_shift: int = 4
     flow_steps: int = 10
     time_beta: tuple[float, float] = field(default=(1.5, 1.0))
 
@@ -53,6 +59,7 @@ class PolicyConfig:
             len(self.cameras) >= 1 and len(set(self.cameras)) == len(self.cameras),
             "cameras must be unique and non-empty",
         )
+        need(self.pooling in ("spatial_softmax", "flatten"), f"unknown pooling {self.pooling!r}")
         need(self.image_size >= 16, f"image_size must be >= 16, got {self.image_size}")
         need(
             self.image_size % (2 ** len(self.encoder_channels)) == 0,
@@ -69,6 +76,10 @@ class PolicyConfig:
             f"n_action_steps must be in [1, action_horizon - obs_horizon + 1], got {self.n_action_steps}",
         )
         need(all(c > 0 for c in self.encoder_channels), "encoder_channels must be positive")
+        need(
+            0 <= self.image_shift < self.image_size // 4,
+            f"image_shift must be in [0, image_size/4), got {self.image_shift}",
+        )
         need(self.flow_steps >= 1, f"flow_steps must be >= 1, got {self.flow_steps}")
         need(self.denoiser_depth >= 1 and self.denoiser_width >= 8, "denoiser too small")
         need(all(b > 0 for b in self.time_beta), "time_beta parameters must be positive")

@@ -222,7 +222,7 @@ def run_expert_episode(
 ) -> dict[str, Any]:
     """Roll out the expert for one episode, stopping at success, truncation or a sim error.
 
-    With `noise_std > 0`, Gaussian noise (std in normalised action units, on the 6 arm dims) is added
+    With `noise_std > 0`, Gaussian noise (std in normalised action units, on the 3 translation dims) is added
     to the *executed* action, while `actions` records the clean expert action: the demonstrations then
     show how to recover from small perturbations.
 
@@ -249,7 +249,7 @@ def run_expert_episode(
         action = expert.act()
         todo = action.copy()
         if noise_std > 0:
-            todo[:6] = np.clip(todo[:6] + rng.normal(0.0, noise_std, size=6), -1.0, 1.0)
+            todo[:3] = np.clip(todo[:3] + rng.normal(0.0, noise_std, size=3), -1.0, 1.0)
         obs, reward, terminated, truncated, info = env.step(todo)
         observations.append(obs)
         actions.append(action)
