@@ -36,7 +36,7 @@ def _outputs() -> dict[str, list]:
     }
     state = jnp.asarray(rng.normal(size=(b, to, CONFIG.state_dim)), jnp.float32)
     actions = jnp.asarray(rng.uniform(-1, 1, size=(b, h, CONFIG.action_dim)), jnp.float32)
-    loss = model.loss(images, state, actions, jnp.ones((b, h), bool), jax.random.key(1))
+    loss = model.loss(images, state, actions, jax.random.key(1))
     sample = model.sample(images, state, jax.random.key(2))
     return {"loss": [float(loss)], "sample_first_row": np.asarray(sample[:, 0]).round(6).tolist()}
 

@@ -65,3 +65,28 @@ def test_resume_reproduces_uninterrupted_run(tmp_path):
     assert a.step == b.step == 6
     for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params), strict=True):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_resume_with_another_policy_shape_names_the_keys(tmp_path):
+    import pytest
+
+    from robopolicy.errors import UserError
+
+    config = TrainConfig(
+        out=str(tmp_path / "run"),
+        steps=1,
+        batch_size=4,
+        log_every=1,
+        policy=PolicyConfig(
+            image_size=16,
+            encoder_channels=(4, 8),
+            feature_dim=8,
+            denoiser_width=32,
+            denoiser_depth=1,
+            image_shift=2,
+        ),
+    )
+    train(config, _episodes(), progress=False)
+    wider = dataclasses.replace(config, steps=2, policy=dataclasses.replace(config.policy, feature_dim=16))
+    with pytest.raises(UserError, match=r"feature_dim: 8 → 16"):
+        train(wider, _episodes(), progress=False)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 from flax import nnx
-from jaxtyping import Array, Bool, Float, PRNGKeyArray, UInt8
+from jaxtyping import Array, Float, PRNGKeyArray, UInt8
 
 from robopolicy.models import flow_matching
 from robopolicy.models.augment import random_shift
@@ -70,10 +70,13 @@ class FlowPolicy(nnx.Module):
         images: Images,
         state: Float[Array, "b to s"],
         actions: Float[Array, "b h a"],
-        action_valid: Bool[Array, "b h"],
         key: PRNGKeyArray,
     ) -> Float[Array, ""]:
-        """Flow-matching loss on a batch of normalized windows."""
+        """Flow-matching loss on a batch of normalized windows.
+
+        Padded positions past an episode's end are kept: they repeat the final at-rest action, which
+        teaches the policy to stay put once done (as Diffusion Policy does).
+        """
         t_key, noise_key, augment_key = jax.random.split(key, 3)
         b = actions.shape[0]
         alpha, beta = self.config.time_beta

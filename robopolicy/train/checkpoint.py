@@ -47,6 +47,11 @@ def restore(manager: ocp.CheckpointManager, step: int, abstract_state: Any) -> t
     return restored.state, restored.meta
 
 
+def restore_meta(manager: ocp.CheckpointManager, step: int) -> dict[str, Any]:
+    """Only the JSON metadata of a checkpoint."""
+    return manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
+
+
 def restore_policy_params(directory: Path, step: int, abstract_params: Any) -> Any:
     """Only the EMA weights of a checkpoint, shaped like `abstract_params`."""
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_params)
@@ -87,7 +92,7 @@ def load_meta(path: str | Path) -> tuple[Path, int, dict[str, Any]]:
     directory, step = resolve_checkpoint(path)
     manager = ocp.CheckpointManager(directory.resolve())
     try:
-        meta = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
+        meta = restore_meta(manager, step)
     except (FileNotFoundError, ValueError, KeyError) as e:
         raise UserError(f"{directory / str(step)}: unreadable checkpoint ({e})") from e
     finally:

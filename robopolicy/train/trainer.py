@@ -80,9 +80,7 @@ def make_train_step(
 
         def loss_fn(params: nnx.State) -> jax.Array:
             model = nnx.merge(graphdef, params)
-            return model.loss(
-                batch["images"], batch["state"], batch["action"], batch["action_valid"], step_key
-            )
+            return model.loss(batch["images"], batch["state"], batch["action"], step_key)
 
         loss, grads = jax.value_and_grad(loss_fn)(state["params"])
         updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
@@ -135,6 +133,7 @@ def train(config: TrainConfig, episodes: list[Episode] | None = None, progress: 
     start = 0
     if manager.latest_step() is not None:
         start = int(manager.latest_step())
+        _check_resume_compatible(checkpoint.restore_meta(manager, start), meta, run_dir)
         state, _ = checkpoint.restore(manager, start, state)
 
     step_fn = make_train_step(graphdef, tx, config)
@@ -143,7 +142,7 @@ def train(config: TrainConfig, episodes: list[Episode] | None = None, progress: 
         total=config.steps, initial=start, desc="train", unit="step", disable=not progress, dynamic_ncols=True
     )
     t0, timed_from = time.perf_counter(), start
-    metrics: dict[str, jax.Array] = {}
+    log = (run_dir / "train_log.jsonl").open("a")
     for step in range(start, config.steps):
         batch = windows.get_batch(sampler.indices(step)).as_dict()
         state, metrics = step_fn(state, batch)
@@ -151,6 +150,8 @@ def train(config: TrainConfig, episodes: list[Episode] | None = None, progress: 
         if done % config.log_every == 0 or done == config.steps:
             loss = float(metrics["loss"])
             losses.append((done, loss))
+            log.write(json.dumps({"step": done, "loss": loss}) + "\n")
+            log.flush()
             bar.set_postfix(loss=f"{loss:.4f}", gnorm=f"{float(metrics['grad_norm']):.2f}")
         if done % config.checkpoint_every == 0 or done == config.steps:
             checkpoint.save(manager, done, state, meta)
@@ -159,11 +160,11 @@ def train(config: TrainConfig, episodes: list[Episode] | None = None, progress: 
             jax.block_until_ready(metrics["loss"])
             t0, timed_from = time.perf_counter(), done
     bar.close()
+    log.close()
     manager.wait_until_finished()
     manager.close()
     elapsed = time.perf_counter() - t0
     timed_steps = config.steps - timed_from
-    _append_loss_log(run_dir / "train_log.jsonl", losses)
     return TrainResult(
         run_dir=run_dir,
         checkpoint_dir=run_dir / "checkpoints",
@@ -174,7 +175,10 @@ def train(config: TrainConfig, episodes: list[Episode] | None = None, progress: 
     )
 
 
-def _append_loss_log(path: Path, losses: list[tuple[int, float]]) -> None:
-    with path.open("a") as f:
-        for step, loss in losses:
-            f.write(json.dumps({"step": step, "loss": loss}) + "\n")
+def _check_resume_compatible(saved: dict[str, Any], current: dict[str, Any], run_dir: Path) -> None:
+    """Resuming a run with another policy shape would fail deep inside orbax; say which keys differ."""
+    old, new = saved.get("policy_config", {}), current["policy_config"]
+    differing = sorted(k for k in set(old) | set(new) if json.dumps(old.get(k)) != json.dumps(new.get(k)))
+    if differing:
+        details = ", ".join(f"{k}: {old.get(k)!r} → {new.get(k)!r}" for k in differing)
+        raise UserError(f"{run_dir}: existing run has a different policy config ({details}); use a new --out")
