@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import weakref
+
 import mujoco
 import numpy as np
 
@@ -23,6 +25,9 @@ class CameraRenderer:
                 raise ValueError(f"camera '{name}' is not in the scene")
         self._cameras = cameras
         self._renderer = mujoco.Renderer(model, height=size, width=size)
+        # An env never closed by its user would otherwise free its GL context in mujoco's __del__ during
+        # interpreter teardown, which prints an "Exception ignored" traceback; finalize runs it at exit.
+        self._finalizer = weakref.finalize(self, self._renderer.close)
         # Scene flags persist across update_scene calls; these two dominate CPU render cost.
         flags = self._renderer.scene.flags
         flags[mujoco.mjtRndFlag.mjRND_SHADOW] = int(options.shadows)
@@ -41,4 +46,4 @@ class CameraRenderer:
         return images
 
     def close(self) -> None:
-        self._renderer.close()
+        self._finalizer()
