@@ -103,3 +103,14 @@ def test_stale_init_states_raise(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(mod, "init_states_file", lambda task: bad)
     with pytest.raises(mod.InitStatesError, match=r"python -m robopolicy.sim.init_states cube_on_plate"):
         mod.load_init_states("cube_on_plate")
+
+
+def test_unclosed_env_exits_cleanly() -> None:
+    import subprocess
+    import sys
+
+    # With JAX loaded (as in any policy script) mujoco's own __del__ ran too late at interpreter exit.
+    code = "import jax\nfrom robopolicy.sim import TabletopEnv\nenv = TabletopEnv(image_size=32)\nenv.reset(seed=0)\n"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Exception ignored" not in proc.stderr

@@ -5,12 +5,19 @@ import shutil
 
 import jax
 import numpy as np
+import pytest
 
 from robopolicy.data.episode import Episode
+from robopolicy.errors import UserError
+from robopolicy.eval.policy_runner import load_policy
 from robopolicy.models.policy_config import PolicyConfig
 from robopolicy.train.optimizer import OptimizerConfig
 from robopolicy.train.train_config import TrainConfig
 from robopolicy.train.trainer import train
+
+SMALL_POLICY = PolicyConfig(
+    image_size=16, encoder_channels=(4, 8), feature_dim=8, denoiser_width=32, denoiser_depth=1, image_shift=2
+)
 
 
 def _episodes() -> list[Episode]:
@@ -37,14 +44,7 @@ def test_resume_reproduces_uninterrupted_run(tmp_path):
         checkpoint_every=3,
         keep_checkpoints=5,
         log_every=1,
-        policy=PolicyConfig(
-            image_size=16,
-            encoder_channels=(4, 8),
-            feature_dim=8,
-            denoiser_width=32,
-            denoiser_depth=1,
-            image_shift=2,
-        ),
+        policy=SMALL_POLICY,
         optimizer=OptimizerConfig(warmup_steps=2, learning_rate=1e-3),
     )
     episodes = _episodes()
@@ -59,8 +59,6 @@ def test_resume_reproduces_uninterrupted_run(tmp_path):
     assert [s for s, _ in resumed.losses] == [4, 5, 6]
     np.testing.assert_array_equal([loss for _, loss in resumed.losses], [loss for _, loss in full.losses[3:]])
 
-    from robopolicy.eval.policy_runner import load_policy
-
     a, b = load_policy(tmp_path / "a"), load_policy(tmp_path / "b")
     assert a.step == b.step == 6
     for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params), strict=True):
@@ -68,23 +66,12 @@ def test_resume_reproduces_uninterrupted_run(tmp_path):
 
 
 def test_resume_with_another_policy_shape_names_the_keys(tmp_path):
-    import pytest
-
-    from robopolicy.errors import UserError
-
     config = TrainConfig(
         out=str(tmp_path / "run"),
         steps=1,
         batch_size=4,
         log_every=1,
-        policy=PolicyConfig(
-            image_size=16,
-            encoder_channels=(4, 8),
-            feature_dim=8,
-            denoiser_width=32,
-            denoiser_depth=1,
-            image_shift=2,
-        ),
+        policy=SMALL_POLICY,
     )
     train(config, _episodes(), progress=False)
     wider = dataclasses.replace(config, steps=2, policy=dataclasses.replace(config.policy, feature_dim=16))

@@ -144,7 +144,9 @@ def train(config: TrainConfig, episodes: list[Episode] | None = None, progress: 
     t0, timed_from = time.perf_counter(), start
     log = (run_dir / "train_log.jsonl").open("a")
     for step in range(start, config.steps):
-        batch = windows.get_batch(sampler.indices(step)).as_dict()
+        window = windows.get_batch(sampler.indices(step))
+        # Only what the loss reads goes to the device.
+        batch = {"images": window.images, "state": window.state, "action": window.action}
         state, metrics = step_fn(state, batch)
         done = step + 1
         if done % config.log_every == 0 or done == config.steps:
