@@ -78,6 +78,17 @@ def _data_check(config: Any) -> int:
     return run_check(config)
 
 
+def _cache_embeddings(config: Any) -> None:
+    from robopolicy.data.embedding_cache import cache_embeddings
+
+    result = cache_embeddings(config)
+    rate = result.frames / result.seconds if result.seconds > 0 else float("nan")
+    print(
+        f"embedded {result.frames} frames of {result.episodes} episodes in {result.seconds:.1f} s "
+        f"({rate:.0f} frames/s); dataset: {result.dataset_dir}"
+    )
+
+
 VERBS: dict[str, Verb] = {
     "collect": Verb("record scripted-expert demonstrations of a task as an RLDS dataset", _collect),
     "train": Verb("train a flow-matching policy on an RLDS dataset (resumes an existing run)", _train),
@@ -85,6 +96,10 @@ VERBS: dict[str, Verb] = {
     "quickstart": Verb("collect → train → evaluate on the default task, in one go", _quickstart),
     "data info": Verb("print a dataset's schema, counts, tasks and action/state statistics", _data_info),
     "data check": Verb("validate every episode of one or more datasets and list all problems", _data_check),
+    "cache-embeddings": Verb(
+        "write per-frame embeddings of a dataset with a trained policy's encoder (PTP multistage)",
+        _cache_embeddings,
+    ),
 }
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from robopolicy.data.collect import CollectConfig
 from robopolicy.data.data_commands import DataCheckConfig, DataInfoConfig
+from robopolicy.data.embedding_cache import CacheEmbeddingsConfig
 from robopolicy.eval.eval_config import EvalConfig
 from robopolicy.models.policy_config import PolicyConfig
 from robopolicy.quickstart import QuickstartConfig
@@ -86,4 +87,10 @@ PRESETS = {
     "quickstart": QUICKSTART,
     "data info": {"default": DataInfoConfig()},
     "data check": {"default": DataCheckConfig()},
+    "cache-embeddings": {
+        "default": CacheEmbeddingsConfig(),
+        "quickstart": CacheEmbeddingsConfig(
+            encoder="runs/quickstart/train", dataset="runs/quickstart/dataset"
+        ),
+    },
 }
