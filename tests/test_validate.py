@@ -176,3 +176,36 @@ def test_libero_schema_violations(tmp_path):
     ds = write_rlds(tmp_path / "l", features, [episode])
     problems = {(p.key, p.message.split(",")[0]) for p in check_dataset(str(ds), "libero").problems}
     assert problems == {("observation/wrist_image", "missing"), ("observation/state", "wrong shape (2")}
+
+
+def test_float_width_and_reward_checks(tmp_path):
+    features = {
+        "observation": {
+            "cam": tfds.features.Tensor(shape=(4, 4, 3), dtype=np.uint8),
+            "state": tfds.features.Tensor(shape=(3,), dtype=np.float32),
+        },
+        "action": tfds.features.Tensor(shape=(2,), dtype=np.float64),
+        "reward": tfds.features.Scalar(dtype=np.float32),
+        "language_instruction": tfds.features.Text(),
+    }
+    steps = [
+        {
+            "observation": {"cam": np.zeros((4, 4, 3), np.uint8), "state": np.zeros(3, np.float32)},
+            "action": np.zeros(2, np.float64),
+            "reward": np.float32(r),
+            "language_instruction": "go",
+        }
+        for r in (0.0, np.nan)
+    ]
+    ds = write_rlds(tmp_path / "w", features, [{"steps": steps}])
+    problems = {(p.key, p.message) for p in check_dataset(str(ds)).problems}
+    assert problems == {
+        ("action", "wrong dtype float64, expected float32"),
+        ("reward", "NaN or Inf at 1 step(s), first at step 1"),
+    }
+    toml = tmp_path / "any_float.toml"
+    toml.write_text(
+        'cameras = { "observation/cam" = "agentview" }\nfloat_dtype = "floating"\nreward = "missing_key"\n'
+    )
+    [episode] = load_episodes(ds, mapping=str(toml))
+    assert episode.action.dtype == np.float32 and episode.reward.tolist() == [0.0, 0.0]

@@ -31,7 +31,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from robopolicy.data.validate import ArraySpec
 from robopolicy.errors import UserError
@@ -52,6 +52,8 @@ class KeyMapping:
             (e.g. `episode_metadata/task`); without `task` the instruction names the task, without
             `episode_id` the record index is the id.
         image_shape, state_dim, action_dim: required per-step shapes (None: any, but consistent).
+        float_dtype: required dtype of state, action and embeddings: "float32" (what robopolicy and
+            the LIBERO conversions write) or "floating" (any float width, converted on reading).
     """
 
     name: str
@@ -69,6 +71,7 @@ class KeyMapping:
     image_shape: tuple[int, int, int] | None = None
     state_dim: int | None = None
     action_dim: int | None = None
+    float_dtype: Literal["float32", "floating"] = "float32"
 
     def __post_init__(self) -> None:
         names = [*self.cameras.values(), *self.embeddings.values()]
@@ -78,6 +81,8 @@ class KeyMapping:
             raise ValueError(
                 f"key mapping '{self.name}': image_shape must be [H, W, 3], got {self.image_shape}"
             )
+        if self.float_dtype not in ("float32", "floating"):
+            raise ValueError(f"key mapping '{self.name}': float_dtype must be float32 or floating")
         for dim_name in ("state_dim", "action_dim"):
             dim = getattr(self, dim_name)
             if dim is not None and dim < 1:
@@ -87,9 +92,9 @@ class KeyMapping:
         """Per-step array specs keyed by source step key, as `validate.check_arrays` takes them."""
         image = self.image_shape or (None, None, 3)
         specs = {key: ArraySpec(tuple(image), "uint8") for key in self.cameras}
-        specs.update({key: ArraySpec((None,), "floating") for key in self.embeddings})
-        specs[self.state] = ArraySpec((self.state_dim,), "floating")
-        specs[self.action] = ArraySpec((self.action_dim,), "floating")
+        specs.update({key: ArraySpec((None,), self.float_dtype) for key in self.embeddings})
+        specs[self.state] = ArraySpec((self.state_dim,), self.float_dtype)
+        specs[self.action] = ArraySpec((self.action_dim,), self.float_dtype)
         return specs
 
 

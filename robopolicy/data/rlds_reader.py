@@ -19,6 +19,7 @@ import tensorflow_datasets as tfds
 from robopolicy.data.episode import Episode
 from robopolicy.data.key_mapping import KeyMapping, resolve_mapping
 from robopolicy.data.validate import (
+    ArraySpec,
     DatasetError,
     Problem,
     check_arrays,
@@ -164,6 +165,8 @@ def read_episode(
     if not steps:
         return None, [problem(mapping.action, "empty episode (0 steps)")]
     specs = mapping.step_specs()
+    if mapping.reward and _lookup(steps[0], mapping.reward) is not None:  # optional, but checked when present
+        specs[mapping.reward] = ArraySpec((), "floating")
     stacked = {key: _stack(steps, key) for key in specs}
     problems = [problem(key, value) for key, value in stacked.items() if isinstance(value, str)]
     arrays = {k: v for k, v in stacked.items() if not isinstance(v, str)}
