@@ -81,9 +81,12 @@ def test_check_exit_status_and_all_problems(tmp_path, capsys):
     assert len(texts) == 2
     assert (
         texts[0].startswith(f"{bad}: episode ")
-        and "key 'action': NaN or Inf at 1 step(s), first at step 2" in texts[0]
+        and "key 'action' contains NaN or Inf at 1 step(s), first at step 2" in texts[0]
     )
-    assert texts[1] == f"{six}: episode 0: key 'action': action dimension 6 disagrees with 7 in {clean}"
+    assert (
+        texts[1]
+        == f"{six}: episode 0: key 'action' has action dimension 6, which disagrees with 7 in {clean}"
+    )
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from rlds_fixtures import libero_episode, libero_step_features, write_rlds
 
+from robopolicy.cli import main
 from robopolicy.data.key_mapping import LIBERO, load_mapping_file
 from robopolicy.data.rlds_reader import RldsDataset, load_episodes
 from robopolicy.errors import UserError
@@ -53,6 +54,18 @@ def test_libero_schema_reads_into_episodes(libero_dataset, mapping):
         np.testing.assert_array_equal(episode.reward, [s["reward"] for s in steps])
         assert episode.instruction == steps[0]["language_instruction"] == episode.task
         assert episode.success
+
+
+def test_data_info_and_check_on_the_libero_dataset(libero_dataset, capsys):
+    path, _ = libero_dataset
+    assert main(["data", "check", str(path), "--mapping", "libero"]) == 0
+    assert main(["data", "info", str(path), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out.split("\n", 1)[1])  # after check's one-line verdict
+    assert info["mapping"] == "libero" and info["episodes"] == 3 and info["steps"]["total"] == 9
+    assert info["cameras"] == {"agentview": [256, 256, 3], "wrist": [256, 256, 3]}
+    assert info["features"]["steps/observation/image"]["kind"] == "Image"
+    assert info["tasks"]["put the bowl on the plate"]["episodes"] == 2
+    assert len(info["stats"]["state"]["q99"]) == 8 and len(info["stats"]["action"]["mean"]) == 7
 
 
 def test_custom_toml_mapping(libero_dataset, tmp_path):

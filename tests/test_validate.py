@@ -56,20 +56,23 @@ def test_check_arrays_hand_cases():
 
     nan = dict(good, action=np.array([[0, 0], [np.inf, 0], [np.nan, 1]], np.float32))
     assert check_arrays(nan, SPECS, "ds", 5) == [
-        Problem("ds", 5, "action", "NaN or Inf at 2 step(s), first at step 1")
+        Problem("ds", 5, "action", "contains NaN or Inf at 2 step(s), first at step 1")
     ]
     [p] = check_arrays(dict(good, image=np.zeros((3, 4, 4, 3), np.float32)), SPECS, "ds", 1)
-    assert (p.key, p.message) == ("image", "wrong dtype float32, expected uint8")
+    assert (p.key, p.message) == ("image", "has wrong dtype float32, expected uint8")
     [p] = check_arrays(dict(good, action=np.zeros((3, 5), np.float32)), SPECS, "ds", 1)
-    assert p.message == "wrong shape (3, 5), expected floating [T, 2]"
+    assert p.message == "has wrong shape (3, 5), expected floating [T, 2]"
     [p] = check_arrays({"action": good["action"]}, SPECS, "ds", 1)
-    assert (p.key, p.message) == ("image", "missing")
+    assert (p.key, p.message) == ("image", "is missing")
     [p] = check_arrays(dict(good, image=np.zeros((2, 4, 4, 3), np.uint8)), SPECS, "ds", 1)
     assert p.message == "has 2 steps but 'action' has 3"
     short = {"action": np.zeros((1, 2), np.float32), "image": np.zeros((1, 4, 4, 3), np.uint8)}
-    assert check_arrays(short, SPECS, "ds", 1)[0].message.startswith("one-step episode")
+    assert (
+        check_arrays(short, SPECS, "ds", 1)[0].message
+        == "has 1 step: one-step episode, needs at least 2 steps"
+    )
     empty = {"action": np.zeros((0, 2), np.float32), "image": np.zeros((0, 4, 4, 3), np.uint8)}
-    assert check_arrays(empty, SPECS, "ds", 1)[0].message == "empty episode (0 steps)"
+    assert check_arrays(empty, SPECS, "ds", 1)[0].message == "has 0 steps: empty episode"
     # Everything is reported, not only the first problem.
     both = {"action": np.full((3, 2), np.nan, np.float32), "image": np.zeros((3, 4, 4), np.uint8)}
     assert {p.key for p in check_arrays(both, SPECS, "ds", 1)} == {"action", "image"}
@@ -78,14 +81,15 @@ def test_check_arrays_hand_cases():
 def test_episode_validate_and_training_entry_points():
     bad = _episode(3)
     bad.state[2, 1] = np.nan
-    with pytest.raises(DatasetError, match=r"^mem: episode 3: key 'state': NaN or Inf"):
+    with pytest.raises(DatasetError, match=r"^mem: episode 3: key 'state' contains NaN or Inf"):
         bad.validate("mem")
     with pytest.raises(ValueError):  # the earlier contract of Episode.validate still holds
         bad.validate("mem")
-    with pytest.raises(DatasetError, match=r"episode 1: key 'frames/agentview': per-step shape"):
+    with pytest.raises(DatasetError, match=r"episode 1: key 'frames/agentview' has per-step shape"):
         validate_episodes([_episode(0), _episode(1, size=6)], "mem")
     with pytest.raises(
-        DatasetError, match=r"^b: episode 0: key 'action': action dimension 6 disagrees with 7 in a$"
+        DatasetError,
+        match=r"^b: episode 0: key 'action' has action dimension 6, which disagrees with 7 in a$",
     ):
         validate_mixture({"a": [_episode(0)], "b": [_episode(1, action_dim=6)]})
     assert check_action_dims({"a": 7, "b": 7}) == []
@@ -95,7 +99,9 @@ def test_nan_in_our_dataset_names_dataset_episode_and_key(tmp_path):
     episodes = [_episode(i) for i in range(4)]
     episodes[2].action[1, 3] = np.nan
     ds = _ours(tmp_path, episodes)
-    with pytest.raises(DatasetError, match=rf"^{ds}: episode 2( \(record \d\))?: key 'action': NaN or Inf"):
+    with pytest.raises(
+        DatasetError, match=rf"^{ds}: episode 2( \(record \d\))?: key 'action' contains NaN or Inf"
+    ):
         load_episodes(ds)
     result = check_dataset(str(ds))
     assert (result.episodes, result.valid_episodes) == (4, 3)
@@ -110,7 +116,7 @@ def test_short_and_empty_episodes_and_action_dims_across_datasets(tmp_path):
     [short] = results[0].problems
     assert (short.episode, short.key) == (1, "action") and "one-step episode" in short.message
     [p] = cross
-    assert (p.dataset, p.key) == (str(b), "action") and "6 disagrees with 7" in p.message
+    assert (p.dataset, p.key) == (str(b), "action") and "dimension 6, which disagrees with 7" in p.message
 
     features = {
         "observation": {"state": tfds.features.Tensor(shape=(3,), dtype=np.float32)},
@@ -124,7 +130,7 @@ def test_short_and_empty_episodes_and_action_dims_across_datasets(tmp_path):
     }
     ds = write_rlds(tmp_path / "empty", features, [{"steps": [step, step]}, {"steps": []}])
     [p] = check_dataset(str(ds)).problems
-    assert (p.key, p.message) == ("action", "empty episode (0 steps)")
+    assert (p.key, p.message) == ("action", "has 0 steps: empty episode")
 
 
 def test_foreign_dataset_with_wrong_dtype_and_missing_key(tmp_path):
@@ -146,8 +152,8 @@ def test_foreign_dataset_with_wrong_dtype_and_missing_key(tmp_path):
         (i, key, message)
         for i in (0, 1)
         for key, message in [
-            ("observation/rgb", "wrong dtype float32, expected uint8"),
-            ("language_instruction", "missing"),
+            ("observation/rgb", "has wrong dtype float32, expected uint8"),
+            ("language_instruction", "is missing"),
         ]
     }
     assert all(str(p).startswith(f"{ds}: episode ") for p in problems)
@@ -161,7 +167,12 @@ def test_dynamic_shapes_that_cannot_be_read_without_tensorflow_are_reported(tmp_
     step = {"observation": {"state": np.zeros(3, np.float32)}, "action": np.zeros(2, np.float32)}
     ds = write_rlds(tmp_path / "d", features, [{"steps": [step, step]}])
     [p] = check_dataset(str(ds)).problems
-    assert p.episode == 0 and "unreadable record" in p.message and "steps/observation/state" in p.message
+    assert (
+        p.episode == 0
+        and p.key == "steps"
+        and "is unreadable" in p.message
+        and "steps/observation/state" in p.message
+    )
 
 
 def test_libero_schema_violations(tmp_path):
@@ -175,7 +186,10 @@ def test_libero_schema_violations(tmp_path):
         s["observation"]["state"] = np.zeros(9, np.float32)
     ds = write_rlds(tmp_path / "l", features, [episode])
     problems = {(p.key, p.message.split(",")[0]) for p in check_dataset(str(ds), "libero").problems}
-    assert problems == {("observation/wrist_image", "missing"), ("observation/state", "wrong shape (2")}
+    assert problems == {
+        ("observation/wrist_image", "is missing"),
+        ("observation/state", "has wrong shape (2"),
+    }
 
 
 def test_float_width_and_reward_checks(tmp_path):
@@ -200,8 +214,8 @@ def test_float_width_and_reward_checks(tmp_path):
     ds = write_rlds(tmp_path / "w", features, [{"steps": steps}])
     problems = {(p.key, p.message) for p in check_dataset(str(ds)).problems}
     assert problems == {
-        ("action", "wrong dtype float64, expected float32"),
-        ("reward", "NaN or Inf at 1 step(s), first at step 1"),
+        ("action", "has wrong dtype float64, expected float32"),
+        ("reward", "contains NaN or Inf at 1 step(s), first at step 1"),
     }
     toml = tmp_path / "any_float.toml"
     toml.write_text(

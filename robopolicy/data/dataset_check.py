@@ -45,7 +45,7 @@ def check_dataset(path: str, mapping: str = "auto") -> DatasetCheck:
                 continue
         result.valid_episodes += 1
     if result.episodes == 0:
-        result.problems.append(Problem(str(dataset), 0, "steps", "dataset has no episodes"))
+        result.problems.append(Problem(str(dataset), 0, "steps", "is empty: the dataset has no episodes"))
     return result
 
 

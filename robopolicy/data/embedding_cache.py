@@ -182,7 +182,7 @@ def cache_embeddings(config: CacheEmbeddingsConfig, progress: bool = True) -> Ca
         shapes = shapes or (episode.state.shape[1], episode.action.shape[1])
         if (episode.state.shape[1], episode.action.shape[1]) != shapes:
             raise DatasetError(
-                f"{source}: episode {episode.episode_id}: key 'state'/'action': dimensions differ"
+                f"{source}: episode {episode.episode_id}: key 'state' or 'action' has a dimension that differs from the first episode's"
             )
         if not (raw_dir / f"episode_{episode.episode_id:05d}.npz").exists():
             encoder.check_frames(episode.frames, f"{source}: episode {episode.episode_id}")

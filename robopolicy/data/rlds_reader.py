@@ -147,7 +147,7 @@ def _stack(steps: list[dict[str, Any]], key: str) -> np.ndarray | str | None:
     arrays = [np.asarray(v) for v in values]
     shapes = {a.shape for a in arrays}
     if len(shapes) > 1:
-        return f"per-step shapes differ within the episode: {sorted(shapes)}"
+        return f"has per-step shapes that differ within the episode: {sorted(shapes)}"
     return np.stack(arrays)
 
 
@@ -163,7 +163,7 @@ def read_episode(
 
     steps = record["steps"]
     if not steps:
-        return None, [problem(mapping.action, "empty episode (0 steps)")]
+        return None, [problem(mapping.action, "has 0 steps: empty episode")]
     specs = mapping.step_specs()
     if mapping.reward and _lookup(steps[0], mapping.reward) is not None:  # optional, but checked when present
         specs[mapping.reward] = ArraySpec((), "floating")
@@ -178,7 +178,7 @@ def read_episode(
     if mapping.instruction is not None:
         value = _lookup(steps[0], mapping.instruction)
         if value is None:
-            problems.append(problem(mapping.instruction, "missing"))
+            problems.append(problem(mapping.instruction, "is missing"))
         else:
             instruction = _text(value)
     if problems:
@@ -215,7 +215,7 @@ def iter_episodes(dataset: RldsDataset) -> Iterator[tuple[int, Episode | None, l
     """(record index, episode or None, problems) for every record, in storage order."""
     for index, record in dataset.records():
         if isinstance(record, Exception):
-            message = f"unreadable record ({type(record).__name__}: {record})"
+            message = f"is unreadable ({type(record).__name__}: {record})"
             yield index, None, [Problem(str(dataset), index, "steps", message)]
             continue
         episode, problems = read_episode(record, index, dataset.mapping, str(dataset))

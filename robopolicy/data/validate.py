@@ -47,7 +47,7 @@ class Problem:
 
     def __str__(self) -> str:
         stored = f" (record {self.record})" if self.record not in (None, self.episode) else ""
-        return f"{self.dataset}: episode {self.episode}{stored}: key '{self.key}': {self.message}"
+        return f"{self.dataset}: episode {self.episode}{stored}: key '{self.key}' {self.message}"
 
 
 @dataclass(frozen=True)
@@ -89,28 +89,28 @@ def check_arrays(
     for key, spec in specs.items():
         arr = arrays.get(key)
         if arr is None:
-            add(key, "missing")
+            add(key, "is missing")
             continue
         arr = np.asarray(arr)
         if not _dtype_ok(arr.dtype, spec.dtype):
-            add(key, f"wrong dtype {arr.dtype}, expected {spec.dtype}")
+            add(key, f"has wrong dtype {arr.dtype}, expected {spec.dtype}")
         elif arr.ndim != 1 + len(spec.shape) or any(
             want is not None and got != want for got, want in zip(arr.shape[1:], spec.shape, strict=False)
         ):
-            add(key, f"wrong shape {tuple(arr.shape)}, expected {spec.describe()}")
+            add(key, f"has wrong shape {tuple(arr.shape)}, expected {spec.describe()}")
         elif np.issubdtype(arr.dtype, np.floating):
             bad = ~np.isfinite(arr).all(axis=tuple(range(1, arr.ndim)))
             if bad.any():
                 steps = np.flatnonzero(bad)
-                add(key, f"NaN or Inf at {len(steps)} step(s), first at step {steps[0]}")
+                add(key, f"contains NaN or Inf at {len(steps)} step(s), first at step {steps[0]}")
         present[key] = arr
 
     if length_key in present:
         n = len(present[length_key])
         if n == 0:
-            add(length_key, "empty episode (0 steps)")
+            add(length_key, "has 0 steps: empty episode")
         elif n < MIN_STEPS:
-            add(length_key, f"one-step episode: needs at least {MIN_STEPS} steps, has {n}")
+            add(length_key, f"has {n} step: one-step episode, needs at least {MIN_STEPS} steps")
         for key, arr in present.items():
             if key != length_key and len(arr) != n:
                 add(key, f"has {len(arr)} steps but '{length_key}' has {n}")
@@ -156,11 +156,11 @@ def check_consistent_shapes(episodes: Sequence[Episode], dataset: str) -> list[P
         arrays = episode_arrays(episode)
         for key in sorted(set(first) | set(arrays)):
             if key not in arrays:
-                message = f"missing (episode {ref} has it)"
+                message = f"is missing (episode {ref} has it)"
             elif key not in first:
-                message = f"not in episode {ref}"
+                message = f"is not in episode {ref}"
             elif arrays[key].shape[1:] != first[key].shape[1:]:
-                message = f"per-step shape {arrays[key].shape[1:]} differs from episode {ref}'s {first[key].shape[1:]}"
+                message = f"has per-step shape {arrays[key].shape[1:]}, which differs from episode {ref}'s {first[key].shape[1:]}"
             else:
                 continue
             problems.append(Problem(dataset, episode.episode_id, key, message))
@@ -177,7 +177,9 @@ def check_action_dims(action_dims: Mapping[str, int]) -> list[Problem]:
         return []
     ref_name, ref_dim = items[0]
     return [
-        Problem(name, 0, "action", f"action dimension {dim} disagrees with {ref_dim} in {ref_name}")
+        Problem(
+            name, 0, "action", f"has action dimension {dim}, which disagrees with {ref_dim} in {ref_name}"
+        )
         for name, dim in items[1:]
         if dim != ref_dim
     ]
