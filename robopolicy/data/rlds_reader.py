@@ -35,14 +35,16 @@ TF_EXTRA_HINT = "pip install 'robopolicy[tf]'"
 def find_dataset_dir(path: str | Path) -> Path:
     """The TFDS version folder at or below `path` (the folder holding dataset_info.json).
 
-    Accepts the version folder itself or any parent of it (e.g. the `dataset/` folder a collection
-    wrote), as long as exactly one dataset lies below.
+    Accepts the version folder itself, a file in it, or any parent of it (e.g. the `dataset/` folder
+    a collection wrote), as long as exactly one dataset lies below.
     """
     root = Path(path)
     if not root.exists():
         raise UserError(f"{root}: no such dataset (path does not exist)")
     if (root / _INFO_FILE).is_file():
         return root
+    if root.is_file() and (root.parent / _INFO_FILE).is_file():  # a file of the dataset, e.g. its info
+        return root.parent
     found = sorted(p.parent for p in root.rglob(_INFO_FILE)) if root.is_dir() else []
     if not found:
         raise UserError(f"{root}: not an RLDS dataset ({_INFO_FILE} not found below it)")
