@@ -9,7 +9,7 @@ import pytest
 from rlds_fixtures import libero_episode, libero_step_features, write_rlds
 
 from robopolicy.cli import main
-from robopolicy.data.key_mapping import LIBERO, load_mapping_file
+from robopolicy.data.key_mapping import libero_mapping, load_mapping_file, preset_names
 from robopolicy.data.rlds_reader import RldsDataset, load_episodes
 from robopolicy.errors import UserError
 
@@ -89,10 +89,14 @@ def test_custom_toml_mapping(libero_dataset, tmp_path):
 
 
 def test_libero_preset_is_the_published_schema():
-    specs = LIBERO.step_specs()
+    libero = libero_mapping()
+    assert libero.name == "libero" and "libero" in preset_names()
+    assert libero.cameras == {"observation/image": "agentview", "observation/wrist_image": "wrist"}
+    specs = libero.step_specs()
     assert specs["observation/image"].shape == specs["observation/wrist_image"].shape == (256, 256, 3)
     assert specs["observation/state"].shape == (8,) and specs["action"].shape == (7,)
-    assert LIBERO.instruction == "language_instruction"
+    assert specs["observation/image"].dtype == "uint8" and specs["action"].dtype == "float32"
+    assert libero.instruction == "language_instruction"
 
 
 def test_tfrecord_dataset_without_tensorflow_says_which_extra(libero_dataset, tmp_path):

@@ -5,17 +5,18 @@ proprio state, the action and the language instruction; optionally reward, termi
 episode-metadata keys (relative to the episode record). It may also fix the per-step shapes the
 dataset must have, which `robopolicy data check` then enforces.
 
-Shipped presets (`--mapping NAME`):
+Presets (`--mapping NAME`):
 
 - `robopolicy`: datasets written by `robopolicy collect` (every observation key but `state` is a camera).
 - `robopolicy_embeddings`: embedding caches written by `robopolicy cache-embeddings`.
-- `libero`: the LIBERO RLDS conversions used by OpenVLA and openpi: `observation/image` (→ `agentview`)
-  and `observation/wrist_image` (→ `wrist`), uint8 256×256×3; `observation/state` float32 [8]
+- every TOML file in `datasets/key_mappings/`, by file name; shipped: `libero`, the LIBERO RLDS
+  conversions used by OpenVLA and openpi: `observation/image` (→ `agentview`) and
+  `observation/wrist_image` (→ `wrist`), uint8 256×256×3; `observation/state` float32 [8]
   (end-effector position, axis-angle, two gripper fingers); `action` float32 [7];
   `language_instruction`.
 - `auto` (default): picks one of the above from the dataset's features.
 
-A custom mapping is a TOML file, `--mapping my_mapping.toml`, with the fields of `KeyMapping`:
+Any other layout is a TOML file, `--mapping my_mapping.toml`, with the fields of `KeyMapping`:
 
     name = "my_robot"
     cameras = { "observation/front_rgb" = "agentview", "observation/hand_rgb" = "wrist" }
@@ -35,6 +36,7 @@ from typing import Any, Literal
 
 from robopolicy.data.validate import ArraySpec
 from robopolicy.errors import UserError
+from robopolicy.paths import datasets_dir
 
 
 @dataclass(frozen=True)
@@ -98,15 +100,23 @@ class KeyMapping:
         return specs
 
 
-LIBERO = KeyMapping(
-    name="libero",
-    cameras={"observation/image": "agentview", "observation/wrist_image": "wrist"},
-    image_shape=(256, 256, 3),
-    state_dim=8,
-    action_dim=7,
-)
+_DERIVED = ("auto", "robopolicy", "robopolicy_embeddings")  # built from each dataset's own features
 
-PRESET_NAMES = ("auto", "robopolicy", "robopolicy_embeddings", "libero")
+
+def preset_files() -> dict[str, Path]:
+    """Shipped mapping files, `datasets/key_mappings/<name>.toml`, by name."""
+    return {p.stem: p for p in sorted((datasets_dir() / "key_mappings").glob("*.toml"))}
+
+
+def preset_names() -> tuple[str, ...]:
+    return (*_DERIVED, *preset_files())
+
+
+def libero_mapping() -> KeyMapping:
+    """The shipped LIBERO (OpenVLA/openpi RLDS) mapping."""
+    return load_mapping_file(preset_files()["libero"])
+
+
 _METADATA = {
     "task": "episode_metadata/task",
     "episode_id": "episode_metadata/episode_id",
@@ -128,8 +138,9 @@ def detect_mapping(step_keys: set[str], builder_name: str) -> KeyMapping:
     """The preset a dataset's features fit; robopolicy's own layout when nothing else fits."""
     if builder_name == "robopolicy_embeddings":
         return robopolicy_mapping(step_keys, embeddings=True)
-    if step_keys & set(LIBERO.cameras):
-        return LIBERO
+    libero = libero_mapping()
+    if step_keys & set(libero.cameras):
+        return libero
     return robopolicy_mapping(step_keys)
 
 
@@ -141,14 +152,12 @@ def resolve_mapping(spec: str, step_keys: set[str], builder_name: str) -> KeyMap
         return robopolicy_mapping(step_keys)
     if spec == "robopolicy_embeddings":
         return robopolicy_mapping(step_keys, embeddings=True)
-    if spec == "libero":
-        return LIBERO
-    return load_mapping_file(spec)
+    return load_mapping_file(preset_files().get(spec, spec))
 
 
 def check_mapping_spec(spec: str) -> None:
     """Fail early, with one line, on a `--mapping` value that is neither a preset nor a readable file."""
-    if spec not in PRESET_NAMES:
+    if spec not in preset_names():
         load_mapping_file(spec)
 
 
@@ -157,7 +166,7 @@ def load_mapping_file(path: str | Path) -> KeyMapping:
     path = Path(path)
     if path.suffix != ".toml":
         raise UserError(
-            f"unknown key mapping {str(path)!r}: choose one of {', '.join(PRESET_NAMES)} or a .toml file"
+            f"unknown key mapping {str(path)!r}: choose one of {', '.join(preset_names())} or a .toml file"
         )
     try:
         raw: dict[str, Any] = tomllib.loads(path.read_text())
