@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from typing import Annotated
 
 import tyro
 
@@ -25,7 +26,7 @@ class DataInfoConfig:
         json: print JSON instead of the table.
     """
 
-    path: tyro.conf.Positional[str] = ""
+    path: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="PATH")] = ""
     mapping: str = "auto"
     json: bool = False
 
@@ -42,7 +43,7 @@ class DataCheckConfig:
         json: print JSON instead of text.
     """
 
-    paths: tyro.conf.Positional[tuple[str, ...]] = ()
+    paths: Annotated[tuple[str, ...], tyro.conf.Positional, tyro.conf.arg(metavar="PATH")] = ()
     mapping: str = "auto"
     json: bool = False
 
