@@ -30,7 +30,7 @@ Start with `robopolicy quickstart`: demos → RLDS dataset → flow-matching pol
 @dataclass(frozen=True)
 class Verb:
     summary: str
-    run: Callable[[Any], None]
+    run: Callable[[Any], int | None]  # returns the exit status, None meaning 0
 
 
 def _collect(config: Any) -> None:
@@ -66,11 +66,40 @@ def _quickstart(config: Any) -> None:
     run_quickstart(config)
 
 
+def _data_info(config: Any) -> int:
+    from robopolicy.data.data_commands import run_info
+
+    return run_info(config)
+
+
+def _data_check(config: Any) -> int:
+    from robopolicy.data.data_commands import run_check
+
+    return run_check(config)
+
+
+def _cache_embeddings(config: Any) -> None:
+    from robopolicy.data.embedding_cache import cache_embeddings
+
+    result = cache_embeddings(config)
+    rate = result.frames / result.seconds if result.seconds > 0 else float("nan")
+    print(
+        f"embedded {result.frames} frames of {result.episodes} episodes in {result.seconds:.1f} s "
+        f"({rate:.0f} frames/s); dataset: {result.dataset_dir}"
+    )
+
+
 VERBS: dict[str, Verb] = {
     "collect": Verb("record scripted-expert demonstrations of a task as an RLDS dataset", _collect),
     "train": Verb("train a flow-matching policy on an RLDS dataset (resumes an existing run)", _train),
     "eval": Verb("evaluate a checkpoint on a task's fixed initial states, with a 95% Wilson interval", _eval),
     "quickstart": Verb("collect → train → evaluate on the default task, in one go", _quickstart),
+    "data info": Verb("print a dataset's schema, counts, tasks and action/state statistics", _data_info),
+    "data check": Verb("validate every episode of one or more datasets and list all problems", _data_check),
+    "cache-embeddings": Verb(
+        "write per-frame embeddings of a dataset with a trained policy's encoder (PTP multistage)",
+        _cache_embeddings,
+    ),
 }
 
 
@@ -117,6 +146,12 @@ def main(argv: list[str] | None = None) -> int:
         print(usage)
         return 0
     verb, args = argv[0], argv[1:]
+    if args and f"{verb} {args[0]}" in VERBS:  # two-word commands such as `data info`
+        verb, args = f"{verb} {args[0]}", args[1:]
+    elif verb not in VERBS and any(name.startswith(f"{verb} ") for name in VERBS):
+        subs = ", ".join(name.split(" ", 1)[1] for name in VERBS if name.startswith(f"{verb} "))
+        print(f"robopolicy {verb}: choose a sub-command: {subs}", file=sys.stderr)
+        return 2
     if verb not in VERBS:
         print(f"robopolicy: unknown command {verb!r}; choose one of {', '.join(VERBS)}", file=sys.stderr)
         return 2
@@ -141,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         config = _parse(verb, type(default), default, args, description)
         if config is None:
             return 2
-        VERBS[verb].run(config)
+        status = VERBS[verb].run(config)
     except (UserError, ValueError) as e:
         # ValueError covers config validation (__post_init__) and task-spec errors, which name the field.
         print(f"robopolicy {verb}: error: {e}", file=sys.stderr)
@@ -149,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"robopolicy {verb}: interrupted; finished work on disk is kept", file=sys.stderr)
         return 130
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":

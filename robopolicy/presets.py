@@ -7,6 +7,8 @@ about a quarter of an hour on a 2-core CPU; `tiny` exists for smoke tests.
 from __future__ import annotations
 
 from robopolicy.data.collect import CollectConfig
+from robopolicy.data.data_commands import DataCheckConfig, DataInfoConfig
+from robopolicy.data.embedding_cache import CacheEmbeddingsConfig
 from robopolicy.eval.eval_config import EvalConfig
 from robopolicy.models.policy_config import PolicyConfig
 from robopolicy.quickstart import QuickstartConfig
@@ -78,4 +80,17 @@ QUICKSTART = {
     ),
 }
 
-PRESETS = {"collect": COLLECT, "train": TRAIN, "eval": EVAL, "quickstart": QUICKSTART}
+PRESETS = {
+    "collect": COLLECT,
+    "train": TRAIN,
+    "eval": EVAL,
+    "quickstart": QUICKSTART,
+    "data info": {"default": DataInfoConfig()},
+    "data check": {"default": DataCheckConfig()},
+    "cache-embeddings": {
+        "default": CacheEmbeddingsConfig(),
+        "quickstart": CacheEmbeddingsConfig(
+            encoder="runs/quickstart/train", dataset="runs/quickstart/dataset"
+        ),
+    },
+}

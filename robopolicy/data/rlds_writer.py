@@ -51,12 +51,12 @@ def write_raw_episode(raw_dir: Path, episode: Episode) -> Path:
     return path
 
 
-def load_builder_module() -> ModuleType:
-    """Import `datasets/robopolicy_sim/robopolicy_sim_dataset_builder.py` once (TFDS registers builders by name)."""
-    module_name = f"{BUILDER_NAME}_dataset_builder"
+def load_builder_module(name: str = BUILDER_NAME) -> ModuleType:
+    """Import `datasets/<name>/<name>_dataset_builder.py` once (TFDS registers builders by name)."""
+    module_name = f"{name}_dataset_builder"
     if module_name in sys.modules:
         return sys.modules[module_name]
-    path = datasets_dir() / BUILDER_NAME / f"{module_name}.py"
+    path = datasets_dir() / name / f"{module_name}.py"
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load the dataset builder at {path}")

@@ -1,0 +1,189 @@
+"""Key mappings: how the keys of an RLDS dataset written by another project become an `Episode`.
+
+A mapping names, relative to each step of `steps`, the image keys (and the camera each becomes), the
+proprio state, the action and the language instruction; optionally reward, terminal flag and
+episode-metadata keys (relative to the episode record). It may also fix the per-step shapes the
+dataset must have, which `robopolicy data check` then enforces.
+
+Presets (`--mapping NAME`):
+
+- `robopolicy`: datasets written by `robopolicy collect` (every observation key but `state` is a camera).
+- `robopolicy_embeddings`: embedding caches written by `robopolicy cache-embeddings`.
+- every TOML file in `datasets/key_mappings/`, by file name; shipped: `libero`, the LIBERO RLDS
+  conversions used by OpenVLA and openpi: `observation/image` (→ `agentview`) and
+  `observation/wrist_image` (→ `wrist`), uint8 256×256×3; `observation/state` float32 [8]
+  (end-effector position, axis-angle, two gripper fingers); `action` float32 [7];
+  `language_instruction`.
+- `auto` (default): picks one of the above from the dataset's features.
+
+Any other layout is a TOML file, `--mapping my_mapping.toml`, with the fields of `KeyMapping`:
+
+    name = "my_robot"
+    cameras = { "observation/front_rgb" = "agentview", "observation/hand_rgb" = "wrist" }
+    state = "observation/proprio"
+    action = "action"
+    instruction = "language_instruction"
+    action_dim = 7
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+from robopolicy.data.validate import ArraySpec
+from robopolicy.errors import UserError
+from robopolicy.paths import datasets_dir
+
+
+@dataclass(frozen=True)
+class KeyMapping:
+    """Source keys → `Episode` fields.
+
+    Attributes:
+        name: shown in `data info` and error messages.
+        cameras: step key of each image (uint8 [H, W, 3]) → camera name.
+        embeddings: step key of each per-frame embedding (float [D]) → camera name.
+        state, action: step keys of proprio (float [S]) and action (float [A]).
+        instruction: step key of the language instruction (text); None: the dataset has none.
+        reward, is_terminal: optional step keys; absent ones read as 0 and "succeeded".
+        task, episode_id, seed, init_state_id: optional episode-record keys
+            (e.g. `episode_metadata/task`); without `task` the instruction names the task, without
+            `episode_id` the record index is the id.
+        image_shape, state_dim, action_dim: required per-step shapes (None: any, but consistent).
+        float_dtype: required dtype of state, action and embeddings: "float32" (what robopolicy and
+            the LIBERO conversions write) or "floating" (any float width, converted on reading).
+    """
+
+    name: str
+    cameras: Mapping[str, str] = field(default_factory=dict)
+    embeddings: Mapping[str, str] = field(default_factory=dict)
+    state: str = "observation/state"
+    action: str = "action"
+    instruction: str | None = "language_instruction"
+    reward: str | None = "reward"
+    is_terminal: str | None = "is_terminal"
+    task: str | None = None
+    episode_id: str | None = None
+    seed: str | None = None
+    init_state_id: str | None = None
+    image_shape: tuple[int, int, int] | None = None
+    state_dim: int | None = None
+    action_dim: int | None = None
+    float_dtype: Literal["float32", "floating"] = "float32"
+
+    def __post_init__(self) -> None:
+        names = [*self.cameras.values(), *self.embeddings.values()]
+        if len(set(names)) != len(names):
+            raise ValueError(f"key mapping '{self.name}': camera names must be unique, got {names}")
+        if self.image_shape is not None and (len(self.image_shape) != 3 or self.image_shape[-1] != 3):
+            raise ValueError(
+                f"key mapping '{self.name}': image_shape must be [H, W, 3], got {self.image_shape}"
+            )
+        if self.float_dtype not in ("float32", "floating"):
+            raise ValueError(f"key mapping '{self.name}': float_dtype must be float32 or floating")
+        for dim_name in ("state_dim", "action_dim"):
+            dim = getattr(self, dim_name)
+            if dim is not None and dim < 1:
+                raise ValueError(f"key mapping '{self.name}': {dim_name} must be positive, got {dim}")
+
+    def step_specs(self) -> dict[str, ArraySpec]:
+        """Per-step array specs keyed by source step key, as `validate.check_arrays` takes them."""
+        image = self.image_shape or (None, None, 3)
+        specs = {key: ArraySpec(tuple(image), "uint8") for key in self.cameras}
+        specs.update({key: ArraySpec((None,), self.float_dtype) for key in self.embeddings})
+        specs[self.state] = ArraySpec((self.state_dim,), self.float_dtype)
+        specs[self.action] = ArraySpec((self.action_dim,), self.float_dtype)
+        return specs
+
+
+_DERIVED = ("auto", "robopolicy", "robopolicy_embeddings")  # built from each dataset's own features
+
+
+def preset_files() -> dict[str, Path]:
+    """Shipped mapping files, `datasets/key_mappings/<name>.toml`, by name."""
+    return {p.stem: p for p in sorted((datasets_dir() / "key_mappings").glob("*.toml"))}
+
+
+def preset_names() -> tuple[str, ...]:
+    return (*_DERIVED, *preset_files())
+
+
+def libero_mapping() -> KeyMapping:
+    """The shipped LIBERO (OpenVLA/openpi RLDS) mapping."""
+    return load_mapping_file(preset_files()["libero"])
+
+
+_METADATA = {
+    "task": "episode_metadata/task",
+    "episode_id": "episode_metadata/episode_id",
+    "seed": "episode_metadata/seed",
+    "init_state_id": "episode_metadata/init_state_id",
+}
+
+
+def robopolicy_mapping(step_keys: set[str], embeddings: bool = False) -> KeyMapping:
+    """Our own layout: every `observation/*` key but `state` is a camera (or an embedding)."""
+    observed = sorted(k for k in step_keys if k.startswith("observation/") and k != "observation/state")
+    per_camera = {key: key.split("/", 1)[1] for key in observed}
+    if embeddings:
+        return KeyMapping(name="robopolicy_embeddings", embeddings=per_camera, **_METADATA)
+    return KeyMapping(name="robopolicy", cameras=per_camera, **_METADATA)
+
+
+def detect_mapping(step_keys: set[str], builder_name: str) -> KeyMapping:
+    """The preset a dataset's features fit; robopolicy's own layout when nothing else fits."""
+    if builder_name == "robopolicy_embeddings":
+        return robopolicy_mapping(step_keys, embeddings=True)
+    libero = libero_mapping()
+    if step_keys & set(libero.cameras):
+        return libero
+    return robopolicy_mapping(step_keys)
+
+
+def resolve_mapping(spec: str, step_keys: set[str], builder_name: str) -> KeyMapping:
+    """`--mapping` value (a preset name or a TOML file) → the mapping for one dataset."""
+    if spec == "auto":
+        return detect_mapping(step_keys, builder_name)
+    if spec == "robopolicy":
+        return robopolicy_mapping(step_keys)
+    if spec == "robopolicy_embeddings":
+        return robopolicy_mapping(step_keys, embeddings=True)
+    return load_mapping_file(preset_files().get(spec, spec))
+
+
+def check_mapping_spec(spec: str) -> None:
+    """Fail early, with one line, on a `--mapping` value that is neither a preset nor a readable file."""
+    if spec not in preset_names():
+        load_mapping_file(spec)
+
+
+def load_mapping_file(path: str | Path) -> KeyMapping:
+    """Read a custom mapping from TOML; unknown keys and bad values are one-line `UserError`s."""
+    path = Path(path)
+    if path.suffix != ".toml":
+        raise UserError(
+            f"unknown key mapping {str(path)!r}: choose one of {', '.join(preset_names())} or a .toml file"
+        )
+    try:
+        raw: dict[str, Any] = tomllib.loads(path.read_text())
+    except FileNotFoundError as e:
+        raise UserError(f"{path}: no such key-mapping file") from e
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise UserError(f"{path}: unreadable key-mapping file ({e})") from e
+    known = {f.name for f in fields(KeyMapping)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise UserError(
+            f"{path}: unknown mapping key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
+    raw.setdefault("name", path.stem)
+    if "image_shape" in raw:
+        raw["image_shape"] = tuple(raw["image_shape"])
+    try:
+        return KeyMapping(**raw)
+    except (TypeError, ValueError) as e:
+        raise UserError(f"{path}: {e}") from e

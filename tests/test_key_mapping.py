@@ -1,0 +1,115 @@
+"""Reading another project's RLDS dataset through a key mapping: the LIBERO schema of OpenVLA/openpi."""
+
+import importlib.util
+import json
+import shutil
+
+import numpy as np
+import pytest
+from rlds_fixtures import libero_episode, libero_step_features, write_rlds
+
+from robopolicy.cli import main
+from robopolicy.data.key_mapping import libero_mapping, load_mapping_file, preset_names
+from robopolicy.data.rlds_reader import RldsDataset, load_episodes
+from robopolicy.errors import UserError
+
+
+@pytest.fixture(scope="module")
+def libero_dataset(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    episodes = [
+        libero_episode(rng, 3, "put the bowl on the plate"),
+        libero_episode(rng, 2, "open the drawer"),
+        libero_episode(rng, 4, "put the bowl on the plate"),
+    ]
+    out = tmp_path_factory.mktemp("libero")
+    return write_rlds(out, libero_step_features(), episodes, name="libero_spatial"), episodes
+
+
+@pytest.mark.parametrize("mapping", ["libero", "auto"])
+def test_libero_schema_reads_into_episodes(libero_dataset, mapping):
+    path, written = libero_dataset
+    read = load_episodes(path, mapping=mapping)
+    assert len(read) == 3
+    for episode in read:
+        # Storage order is TFDS's; match each episode to what was written by its actions.
+        [source] = [
+            w for w in written if np.array_equal(np.stack([s["action"] for s in w["steps"]]), episode.action)
+        ]
+        steps = source["steps"]
+        assert set(episode.frames) == {"agentview", "wrist"}
+        np.testing.assert_array_equal(
+            episode.frames["agentview"], np.stack([s["observation"]["image"] for s in steps])
+        )
+        np.testing.assert_array_equal(
+            episode.frames["wrist"], np.stack([s["observation"]["wrist_image"] for s in steps])
+        )
+        assert episode.frames["agentview"].dtype == np.uint8 and episode.frames["agentview"].shape[1:] == (
+            256,
+            256,
+            3,
+        )
+        np.testing.assert_array_equal(episode.state, np.stack([s["observation"]["state"] for s in steps]))
+        assert episode.state.shape[1:] == (8,) and episode.action.shape[1:] == (7,)
+        np.testing.assert_array_equal(episode.reward, [s["reward"] for s in steps])
+        assert episode.instruction == steps[0]["language_instruction"] == episode.task
+        assert episode.success
+
+
+def test_data_info_and_check_on_the_libero_dataset(libero_dataset, capsys):
+    path, _ = libero_dataset
+    assert main(["data", "check", str(path), "--mapping", "libero"]) == 0
+    assert main(["data", "info", str(path), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out.split("\n", 1)[1])  # after check's one-line verdict
+    assert info["mapping"] == "libero" and info["episodes"] == 3 and info["steps"]["total"] == 9
+    assert info["cameras"] == {"agentview": [256, 256, 3], "wrist": [256, 256, 3]}
+    assert info["features"]["steps/observation/image"]["kind"] == "Image"
+    assert info["tasks"]["put the bowl on the plate"]["episodes"] == 2
+    assert len(info["stats"]["state"]["q99"]) == 8 and len(info["stats"]["action"]["mean"]) == 7
+
+
+def test_custom_toml_mapping(libero_dataset, tmp_path):
+    path, _ = libero_dataset
+    toml = tmp_path / "front_only.toml"
+    toml.write_text(
+        'cameras = { "observation/image" = "front" }\nstate = "observation/joint_state"\naction_dim = 7\n'
+    )
+    mapping = load_mapping_file(toml)
+    assert mapping.name == "front_only" and mapping.cameras == {"observation/image": "front"}
+    [episode] = [e for e in load_episodes(path, mapping=str(toml)) if len(e) == 2]
+    assert set(episode.frames) == {"front"} and episode.state.shape == (2, 7)
+
+    toml.write_text('camera = { "observation/image" = "front" }\n')
+    with pytest.raises(UserError, match=r"front_only.toml: unknown mapping key\(s\) camera; known: "):
+        load_mapping_file(toml)
+    with pytest.raises(UserError, match=r"unknown key mapping 'liberoo'"):
+        load_episodes(path, mapping="liberoo")
+    with pytest.raises(UserError, match=r"no such key-mapping file"):
+        load_mapping_file(tmp_path / "nope.toml")
+
+
+def test_libero_preset_is_the_published_schema():
+    libero = libero_mapping()
+    assert libero.name == "libero" and "libero" in preset_names()
+    assert libero.cameras == {"observation/image": "agentview", "observation/wrist_image": "wrist"}
+    specs = libero.step_specs()
+    assert specs["observation/image"].shape == specs["observation/wrist_image"].shape == (256, 256, 3)
+    assert specs["observation/state"].shape == (8,) and specs["action"].shape == (7,)
+    assert specs["observation/image"].dtype == "uint8" and specs["action"].dtype == "float32"
+    assert libero.instruction == "language_instruction"
+
+
+def test_tfrecord_dataset_without_tensorflow_says_which_extra(libero_dataset, tmp_path):
+    if importlib.util.find_spec("tensorflow") is not None:
+        pytest.skip("only meaningful where TensorFlow is absent")
+    path, _ = libero_dataset
+    legacy = tmp_path / "legacy"
+    shutil.copytree(path, legacy)
+    info = json.loads((legacy / "dataset_info.json").read_text())
+    info["fileFormat"] = "tfrecord"
+    (legacy / "dataset_info.json").write_text(json.dumps(info))
+    with pytest.raises(
+        UserError, match=r"stored as tfrecord, which needs TensorFlow.*pip install 'robopolicy\[tf\]'"
+    ):
+        load_episodes(legacy)
+    assert RldsDataset(legacy).file_format == "tfrecord"
