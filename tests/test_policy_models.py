@@ -50,6 +50,10 @@ def test_multi_camera_encoders(shared):
     f = cfg.feature_dim
     np.testing.assert_allclose(steps[..., :f], steps2[..., :f])
     assert not np.allclose(steps[..., f : 2 * f], steps2[..., f : 2 * f])
+    # The per-frame embeddings a stage-2 cache stores are the encoders' features.
+    flat = {c: v.reshape(-1, *v.shape[2:]) for c, v in images.items()}
+    emb = policy.embed_frames(flat)
+    np.testing.assert_allclose(emb["wrist"].reshape(2, cfg.obs_horizon, f), steps[..., f : 2 * f], atol=1e-5)
     with pytest.raises(UserError, match="'side'"):
         policy.encode_steps({"agentview": images["agentview"], "wrist": images["wrist"]}, state)
 

@@ -72,6 +72,8 @@ def test_policy_samples_candidates_in_one_pass():
         num_candidates=4,
     )
     policy = Policy(cfg, rngs=nnx.Rngs(0))
+    # Parameters only (no RNG state): the trainer rebuilds the model with nnx.merge(graphdef, params).
+    assert len(jax.tree.leaves(nnx.state(policy))) == len(jax.tree.leaves(nnx.state(policy, nnx.Param)))
     rng = np.random.default_rng(0)
     images = {"agentview": jnp.asarray(rng.integers(0, 256, (2, 3, 16, 16, 3), dtype=np.uint8))}
     state = jnp.asarray(rng.normal(size=(2, 3, 9)), jnp.float32)

@@ -83,6 +83,17 @@ class Policy(nnx.Module):
 
     # --- observations -------------------------------------------------------------------------
 
+    def embed_frames(self, frames: dict[str, UInt8[Array, "n h w 3"]]) -> dict[str, Float[Array, "n f"]]:
+        """Per-frame camera features, no augmentation: what an embedding cache stores for stage 2.
+
+        A `encoder="cached"` policy fed these as `embeddings` sees exactly what this policy's
+        encoders produce.
+        """
+        if self.encoders is None:
+            raise UserError("policy with encoder='cached' has no image encoder to embed frames with")
+        c = self.config
+        return {cam: self.encoders[SHARED if c.shared_encoder else cam](frames[cam]) for cam in c.cameras}
+
     def encode_steps(
         self,
         images: Images | None,
