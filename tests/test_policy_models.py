@@ -11,6 +11,7 @@ import pytest
 from flax import nnx
 
 from robopolicy.errors import UserError
+from robopolicy.models.flow_policy import FlowPolicy
 from robopolicy.models.past_tokens import PAST_STEPS_ALL
 from robopolicy.models.policy import SHARED, Policy
 from robopolicy.models.policy_config import PolicyConfig
@@ -145,6 +146,12 @@ def test_general_policy_reproduces_flow_policy_golden():
         image_shift=2,
     )
     want = json.loads((Path(__file__).parent / "golden" / "flow_policy_small.json").read_text())
+    # Same parameter paths, so checkpoints written for FlowPolicy restore into Policy.
+    paths = [
+        sorted(p for p, _ in nnx.state(nnx.eval_shape(lambda m=m: m(cfg, rngs=nnx.Rngs(0)))).flat_state())
+        for m in (Policy, FlowPolicy)
+    ]
+    assert paths[0] == paths[1]
     policy = Policy(cfg, rngs=nnx.Rngs(0))
     rng = np.random.default_rng(0)
     images = {c: jnp.asarray(rng.integers(0, 256, (2, 2, 16, 16, 3), dtype=np.uint8)) for c in cfg.cameras}
