@@ -1,14 +1,20 @@
-"""Configuration of a flow-matching vision policy, with named presets."""
+"""Configuration of a visuomotor policy: encoders, denoiser, action head, Past-Token Prediction.
+
+Every field added after the first release has a default that reproduces the original flow policy,
+so `from_dict` still reads the metadata of older checkpoints.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Literal
 
+from robopolicy.models.past_tokens import PAST_STEPS_ALL, past_token_start
+
 
 @dataclass(frozen=True)
 class PolicyConfig:
-    """Shapes and sizes of a visuomotor flow-matching policy.
+    """Shapes and sizes of a visuomotor policy.
 
     Attributes:
         cameras: camera names, one CNN encoder each.
@@ -27,6 +33,28 @@ class PolicyConfig:
         image_shift: training-time random shift of every image by up to this many pixels (0: off).
         flow_steps: Euler steps at inference (openpi uses 10).
         time_beta: (α, β) of the Beta distribution training times are drawn from (openpi: 1.5, 1).
+        encoder: "cnn" (the small ConvEncoder), "resnet18" (ResNet-18 with GroupNorm and spatial
+            softmax, as Diffusion Policy) or "cached" (no image encoder: the batch carries per-frame
+            `embeddings` {camera: [B, To, feature_dim]}, as in PTP stage 2).
+        shared_encoder: one image encoder for all cameras instead of one per camera.
+        num_keypoints: spatial-softmax keypoints of the ResNet-18 head (Diffusion Policy: 32).
+        text: instruction conditioning: "none", or learned word embeddings pooled by "mean" or
+            "attention" over the batch's `instruction` word ids.
+        vocab_size: instruction vocabulary size (ids 0 = padding, 1 = unknown); needed when text != "none".
+        denoiser: "mlp" (residual MLP over the flattened chunk) or "transformer" (causal over action
+            tokens, cross-attending to observation tokens).
+        transformer_dim, transformer_layers, transformer_heads, attention_dropout: transformer size
+            (PTP: 256, 8, 4, 0.3).
+        head: "flow" (flow matching) or "diffusion" (DDPM, ε-prediction, squaredcos_cap_v2).
+        diffusion_train_steps: T, the number of DDPM training timesteps (100).
+        diffusion_sampler: "ddpm" (all T steps) or "ddim" (deterministic, `diffusion_inference_steps`).
+        diffusion_inference_steps: DDIM steps (ignored by DDPM, which always takes T).
+        clip_sample: clip predicted clean actions to [−clip_sample, clip_sample] while denoising
+            (0: off); actions are min/max normalized into [−1, 1].
+        past_steps: Past-Token Prediction: 0 (off: loss on [To−1:]), k (loss on [To−1−k:]) or
+            PAST_STEPS_ALL = −1 (every past token).
+        num_candidates: self-verification at inference: sample this many chunks and execute the one
+            whose predicted past tokens best match the executed history (1: off).
     """
 
     cameras: tuple[str, ...] = ("agentview", "wrist")
@@ -44,6 +72,23 @@ class PolicyConfig:
     image_shift: int = 4
     flow_steps: int = 10
     time_beta: tuple[float, float] = field(default=(1.5, 1.0))
+    encoder: Literal["cnn", "resnet18", "cached"] = "cnn"
+    shared_encoder: bool = False
+    num_keypoints: int = 32
+    text: Literal["none", "mean", "attention"] = "none"
+    vocab_size: int = 0
+    denoiser: Literal["mlp", "transformer"] = "mlp"
+    transformer_dim: int = 256
+    transformer_layers: int = 8
+    transformer_heads: int = 4
+    attention_dropout: float = 0.3
+    head: Literal["flow", "diffusion"] = "flow"
+    diffusion_train_steps: int = 100
+    diffusion_sampler: Literal["ddpm", "ddim"] = "ddpm"
+    diffusion_inference_steps: int = 10
+    clip_sample: float = 1.0
+    past_steps: int = 0
+    num_candidates: int = 1
 
     @classmethod
     def from_dict(cls, d: dict) -> PolicyConfig:
@@ -62,7 +107,7 @@ class PolicyConfig:
         need(self.pooling in ("spatial_softmax", "flatten"), f"unknown pooling {self.pooling!r}")
         need(self.image_size >= 16, f"image_size must be >= 16, got {self.image_size}")
         need(
-            self.image_size % (2 ** len(self.encoder_channels)) == 0,
+            self.encoder != "cnn" or self.image_size % (2 ** len(self.encoder_channels)) == 0,
             f"image_size {self.image_size} must be divisible by 2**{len(self.encoder_channels)} (one halving per conv stage)",
         )
         need(self.state_dim > 0 and self.action_dim > 0, "state_dim and action_dim must be positive")
@@ -83,3 +128,48 @@ class PolicyConfig:
         need(self.flow_steps >= 1, f"flow_steps must be >= 1, got {self.flow_steps}")
         need(self.denoiser_depth >= 1 and self.denoiser_width >= 8, "denoiser too small")
         need(all(b > 0 for b in self.time_beta), "time_beta parameters must be positive")
+        need(self.encoder in ("cnn", "resnet18", "cached"), f"unknown encoder {self.encoder!r}")
+        need(self.num_keypoints >= 1, f"num_keypoints must be >= 1, got {self.num_keypoints}")
+        need(self.text in ("none", "mean", "attention"), f"unknown text pooling {self.text!r}")
+        need(
+            self.text == "none" or self.vocab_size >= 2,
+            f"vocab_size must be >= 2 when text={self.text!r}, got {self.vocab_size}",
+        )
+        need(self.denoiser in ("mlp", "transformer"), f"unknown denoiser {self.denoiser!r}")
+        need(
+            self.transformer_layers >= 1 and self.transformer_heads >= 1,
+            "transformer_layers and transformer_heads must be >= 1",
+        )
+        need(
+            self.transformer_dim % self.transformer_heads == 0 and self.transformer_dim % 2 == 0,
+            f"transformer_dim {self.transformer_dim} must be even and divisible by transformer_heads {self.transformer_heads}",
+        )
+        need(
+            0.0 <= self.attention_dropout < 1.0,
+            f"attention_dropout must be in [0, 1), got {self.attention_dropout}",
+        )
+        need(self.head in ("flow", "diffusion"), f"unknown head {self.head!r}")
+        need(self.diffusion_train_steps >= 1, "diffusion_train_steps must be >= 1")
+        need(
+            self.diffusion_sampler in ("ddpm", "ddim"),
+            f"unknown diffusion_sampler {self.diffusion_sampler!r}",
+        )
+        need(
+            1 <= self.diffusion_inference_steps <= self.diffusion_train_steps,
+            f"diffusion_inference_steps must be in [1, diffusion_train_steps], got {self.diffusion_inference_steps}",
+        )
+        need(self.clip_sample >= 0, f"clip_sample must be >= 0, got {self.clip_sample}")
+        need(
+            self.past_steps == PAST_STEPS_ALL or 0 <= self.past_steps <= self.obs_horizon - 1,
+            f"past_steps must be 0, k in [1, obs_horizon-1] or {PAST_STEPS_ALL} (all), got {self.past_steps}",
+        )
+        need(self.num_candidates >= 1, f"num_candidates must be >= 1, got {self.num_candidates}")
+        need(
+            self.num_candidates == 1 or (self.obs_horizon >= 2 and self.past_steps != 0),
+            "num_candidates > 1 (self-verification) needs past_steps != 0 and obs_horizon >= 2",
+        )
+
+    @property
+    def past_token_start(self) -> int:
+        """First chunk index the loss covers: To−1 without PTP, To−1−k with it."""
+        return past_token_start(self.obs_horizon, self.past_steps)
