@@ -37,6 +37,7 @@ raised here as `WorkerError` with the worker's traceback, and the worker stays u
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import mmap
 import os
@@ -211,7 +212,8 @@ class TabletopVectorEnv(VectorEnv):
         worker.restart()
         crash = WorkerCrash(i, old_pid, command, str(err), worker.pid)
         self.crashes.append(crash)
-        _log.warning("%s during %s; restarted as pid %s", err, command, worker.pid)
+        # Log the text, not the exception: its traceback would keep step()'s frame (and views) alive.
+        _log.warning("%s during %s; restarted as pid %s", crash.reason, command, worker.pid)
         return crash
 
     # ----- the VectorEnv API -----
@@ -375,7 +377,9 @@ class TabletopVectorEnv(VectorEnv):
         self._workers[:] = [None] * self.num_envs
         self._views = {}
         if isinstance(self._buffer, mmap.mmap):
-            self._buffer.close()
+            # If an outside reference to a view remains, the mapping goes when that reference does.
+            with contextlib.suppress(BufferError):
+                self._buffer.close()
         self._buffer = None
         if self._obs_fd >= 0:
             os.close(self._obs_fd)

@@ -1,0 +1,213 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from gymnasium.vector import AutoresetMode, VectorEnv
+
+import robopolicy.sim as sim
+from robopolicy.errors import UserError
+from robopolicy.sim import TabletopEnv
+from robopolicy.sim.vector_env import WorkerError
+
+TASK = "cube_on_plate"
+
+
+def _alive(pid: int) -> bool:
+    """Running (not reaped and not a zombie)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+def _actions(seed: int, steps: int, num_envs: int) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(-1, 1, (steps, num_envs, 7)).astype(np.float32)
+
+
+def _assert_info_matches(vector_info: dict, i: int, single_info: dict) -> None:
+    for key, value in single_info.items():
+        assert vector_info[f"_{key}"][i], key
+        assert vector_info[key][i] == value, key
+
+
+@pytest.mark.parametrize("shared_memory", [True, False])
+def test_matches_single_envs(shared_memory: bool) -> None:
+    ids = [3, 7]
+    singles = [sim.make(TASK, render=False) for _ in ids]
+    with sim.make_vector([TASK, TASK], render=False, shared_memory=shared_memory) as venv:
+        assert isinstance(venv, VectorEnv)
+        assert venv.worker_pids == (None, None)  # lazy: no process before the first reset
+        obs, info = venv.reset(options={"init_state_id": ids})
+        assert venv.observation_space.contains(obs)
+        for i, (env, k) in enumerate(zip(singles, ids, strict=True)):
+            single_obs, single_info = env.reset(options={"init_state_id": k})
+            np.testing.assert_array_equal(obs["state"][i], single_obs["state"])
+            _assert_info_matches(info, i, single_info)
+        for actions in _actions(0, 12, 2):
+            obs, rewards, terminated, truncated, info = venv.step(actions)
+            for i, env in enumerate(singles):
+                s_obs, s_rew, s_term, s_trunc, s_info = env.step(actions[i])
+                np.testing.assert_array_equal(obs["state"][i], s_obs["state"])
+                assert (rewards[i], terminated[i], truncated[i]) == (s_rew, s_term, s_trunc)
+                _assert_info_matches(info, i, s_info)
+        assert venv.instructions == (singles[0].instruction,) * 2
+    for env in singles:
+        env.close()
+
+
+def test_rendered_workers_match_and_are_fresh_interpreters() -> None:
+    # A GL context in the parent must not reach the workers: they are exec'd, not forked.
+    parent_env = TabletopEnv(image_size=32)
+    parent_obs, _ = parent_env.reset(seed=4)
+    with sim.make_vector(TASK, 1, image_size=32) as venv:
+        obs, _ = venv.reset(seed=4)
+        for cam in ("agentview", "wrist"):
+            assert obs[cam].shape == (1, 32, 32, 3)
+            np.testing.assert_array_equal(obs[cam][0], parent_obs[cam])
+        action = np.full((1, 7), 0.3, dtype=np.float32)
+        obs, *_ = venv.step(action)
+        parent_obs, *_ = parent_env.step(action[0])
+        np.testing.assert_array_equal(obs["wrist"][0], parent_obs["wrist"])
+        pid = venv.worker_pids[0]
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        assert b"robopolicy.sim.vector_worker" in cmdline
+    parent_env.close()
+
+
+def test_per_env_seeds() -> None:
+    single = sim.make(TASK, render=False)
+    with sim.make_vector(TASK, 3, render=False) as venv:
+        obs, _ = venv.reset(seed=20)
+        for i in range(3):
+            single_obs, _ = single.reset(seed=20 + i)
+            np.testing.assert_array_equal(obs["state"][i], single_obs["state"])
+        states = [single.reset(seed=s)[0]["state"] for s in (5, 9)]
+        obs, _ = venv.reset(seed=[5, None, 9])
+        np.testing.assert_array_equal(obs["state"][0], states[0])
+        np.testing.assert_array_equal(obs["state"][2], states[1])
+    single.close()
+
+
+def test_next_step_autoreset() -> None:
+    single = sim.make(TASK, render=False)
+    with sim.make_vector(TASK, 1, render=False) as venv:
+        venv.reset(seed=2)
+        single.reset(seed=2)
+        zero = np.zeros((1, 7), dtype=np.float32)
+        for _ in range(single.max_steps):
+            obs, _, terminated, truncated, _ = venv.step(zero)
+            single.step(zero[0])
+        assert truncated[0] and not terminated[0]
+        obs, rewards, terminated, truncated, info = venv.step(np.ones((1, 7), dtype=np.float32))
+        single_obs, single_info = single.reset()  # the next layout of the env's seeded generator
+        np.testing.assert_array_equal(obs["state"][0], single_obs["state"])
+        assert rewards[0] == 0 and not terminated[0] and not truncated[0]
+        _assert_info_matches(info, 0, single_info)
+
+
+def test_disabled_autoreset_holds_ended_envs() -> None:
+    with sim.make_vector(TASK, 2, render=False, autoreset_mode=AutoresetMode.DISABLED) as venv:
+        assert venv.metadata["autoreset_mode"] == AutoresetMode.DISABLED
+        venv.reset(options={"init_state_id": [0, 1]})
+        venv.crashes.clear()
+        os.kill(venv.worker_pids[0], signal.SIGKILL)  # ends env 0's episode now
+        obs, _, _, truncated, _ = venv.step(np.zeros((2, 7), dtype=np.float32))
+        assert list(truncated) == [True, False]
+        held, _, _, truncated, info = venv.step(np.zeros((2, 7), dtype=np.float32))
+        assert list(truncated) == [True, False] and not info["_success"][0]
+        np.testing.assert_array_equal(held["state"][0], obs["state"][0])
+        obs, _ = venv.reset(options={"reset_mask": np.array([True, False]), "init_state_id": 5})
+        single = sim.make(TASK, render=False)
+        np.testing.assert_array_equal(obs["state"][0], single.reset(options={"init_state_id": 5})[0]["state"])
+        _, _, _, truncated, _ = venv.step(np.zeros((2, 7), dtype=np.float32))
+        assert not truncated.any()
+
+
+def test_crashed_worker_is_restarted_and_reported() -> None:
+    single = sim.make(TASK, render=False)
+    actions = _actions(1, 6, 2)
+    with sim.make_vector(TASK, 2, render=False) as venv:
+        venv.reset(options={"init_state_id": [0, 1]})
+        single.reset(options={"init_state_id": 1})
+        for a in actions[:3]:
+            venv.step(a)
+            single.step(a[1])
+        old_pid = venv.worker_pids[0]
+        os.kill(old_pid, signal.SIGKILL)
+        obs, rewards, terminated, truncated, info = venv.step(actions[3])
+        s_obs, *_ = single.step(actions[3][1])
+        assert truncated[0] and not terminated[0] and rewards[0] == 0
+        assert not info["success"][0]
+        report = info["worker_crash"][0]
+        assert "SIGKILL" in report and str(old_pid) in report and report == info["failure_reason"][0]
+        assert not info["_worker_crash"][1]
+        assert not obs["state"][0].any()
+        np.testing.assert_array_equal(obs["state"][1], s_obs["state"])  # the other env went on
+        (crash,) = venv.crashes
+        assert (crash.env_index, crash.pid, crash.command) == (0, old_pid, "step")
+        assert crash.new_pid == venv.worker_pids[0] != old_pid and _alive(crash.new_pid)
+        assert not _alive(old_pid)
+        # NEXT_STEP: the following step resets env 0 on the new worker; then both run on.
+        obs, rewards, terminated, truncated, info = venv.step(actions[4])
+        assert not truncated.any() and info["_success"].all()
+        venv.step(actions[5])
+    single.close()
+
+
+def test_silent_worker_times_out() -> None:
+    with sim.make_vector(TASK, 1, render=False, timeout_s=1.0) as venv:
+        venv.reset(seed=0)
+        pid = venv.worker_pids[0]
+        os.kill(pid, signal.SIGSTOP)
+        _, _, _, truncated, info = venv.step(np.zeros((1, 7), dtype=np.float32))
+        assert truncated[0] and "no reply within 1 s" in info["worker_crash"][0]
+        assert not _alive(pid)
+
+
+def test_env_exception_is_raised_and_worker_survives() -> None:
+    with sim.make_vector(TASK, 1, render=False) as venv:
+        venv.reset(seed=0)
+        with pytest.raises(WorkerError, match="action must be finite"):
+            venv.step(np.full((1, 7), np.nan, dtype=np.float32))
+        venv.step(np.zeros((1, 7), dtype=np.float32))
+        assert venv.crashes == []
+        with pytest.raises(ValueError, match="shape"):
+            venv.step(np.zeros((2, 7)))
+
+
+def test_close_reaps_workers_and_orphans_exit() -> None:
+    venv = sim.make_vector(TASK, 2, render=False)
+    venv.reset(seed=0)
+    pids = venv.worker_pids
+    venv.close()
+    assert not any(_alive(p) for p in pids)
+    venv.close()  # idempotent
+    # A parent that dies without closing leaves no worker behind: workers exit on its socket's EOF.
+    script = (
+        "import os, robopolicy.sim as sim\n"
+        f"v = sim.make_vector('{TASK}', 2, render=False); v.reset(seed=0)\n"
+        "print(*v.worker_pids, flush=True); os._exit(0)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    )
+    orphans = [int(p) for p in out.stdout.split()]
+    deadline = time.monotonic() + 10
+    while any(_alive(p) for p in orphans) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(p) for p in orphans)
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(UserError, match="not_a_task"):
+        sim.make_vector(["not_a_task"])
+    with pytest.raises(ValueError, match="num_envs=3"):
+        sim.make_vector([TASK, TASK], 3)
+    with pytest.raises(ValueError, match="SAME_STEP"):
+        sim.make_vector(TASK, 1, autoreset_mode="SameStep")
