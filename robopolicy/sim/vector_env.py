@@ -138,6 +138,7 @@ class TabletopVectorEnv(VectorEnv):
         self._ended_truncated = np.zeros(self.num_envs, dtype=bool)
         self._was_reset = np.zeros(self.num_envs, dtype=bool)
         self.crashes: list[WorkerCrash] = []
+        self._checked_pids: set[int] = set()
 
     # ----- workers -----
     @property
@@ -199,12 +200,16 @@ class TabletopVectorEnv(VectorEnv):
         return workers
 
     def _check_hello(self, worker: WorkerProcess) -> None:
+        """Wait for a new worker to be ready and check that its observations batch with ours (once)."""
         hello = worker.hello()
+        if hello["pid"] in self._checked_pids:
+            return
         if hello["layout"] != self._layout.describe():
             raise RuntimeError(
                 f"worker {worker.index} observations {hello['layout']} differ from the vector env's "
                 f"{self._layout.describe()}"
             )
+        self._checked_pids.add(hello["pid"])
 
     def _record_crash(self, i: int, command: str, err: WorkerDied) -> WorkerCrash:
         worker = self._worker(i)
