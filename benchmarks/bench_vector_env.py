@@ -110,6 +110,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=400, help="env steps per case and round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--robosuite-python", default="", help="a Python with robosuite installed")
+    parser.add_argument(
+        "--robosuite-steps", type=int, default=100, help="robosuite env steps per case and round"
+    )
     args = parser.parse_args()
 
     cam = {"image_size": 128}
@@ -123,15 +126,19 @@ def main() -> None:
         ),
         "1 worker, 2 cameras 128², shared memory": lambda: vector_env_rate(args.steps, 1, **cam),
     }
+    load_before = os.getloadavg()[0]
     rates: dict[str, list[float]] = {name: [] for name in cases}
     robosuite: list[dict[str, float] | str] = []
     for _ in range(args.rounds):
         for name, case in cases.items():
             rates[name].append(case())
         if args.robosuite_python:
-            robosuite.append(robosuite_rates(args.robosuite_python, args.steps))
+            robosuite.append(robosuite_rates(args.robosuite_python, args.robosuite_steps))
 
     print(machine_line(), f"· MUJOCO_GL={os.environ['MUJOCO_GL']}")
+    print(
+        f"1-min load average: {load_before:.1f} before, {os.getloadavg()[0]:.1f} after (cores: {os.cpu_count()})"
+    )
     median = {name: float(np.median(r)) for name, r in rates.items()}
     base_physics, base_cams = median["1 env, physics only"], median["1 env, 2 cameras 128²"]
     print("| case | env steps/s (median) | rounds | vs 1 env, same cameras |")

@@ -5,6 +5,7 @@ import sys
 import time
 from pathlib import Path
 
+import mujoco
 import numpy as np
 import pytest
 from gymnasium.vector import AutoresetMode, VectorEnv
@@ -181,6 +182,26 @@ def test_env_exception_is_raised_and_worker_survives() -> None:
             venv.step(np.zeros((2, 7)))
 
 
+def _wait_gone(pids: list[int], seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return not any(_alive(p) for p in pids)
+
+
+def _script_workers(exit_call: str) -> tuple[list[int], str]:
+    """Worker pids of a child Python that opens a vector env and exits with `exit_call`, unclosed."""
+    script = (
+        "import os, sys, robopolicy.sim as sim\n"
+        f"v = sim.make_vector('{TASK}', 2, render=False); v.reset(seed=0)\n"
+        f"print(*v.worker_pids, flush=True); {exit_call}\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    )
+    return [int(p) for p in out.stdout.split()], out.stderr
+
+
 def test_close_reaps_workers_and_orphans_exit() -> None:
     venv = sim.make_vector(TASK, 2, render=False)
     venv.reset(seed=0)
@@ -188,20 +209,24 @@ def test_close_reaps_workers_and_orphans_exit() -> None:
     venv.close()
     assert not any(_alive(p) for p in pids)
     venv.close()  # idempotent
-    # A parent that dies without closing leaves no worker behind: workers exit on its socket's EOF.
-    script = (
-        "import os, robopolicy.sim as sim\n"
-        f"v = sim.make_vector('{TASK}', 2, render=False); v.reset(seed=0)\n"
-        "print(*v.worker_pids, flush=True); os._exit(0)\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
-    )
-    orphans = [int(p) for p in out.stdout.split()]
-    deadline = time.monotonic() + 10
-    while any(_alive(p) for p in orphans) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not any(_alive(p) for p in orphans)
+    # An unclosed vector env is closed at interpreter exit, quietly.
+    pids, stderr = _script_workers("sys.exit(0)")
+    assert not any(_alive(p) for p in pids) and stderr == ""
+    # A parent that dies without any cleanup leaves no worker behind: they exit on its socket's EOF.
+    pids, _ = _script_workers("os._exit(0)")
+    assert _wait_gone(pids)
+
+
+def test_parent_builds_no_model_or_renderer(monkeypatch) -> None:
+    def refuse(*args, **kwargs):
+        raise AssertionError("the parent process must not build MuJoCo envs or renderers")
+
+    monkeypatch.setattr(TabletopEnv, "__init__", refuse)
+    monkeypatch.setattr(mujoco.Renderer, "__init__", refuse)
+    with sim.make_vector(TASK, 1, image_size=32) as venv:
+        obs, _ = venv.reset(seed=0)
+        venv.step(np.zeros((1, 7), dtype=np.float32))
+        assert obs["agentview"][0].std() > 10  # rendered, in the worker
 
 
 def test_bad_arguments() -> None:
