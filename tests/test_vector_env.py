@@ -12,7 +12,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 
 import robopolicy.sim as sim
 from robopolicy.errors import UserError
-from robopolicy.sim import TabletopEnv
+from robopolicy.sim import TabletopEnv, load_init_states
 from robopolicy.sim.vector_env import WorkerError
 
 TASK = "cube_on_plate"
@@ -50,6 +50,7 @@ def test_matches_single_envs(shared_memory: bool) -> None:
             single_obs, single_info = env.reset(options={"init_state_id": k})
             np.testing.assert_array_equal(obs["state"][i], single_obs["state"])
             _assert_info_matches(info, i, single_info)
+        assert not np.array_equal(*venv.get_states())
         for actions in _actions(0, 12, 2):
             obs, rewards, terminated, truncated, info = venv.step(actions)
             for i, env in enumerate(singles):
@@ -57,6 +58,8 @@ def test_matches_single_envs(shared_memory: bool) -> None:
                 np.testing.assert_array_equal(obs["state"][i], s_obs["state"])
                 assert (rewards[i], terminated[i], truncated[i]) == (s_rew, s_term, s_trunc)
                 _assert_info_matches(info, i, s_info)
+        for state, env in zip(venv.get_states(), singles, strict=True):
+            np.testing.assert_array_equal(state, env.sim.get_state())  # bitwise, objects included
         assert venv.instructions == (singles[0].instruction,) * 2
     for env in singles:
         env.close()
@@ -83,15 +86,16 @@ def test_rendered_workers_match_and_are_fresh_interpreters() -> None:
 
 def test_per_env_seeds() -> None:
     single = sim.make(TASK, render=False)
-    with sim.make_vector(TASK, 3, render=False) as venv:
-        obs, _ = venv.reset(seed=20)
-        for i in range(3):
-            single_obs, _ = single.reset(seed=20 + i)
-            np.testing.assert_array_equal(obs["state"][i], single_obs["state"])
-        states = [single.reset(seed=s)[0]["state"] for s in (5, 9)]
-        obs, _ = venv.reset(seed=[5, None, 9])
-        np.testing.assert_array_equal(obs["state"][0], states[0])
-        np.testing.assert_array_equal(obs["state"][2], states[1])
+    with sim.make_vector(TASK, 2, render=False) as venv:
+        venv.reset(seed=20)
+        states = venv.get_states()
+        for i in range(2):
+            single.reset(seed=20 + i)
+            np.testing.assert_array_equal(states[i], single.sim.get_state())
+        assert not np.array_equal(states[0], states[1])
+        venv.reset(seed=[None, 9])
+        single.reset(seed=9)
+        np.testing.assert_array_equal(venv.get_states()[1], single.sim.get_state())
     single.close()
 
 
@@ -107,6 +111,7 @@ def test_next_step_autoreset() -> None:
         assert truncated[0] and not terminated[0]
         obs, rewards, terminated, truncated, info = venv.step(np.ones((1, 7), dtype=np.float32))
         single_obs, single_info = single.reset()  # the next layout of the env's seeded generator
+        np.testing.assert_array_equal(venv.get_states()[0], single.sim.get_state())
         np.testing.assert_array_equal(obs["state"][0], single_obs["state"])
         assert rewards[0] == 0 and not terminated[0] and not truncated[0]
         _assert_info_matches(info, 0, single_info)
@@ -116,16 +121,17 @@ def test_disabled_autoreset_holds_ended_envs() -> None:
     with sim.make_vector(TASK, 2, render=False, autoreset_mode=AutoresetMode.DISABLED) as venv:
         assert venv.metadata["autoreset_mode"] == AutoresetMode.DISABLED
         venv.reset(options={"init_state_id": [0, 1]})
-        venv.crashes.clear()
         os.kill(venv.worker_pids[0], signal.SIGKILL)  # ends env 0's episode now
         obs, _, _, truncated, _ = venv.step(np.zeros((2, 7), dtype=np.float32))
         assert list(truncated) == [True, False]
         held, _, _, truncated, info = venv.step(np.zeros((2, 7), dtype=np.float32))
         assert list(truncated) == [True, False] and not info["_success"][0]
         np.testing.assert_array_equal(held["state"][0], obs["state"][0])
-        obs, _ = venv.reset(options={"reset_mask": np.array([True, False]), "init_state_id": 5})
-        single = sim.make(TASK, render=False)
-        np.testing.assert_array_equal(obs["state"][0], single.reset(options={"init_state_id": 5})[0]["state"])
+        running = venv.get_states()[1]
+        venv.reset(options={"reset_mask": np.array([True, False]), "init_state_id": 5})
+        states = venv.get_states()
+        np.testing.assert_array_equal(states[0], load_init_states(TASK)[5])
+        np.testing.assert_array_equal(states[1], running)  # not reset
         _, _, _, truncated, _ = venv.step(np.zeros((2, 7), dtype=np.float32))
         assert not truncated.any()
 
@@ -193,7 +199,7 @@ def _script_workers(exit_call: str) -> tuple[list[int], str]:
     """Worker pids of a child Python that opens a vector env and exits with `exit_call`, unclosed."""
     script = (
         "import os, sys, robopolicy.sim as sim\n"
-        f"v = sim.make_vector('{TASK}', 2, render=False); v.reset(seed=0)\n"
+        f"v = sim.make_vector('{TASK}', 1, render=False); v.reset(seed=0)\n"
         f"print(*v.worker_pids, flush=True); {exit_call}\n"
     )
     out = subprocess.run(

@@ -368,6 +368,23 @@ class TabletopVectorEnv(VectorEnv):
         self._ended[stepped] = done[stepped]
         return self._observations(), rewards, terminated, truncated, infos
 
+    def get_states(self) -> list[np.ndarray]:
+        """Each env's (D,) float64 physics state (`TabletopEnv.get_state`), e.g. to record or replay it.
+
+        D may differ between tasks, hence a list. Raises WorkerDied if a worker is gone.
+        """
+        if not self._was_reset.all():
+            raise RuntimeError("call reset() on every env before get_states()")
+        workers = self._started_workers()
+        for worker in workers:
+            worker.send({"cmd": "get_state"})
+        states = []
+        for i, worker in enumerate(workers):
+            header, payload = worker.recv()
+            self._raise_if_failed(i, header)
+            states.append(np.frombuffer(payload, np.float64).copy())
+        return states
+
     def _send(self, i: int, header: dict[str, Any], payload: bytes = b"") -> None:
         worker = self._worker(i)
         try:

@@ -6,7 +6,7 @@ renderer are created here. The parent passes two file descriptors: a connected s
 (`robopolicy.sim.worker_protocol`) and, unless it is -1, a shared-memory file holding the batched
 observation buffer, where this worker writes its own slot.
 
-Commands (JSON header, see the protocol module): init, reset, step, close. Every command gets one
+Commands (JSON header, see the protocol module): init, reset, step, get_state, close. Every command gets one
 reply: {"ok": true, ...} or {"ok": false, "error": "...", "traceback": "..."}; a Python exception in
 the env is reported, not fatal. The worker exits when told to close or when the parent's end of
 the socket closes (the parent died), so no orphan outlives its parent.
@@ -92,6 +92,8 @@ class _Worker:
                     reply, data = self.reset(header, payload)
                 elif cmd == "step":
                     reply, data = self.step(payload)
+                elif cmd == "get_state":
+                    reply, data = {}, self._env.sim.get_state().tobytes()
                 elif cmd == "close":
                     self.close()
                     send_message(self._sock, {"ok": True})
