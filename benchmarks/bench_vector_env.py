@@ -74,16 +74,18 @@ def single_env_rate(steps: int, **env_kwargs: object) -> float:
     return steps / elapsed
 
 
-def vector_env_rate(steps: int, num_envs: int, **kwargs: object) -> float:
+def vector_env_rate(steps: int, num_envs: int, parent_cpu_us: list[float], **kwargs: object) -> float:
+    """Env steps/s; appends the parent's CPU time per vector step (µs) to `parent_cpu_us`."""
     with sim.make_vector("cube_on_plate", num_envs, **kwargs) as venv:
         actions = np.random.default_rng(0).uniform(-0.5, 0.5, (steps, num_envs, 7)).astype(np.float32)
         venv.reset(seed=0)  # starts the workers; not timed
         for a in actions[:5]:
             venv.step(a)
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         for a in actions:
             venv.step(a)  # NEXT_STEP autoreset handles ended episodes
         elapsed = time.perf_counter() - start
+        parent_cpu_us.append((time.process_time() - cpu_start) / steps * 1e6)
     return steps * num_envs / elapsed
 
 
@@ -116,15 +118,22 @@ def main() -> None:
     args = parser.parse_args()
 
     cam = {"image_size": 128}
+    cpu: dict[str, list[float]] = {k: [] for k in ("2 workers, physics only", "shm", "sockets", "1 worker")}
     cases: dict[str, Callable[[], float]] = {
         "1 env, physics only": lambda: single_env_rate(args.steps, render=False),
         "1 env, 2 cameras 128²": lambda: single_env_rate(args.steps, **cam),
-        "2 workers, physics only": lambda: vector_env_rate(args.steps // 2, 2, render=False),
-        "2 workers, 2 cameras 128², shared memory": lambda: vector_env_rate(args.steps // 2, 2, **cam),
-        "2 workers, 2 cameras 128², through sockets": lambda: vector_env_rate(
-            args.steps // 2, 2, shared_memory=False, **cam
+        "2 workers, physics only": lambda: vector_env_rate(
+            args.steps // 2, 2, cpu["2 workers, physics only"], render=False
         ),
-        "1 worker, 2 cameras 128², shared memory": lambda: vector_env_rate(args.steps, 1, **cam),
+        "2 workers, 2 cameras 128², shared memory": lambda: vector_env_rate(
+            args.steps // 2, 2, cpu["shm"], **cam
+        ),
+        "2 workers, 2 cameras 128², through sockets": lambda: vector_env_rate(
+            args.steps // 2, 2, cpu["sockets"], shared_memory=False, **cam
+        ),
+        "1 worker, 2 cameras 128², shared memory": lambda: vector_env_rate(
+            args.steps, 1, cpu["1 worker"], **cam
+        ),
     }
     load_before = os.getloadavg()[0]
     rates: dict[str, list[float]] = {name: [] for name in cases}
@@ -147,6 +156,8 @@ def main() -> None:
         base = base_physics if "physics" in name else base_cams
         rounds = ", ".join(f"{r:.0f}" for r in rates[name])
         print(f"| {name} | {value:.0f} | {rounds} | {value / base:.2f}× |")
+    cpu_text = ", ".join(f"{k} {np.median(v):.0f}" for k, v in cpu.items())
+    print(f"parent CPU time per vector step, µs (median): {cpu_text}")
     if not args.robosuite_python:
         print("robosuite: not measured (no --robosuite-python given)")
     elif any(isinstance(r, str) for r in robosuite):
