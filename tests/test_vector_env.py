@@ -177,15 +177,20 @@ def test_silent_worker_times_out() -> None:
         assert not _alive(pid)
 
 
-def test_env_exception_is_raised_and_worker_survives() -> None:
-    with sim.make_vector(TASK, 1, render=False) as venv:
-        venv.reset(seed=0)
+def test_env_exception_is_raised_and_workers_stay_in_step() -> None:
+    with sim.make_vector(TASK, 2, render=False) as venv:
+        with pytest.raises(WorkerError, match=r"env 1 .*out of range"):
+            venv.reset(options={"init_state_id": [0, 99]})
+        venv.reset(options={"init_state_id": [0, 1]})  # every reply was read: no stale message
+        np.testing.assert_array_equal(venv.get_states()[1], load_init_states(TASK)[1])
+        bad = np.zeros((2, 7), dtype=np.float32)
+        bad[0] = np.nan
         with pytest.raises(WorkerError, match="action must be finite"):
-            venv.step(np.full((1, 7), np.nan, dtype=np.float32))
-        venv.step(np.zeros((1, 7), dtype=np.float32))
+            venv.step(bad)
+        venv.step(np.zeros((2, 7), dtype=np.float32))
         assert venv.crashes == []
         with pytest.raises(ValueError, match="shape"):
-            venv.step(np.zeros((2, 7)))
+            venv.step(np.zeros((3, 7)))
 
 
 def _wait_gone(pids: list[int], seconds: float = 10.0) -> bool:

@@ -24,13 +24,14 @@ Autoreset ("autoreset_mode" in metadata):
   truncated flags repeat those that ended the episode and its info is empty (masked out). A loop can
   thus step until every env is done, then reset them with the next initial states.
 
-Worker crashes. If a worker process dies (or is silent for `timeout_s`) during a step, its episode
-ends as failed: truncated=True, reward 0, an all-zero observation and info with success=False,
-`failure_reason` and `worker_crash` (which worker and pid, how it died, its last output line). The
-worker is restarted at once and the other envs go on; with NEXT_STEP the next step resets the env on
-the new worker. Every crash is also appended to `crashes` and logged. A crash during reset is retried
-once on a fresh worker. A Python exception inside an env (e.g. a bad action) is not a crash: it is
-raised here as `WorkerError` with the worker's traceback, and the worker stays up.
+Worker crashes. If a worker process dies, or is silent for `timeout_s` during a command (a new
+worker has `start_timeout_s` to load), its episode ends as failed: truncated=True, reward 0, an
+all-zero observation and info with success=False, `failure_reason` and `worker_crash` (which worker
+and pid, how it died, its last output line). The worker is restarted at once and the other envs go
+on; with NEXT_STEP the next step resets the env on the new worker. Every crash is also appended to
+`crashes` and logged. A crash during reset is retried once on a fresh worker. A Python exception
+inside an env (e.g. a bad action) is not a crash: it is raised here as `WorkerError` with the
+worker's traceback, after every other env's reply has been read, and the workers stay up.
 
 `close()` (also via `with`, garbage collection or interpreter exit) stops every worker and reaps it.
 """
@@ -59,7 +60,8 @@ from robopolicy.sim.worker_process import WorkerDied, WorkerProcess
 from robopolicy.sim.worker_protocol import ObsLayout
 
 _log = logging.getLogger(__name__)
-DEFAULT_TIMEOUT_S = 300.0
+DEFAULT_TIMEOUT_S = 300.0  # per command
+DEFAULT_START_TIMEOUT_S = 300.0  # a new worker's imports and model build
 _RESET_OPTIONS = ("init_state", "init_state_id", "reset_mask")
 
 
@@ -107,6 +109,7 @@ class TabletopVectorEnv(VectorEnv):
         autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
         shared_memory: bool = True,
         timeout_s: float = DEFAULT_TIMEOUT_S,
+        start_timeout_s: float = DEFAULT_START_TIMEOUT_S,
     ) -> None:
         if not configs:
             raise ValueError("a vector env needs at least one env")
@@ -126,6 +129,7 @@ class TabletopVectorEnv(VectorEnv):
         self.single_action_space = action_space()
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self._timeout_s = timeout_s
+        self._start_timeout_s = start_timeout_s
         self._shared_memory = shared_memory
         self._layout = ObsLayout.from_space(self.single_observation_space, self.num_envs)
         self._obs_fd = -1
@@ -188,7 +192,7 @@ class TabletopVectorEnv(VectorEnv):
                 "slot": i,
                 "num_slots": self.num_envs,
             }
-            worker = WorkerProcess(i, init, self._obs_fd, self._timeout_s)
+            worker = WorkerProcess(i, init, self._obs_fd, self._timeout_s, self._start_timeout_s)
             worker.start()
             self._workers[i] = worker
         return worker
@@ -245,15 +249,24 @@ class TabletopVectorEnv(VectorEnv):
         }
         infos: dict[str, Any] = {}
         for i, (header, payload) in requests.items():
-            self._worker(i).send(header, payload)
+            with contextlib.suppress(WorkerDied):  # a dead worker is found, and replaced, below
+                self._worker(i).send(header, payload)
+        errors: list[str] = []
         for i, (header, payload) in requests.items():
             try:
-                info = self._reset_reply(i)
+                reply = self._reset_reply(i)
             except WorkerDied as err:
                 crash = self._record_crash(i, "reset", err)
                 self._worker(i).send(header, payload)
-                info = {**self._reset_reply(i), "worker_crash": crash.reason}
-            infos = self._add_info(infos, info, i)
+                reply = self._reset_reply(i)
+                if reply.get("ok"):
+                    reply["info"]["worker_crash"] = crash.reason
+            if reply.get("ok"):
+                infos = self._add_info(infos, reply["info"], i)
+            else:
+                errors.append(self._error_text(i, reply))
+        if errors:  # raised only now, so that every worker's reply has been read
+            raise WorkerError("\n".join(errors))
         self._ended[mask] = False
         self._was_reset[mask] = True
         return self._observations(), infos
@@ -283,15 +296,12 @@ class TabletopVectorEnv(VectorEnv):
         worker = self._worker(i)
         self._check_hello(worker)
         header, payload = worker.recv()
-        self._raise_if_failed(i, header)
-        self._store_obs(i, payload)
-        return header["info"]
+        if header.get("ok"):
+            self._store_obs(i, payload)
+        return header
 
-    def _raise_if_failed(self, i: int, header: dict[str, Any]) -> None:
-        if not header.get("ok"):
-            raise WorkerError(
-                f"env {i} ({self._configs[i].task}): {header.get('error')}\n{header.get('traceback', '')}"
-            )
+    def _error_text(self, i: int, header: dict[str, Any]) -> str:
+        return f"env {i} ({self._configs[i].task}): {header.get('error')}\n{header.get('traceback', '')}"
 
     def _store_obs(self, i: int, payload: bytes) -> None:
         if not self._shared_memory:
@@ -348,9 +358,7 @@ class TabletopVectorEnv(VectorEnv):
                 infos = self._add_info(infos, info, i)
                 continue
             if not header.get("ok"):
-                errors.append(
-                    f"env {i} ({self._configs[i].task}): {header.get('error')}\n{header.get('traceback', '')}"
-                )
+                errors.append(self._error_text(i, header))
                 continue
             self._store_obs(i, payload)
             if command == "step":
@@ -378,11 +386,14 @@ class TabletopVectorEnv(VectorEnv):
         workers = self._started_workers()
         for worker in workers:
             worker.send({"cmd": "get_state"})
-        states = []
+        states, errors = [], []
         for i, worker in enumerate(workers):
             header, payload = worker.recv()
-            self._raise_if_failed(i, header)
+            if not header.get("ok"):
+                errors.append(self._error_text(i, header))
             states.append(np.frombuffer(payload, np.float64).copy())
+        if errors:
+            raise WorkerError("\n".join(errors))
         return states
 
     def _send(self, i: int, header: dict[str, Any], payload: bytes = b"") -> None:
@@ -421,6 +432,7 @@ def make_vector(
     autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
     shared_memory: bool = True,
     timeout_s: float = DEFAULT_TIMEOUT_S,
+    start_timeout_s: float = DEFAULT_START_TIMEOUT_S,
     **env_kwargs: Any,
 ) -> TabletopVectorEnv:
     """A vector env of `num_envs` worker processes, all on one task or one task per env.
@@ -440,5 +452,9 @@ def make_vector(
         load_task_spec(task)  # a missing or invalid task fails here, with the file and field named
     configs = [env_config(task, **env_kwargs) for task in tasks]
     return TabletopVectorEnv(
-        configs, autoreset_mode=autoreset_mode, shared_memory=shared_memory, timeout_s=timeout_s
+        configs,
+        autoreset_mode=autoreset_mode,
+        shared_memory=shared_memory,
+        timeout_s=timeout_s,
+        start_timeout_s=start_timeout_s,
     )

@@ -43,11 +43,14 @@ def _exit_text(returncode: int | None) -> str:
 class WorkerProcess:
     """One worker process serving env `index`; `start` launches it without waiting for it to load."""
 
-    def __init__(self, index: int, init_message: dict[str, Any], obs_fd: int, timeout_s: float) -> None:
+    def __init__(
+        self, index: int, init_message: dict[str, Any], obs_fd: int, timeout_s: float, start_timeout_s: float
+    ) -> None:
         self.index = index
         self._init_message = init_message
         self._obs_fd = obs_fd
         self._timeout_s = timeout_s
+        self._start_timeout_s = start_timeout_s
         self._proc: subprocess.Popen[bytes] | None = None
         self._sock: socket.socket | None = None
         self._log: IO[bytes] | None = None
@@ -89,7 +92,7 @@ class WorkerProcess:
     def hello(self) -> dict[str, Any]:
         """The worker's reply to init (pid, observation layout, instruction, max_steps), waiting once."""
         if self._hello is None:
-            header, _ = self.recv()
+            header, _ = self.recv(self._start_timeout_s)
             if not header.get("ok"):
                 raise WorkerDied(
                     f"worker {self.index} failed to start: {header.get('error')}\n{header.get('traceback', '')}"
@@ -105,16 +108,19 @@ class WorkerProcess:
         except WorkerGone as err:
             raise WorkerDied(self.death_reason(str(err))) from None
 
-    def recv(self) -> tuple[dict[str, Any], bytes]:
-        """One reply, within the timeout; raises WorkerDied if the worker is gone or silent."""
+    def recv(self, timeout_s: float | None = None) -> tuple[dict[str, Any], bytes]:
+        """One reply within `timeout_s` (default: the command timeout); raises WorkerDied if the
+        worker is gone or silent (a silent one is killed).
+        """
         if self._sock is None:
             raise WorkerDied(f"worker {self.index} is not running")
-        self._sock.settimeout(self._timeout_s)
+        timeout_s = self._timeout_s if timeout_s is None else timeout_s
+        self._sock.settimeout(timeout_s)
         try:
             return recv_message(self._sock)
         except TimeoutError:
             self.kill()
-            raise WorkerDied(self.death_reason(f"no reply within {self._timeout_s:g} s")) from None
+            raise WorkerDied(self.death_reason(f"no reply within {timeout_s:g} s")) from None
         except WorkerGone as err:
             raise WorkerDied(self.death_reason(str(err))) from None
 
