@@ -12,6 +12,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 
 import robopolicy.sim as sim
 from robopolicy.errors import UserError
+from robopolicy.paths import envs_dir
 from robopolicy.sim import TabletopEnv, load_init_states
 from robopolicy.sim.vector_env import WorkerError
 
@@ -97,6 +98,23 @@ def test_per_env_seeds() -> None:
         single.reset(seed=9)
         np.testing.assert_array_equal(venv.get_states()[1], single.sim.get_state())
     single.close()
+
+
+def test_per_env_tasks(tmp_path) -> None:
+    short = tmp_path / "short.toml"
+    text = (envs_dir() / TASK / "task.toml").read_text()
+    text = text.replace('name = "cube_on_plate"', 'name = "short_cube"').replace(
+        "max_steps = 150", "max_steps = 3"
+    )
+    short.write_text(text.replace('"put the red cube on the blue plate"', '"touch the red cube"'))
+    with sim.make_vector([TASK, str(short)], render=False) as venv:
+        assert venv.tasks == (TASK, str(short))
+        venv.reset(seed=0)
+        assert venv.instructions == ("put the red cube on the blue plate", "touch the red cube")
+        assert venv.max_steps == (150, 3)
+        for _ in range(3):
+            _, _, _, truncated, _ = venv.step(np.zeros((2, 7), dtype=np.float32))
+        assert list(truncated) == [False, True]
 
 
 def test_next_step_autoreset() -> None:
@@ -240,9 +258,14 @@ def test_parent_builds_no_model_or_renderer(monkeypatch) -> None:
         assert obs["agentview"][0].std() > 10  # rendered, in the worker
 
 
-def test_bad_arguments() -> None:
+def test_bad_arguments(tmp_path) -> None:
     with pytest.raises(UserError, match="not_a_task"):
         sim.make_vector(["not_a_task"])
+    # An invalid spec is parsed in the worker and raised here as the same one-line UserError.
+    bad = tmp_path / "bad.toml"
+    bad.write_text((envs_dir() / TASK / "task.toml").read_text().replace("max_steps = 150", "max_steps = -3"))
+    with sim.make_vector([str(bad)], render=False) as venv, pytest.raises(UserError, match="max_steps"):
+        venv.reset(seed=0)
     with pytest.raises(ValueError, match="num_envs=3"):
         sim.make_vector([TASK, TASK], 3)
     with pytest.raises(ValueError, match="SAME_STEP"):

@@ -33,12 +33,17 @@ RESET_OPTIONS = ("init_state", "init_state_id")
 _SEED_RANGE = 2**31  # seeds drawn from np_random for unseeded resets
 
 
-def env_config(task: str, config: EnvConfig | None = None, **env_kwargs: Any) -> EnvConfig:
-    """EnvConfig for `task` from TabletopEnv's keyword arguments (image_size, cameras, render, ...)."""
+def env_config(task: str | None, config: EnvConfig | None = None, **env_kwargs: Any) -> EnvConfig:
+    """EnvConfig from `config` or from TabletopEnv's keyword arguments (image_size, cameras, render, ...).
+
+    `task` overrides the config's task unless it is None; without a config, None means cube_on_plate.
+    """
     if config is not None:
         if env_kwargs:
             raise ValueError(f"pass either config or env keyword arguments, not both: {sorted(env_kwargs)}")
-        return replace(config, task=task)
+        return config if task is None else replace(config, task=task)
+    if task is None:
+        task = EnvConfig.task
     if "cameras" in env_kwargs:
         env_kwargs["cameras"] = tuple(env_kwargs["cameras"])
     if env_kwargs.get("render_options") is None:
@@ -70,6 +75,8 @@ def action_space() -> spaces.Box:
 class TabletopGymEnv(gymnasium.Env[dict[str, np.ndarray], np.ndarray]):
     """Gymnasium view of one `TabletopEnv`; see the module docstring for spaces and resets.
 
+    `task` (default cube_on_plate) or `config=EnvConfig(...)` with the task in it.
+
     render_mode "rgb_array": `render()` returns the current camera images side by side,
     uint8 (H, W * num_cameras, 3); it needs render=True (an env without cameras lists no render modes).
     """
@@ -78,7 +85,7 @@ class TabletopGymEnv(gymnasium.Env[dict[str, np.ndarray], np.ndarray]):
 
     def __init__(
         self,
-        task: str = "cube_on_plate",
+        task: str | None = None,
         render_mode: str | None = None,
         *,
         config: EnvConfig | None = None,

@@ -46,6 +46,7 @@ import tempfile
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -55,7 +56,7 @@ from gymnasium.vector.utils import batch_space
 from robopolicy.sim.config_json import config_to_json
 from robopolicy.sim.env import EnvConfig
 from robopolicy.sim.gym_env import action_space, env_config, observation_space
-from robopolicy.sim.task_spec import load_task_spec
+from robopolicy.sim.task_spec import TaskSpecError, task_file
 from robopolicy.sim.worker_process import WorkerDied, WorkerProcess
 from robopolicy.sim.worker_protocol import ObsLayout
 
@@ -449,7 +450,11 @@ def make_vector(
     if not tasks:
         raise ValueError("num_envs must be at least 1")
     for task in dict.fromkeys(tasks):
-        load_task_spec(task)  # a missing or invalid task fails here, with the file and field named
+        # Only existence is checked here: specs are parsed in the workers, and an invalid one raises
+        # the same one-line UserError there (at the first reset) as it would in one process.
+        path = Path(task) if task.endswith(".toml") else task_file(task)
+        if not path.is_file():
+            raise TaskSpecError(f"{path}: task spec file not found (unknown task '{task}')")
     configs = [env_config(task, **env_kwargs) for task in tasks]
     return TabletopVectorEnv(
         configs,

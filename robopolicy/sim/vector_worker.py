@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from robopolicy.errors import UserError
 from robopolicy.sim.worker_protocol import ObsLayout, WorkerGone, recv_message, send_message
 
 
@@ -105,6 +106,8 @@ class _Worker:
                 reply = {
                     "ok": False,
                     "error": f"{type(err).__name__}: {err}",
+                    "user_error": isinstance(err, UserError),
+                    "message": str(err),
                     "traceback": traceback.format_exc(),
                 }
                 data = b""

@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import IO, Any
 
+from robopolicy.errors import UserError
 from robopolicy.sim.worker_protocol import WorkerGone, recv_message, send_message
 
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the folder that holds `robopolicy/`
@@ -27,6 +28,10 @@ _EXIT_WAIT_S = 5.0
 
 class WorkerDied(RuntimeError):
     """The worker process exited, closed its socket or stopped answering; the message says why."""
+
+
+class WorkerStartError(RuntimeError):
+    """The worker is running but could not build its env (a bug or a broken install; see traceback)."""
 
 
 def _exit_text(returncode: int | None) -> str:
@@ -94,8 +99,11 @@ class WorkerProcess:
         if self._hello is None:
             header, _ = self.recv(self._start_timeout_s)
             if not header.get("ok"):
-                raise WorkerDied(
-                    f"worker {self.index} failed to start: {header.get('error')}\n{header.get('traceback', '')}"
+                if header.get("user_error"):
+                    # e.g. an invalid task spec: one line naming the file and field, as in one process.
+                    raise UserError(header["message"])
+                raise WorkerStartError(
+                    f"worker {self.index} failed to build its env: {header.get('error')}\n{header.get('traceback', '')}"
                 )
             self._hello = header
         return self._hello
