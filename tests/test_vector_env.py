@@ -100,15 +100,21 @@ def test_per_env_seeds() -> None:
     single.close()
 
 
-def test_per_env_tasks(tmp_path) -> None:
-    short = tmp_path / "short.toml"
+@pytest.fixture(scope="module")
+def short_task(tmp_path_factory) -> str:
+    """cube_on_plate with a 3-step cap and its own name and instruction, as a spec file."""
+    path = tmp_path_factory.mktemp("tasks") / "short.toml"
     text = (envs_dir() / TASK / "task.toml").read_text()
     text = text.replace('name = "cube_on_plate"', 'name = "short_cube"').replace(
         "max_steps = 150", "max_steps = 3"
     )
-    short.write_text(text.replace('"put the red cube on the blue plate"', '"touch the red cube"'))
-    with sim.make_vector([TASK, str(short)], render=False) as venv:
-        assert venv.tasks == (TASK, str(short))
+    path.write_text(text.replace('"put the red cube on the blue plate"', '"touch the red cube"'))
+    return str(path)
+
+
+def test_per_env_tasks(short_task: str) -> None:
+    with sim.make_vector([TASK, short_task], render=False) as venv:
+        assert venv.tasks == (TASK, short_task)
         venv.reset(seed=0)
         assert venv.instructions == ("put the red cube on the blue plate", "touch the red cube")
         assert venv.max_steps == (150, 3)
@@ -117,9 +123,9 @@ def test_per_env_tasks(tmp_path) -> None:
         assert list(truncated) == [False, True]
 
 
-def test_next_step_autoreset() -> None:
-    single = sim.make(TASK, render=False)
-    with sim.make_vector(TASK, 1, render=False) as venv:
+def test_next_step_autoreset(short_task: str) -> None:
+    single = sim.make(short_task, render=False)
+    with sim.make_vector(short_task, 1, render=False) as venv:
         venv.reset(seed=2)
         single.reset(seed=2)
         zero = np.zeros((1, 7), dtype=np.float32)
@@ -135,22 +141,27 @@ def test_next_step_autoreset() -> None:
         _assert_info_matches(info, 0, single_info)
 
 
-def test_disabled_autoreset_holds_ended_envs() -> None:
-    with sim.make_vector(TASK, 2, render=False, autoreset_mode=AutoresetMode.DISABLED) as venv:
+def test_disabled_autoreset_holds_ended_envs(short_task: str) -> None:
+    zero = np.zeros((2, 7), dtype=np.float32)
+    with sim.make_vector([short_task, TASK], render=False, autoreset_mode=AutoresetMode.DISABLED) as venv:
         assert venv.metadata["autoreset_mode"] == AutoresetMode.DISABLED
-        venv.reset(options={"init_state_id": [0, 1]})
-        os.kill(venv.worker_pids[0], signal.SIGKILL)  # ends env 0's episode now
-        obs, _, _, truncated, _ = venv.step(np.zeros((2, 7), dtype=np.float32))
+        venv.reset(seed=0)
+        for _ in range(3):
+            obs, _, _, truncated, _ = venv.step(zero)
         assert list(truncated) == [True, False]
-        held, _, _, truncated, info = venv.step(np.zeros((2, 7), dtype=np.float32))
-        assert list(truncated) == [True, False] and not info["_success"][0]
+        ended_state = venv.get_states()[0]
+        held, rewards, _, truncated, info = venv.step(zero)
+        assert list(truncated) == [True, False] and rewards[0] == 0
+        assert not info["_success"][0] and info["_success"][1]
         np.testing.assert_array_equal(held["state"][0], obs["state"][0])
+        np.testing.assert_array_equal(venv.get_states()[0], ended_state)  # not stepped
         running = venv.get_states()[1]
-        venv.reset(options={"reset_mask": np.array([True, False]), "init_state_id": 5})
+        fixed = load_init_states(TASK)[5]
+        venv.reset(options={"reset_mask": np.array([True, False]), "init_state": fixed})
         states = venv.get_states()
-        np.testing.assert_array_equal(states[0], load_init_states(TASK)[5])
+        np.testing.assert_array_equal(states[0], fixed)
         np.testing.assert_array_equal(states[1], running)  # not reset
-        _, _, _, truncated, _ = venv.step(np.zeros((2, 7), dtype=np.float32))
+        _, _, _, truncated, _ = venv.step(zero)
         assert not truncated.any()
 
 
