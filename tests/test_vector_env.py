@@ -281,3 +281,40 @@ def test_bad_arguments(tmp_path) -> None:
         sim.make_vector([TASK, TASK], 3)
     with pytest.raises(ValueError, match="SAME_STEP"):
         sim.make_vector(TASK, 1, autoreset_mode="SameStep")
+
+
+def test_interrupted_step_needs_reset_and_replaces_out_of_step_workers(monkeypatch) -> None:
+    from robopolicy.sim import worker_process
+
+    zero = np.zeros((2, 7), dtype=np.float32)
+    single = sim.make(TASK, render=False)
+    with sim.make_vector(TASK, 2, render=False) as venv:
+        venv.reset(seed=0)
+        pids = venv.worker_pids
+        os.kill(pids[0], signal.SIGINT)  # Ctrl-C in a terminal: workers ignore it
+        venv.step(zero)
+        assert venv.crashes == []
+
+        real_recv = worker_process.recv_message
+        calls = []
+
+        def interrupted_once(sock):
+            if not calls:
+                calls.append(1)
+                raise KeyboardInterrupt
+            return real_recv(sock)
+
+        monkeypatch.setattr(worker_process, "recv_message", interrupted_once)
+        with pytest.raises(KeyboardInterrupt):
+            venv.step(zero)  # both workers now owe a reply
+        with pytest.raises(RuntimeError, match="interrupted"):
+            venv.step(zero)
+        with pytest.raises(RuntimeError, match="reset every env"):
+            venv.reset(options={"reset_mask": np.array([True, False])})
+        venv.reset(seed=3)
+        assert all(new != old for new, old in zip(venv.worker_pids, pids, strict=True))
+        for i, state in enumerate(venv.get_states()):
+            single.reset(seed=3 + i)
+            np.testing.assert_array_equal(state, single.sim.get_state())
+        venv.step(zero)
+    single.close()

@@ -33,6 +33,11 @@ on; with NEXT_STEP the next step resets the env on the new worker. Every crash i
 inside an env (e.g. a bad action) is not a crash: it is raised here as `WorkerError` with the
 worker's traceback, after every other env's reply has been read, and the workers stay up.
 
+Interruptions. Workers ignore SIGINT, so Ctrl-C stops only the parent. A step or reset cut short
+(e.g. by KeyboardInterrupt in a notebook) leaves the episodes unknown: step() then refuses until
+reset() resets every env, and each worker left with an unread reply or a half-read message is
+replaced by a fresh one first.
+
 `close()` (also via `with`, garbage collection or interpreter exit) stops every worker and reaps it.
 """
 
@@ -144,6 +149,7 @@ class TabletopVectorEnv(VectorEnv):
         self._was_reset = np.zeros(self.num_envs, dtype=bool)
         self.crashes: list[WorkerCrash] = []
         self._checked_pids: set[int] = set()
+        self._interrupted = False  # a step or reset did not finish (e.g. Ctrl-C): episodes are unknown
 
     # ----- workers -----
     @property
@@ -243,12 +249,15 @@ class TabletopVectorEnv(VectorEnv):
             mask = np.asarray(options["reset_mask"])
             if mask.shape != (n,) or mask.dtype != np.bool_ or not mask.any():
                 raise ValueError(f"reset_mask must be a bool array of shape ({n},) with at least one True")
+        if self._interrupted and not mask.all():
+            raise RuntimeError("a previous step or reset was interrupted; reset every env (no reset_mask)")
         state_ids = _per_env(options.get("init_state_id"), n, "init_state_id", 0)
         states = _per_env(options.get("init_state"), n, "init_state", 1)
         requests = {
             i: self._reset_request(seeds[i], state_ids[i], states[i]) for i in map(int, np.flatnonzero(mask))
         }
         infos: dict[str, Any] = {}
+        self._interrupted = True
         for i, (header, payload) in requests.items():
             with contextlib.suppress(WorkerDied):  # a dead worker is found, and replaced, below
                 self._worker(i).send(header, payload)
@@ -266,6 +275,7 @@ class TabletopVectorEnv(VectorEnv):
                 infos = self._add_info(infos, reply["info"], i)
             else:
                 errors.append(self._error_text(i, reply))
+        self._interrupted = False
         if errors:  # raised only now, so that every worker's reply has been read
             raise WorkerError("\n".join(errors))
         self._ended[mask] = False
@@ -318,6 +328,8 @@ class TabletopVectorEnv(VectorEnv):
             raise RuntimeError("the vector env is closed")
         if not self._was_reset.all():
             raise RuntimeError("call reset() on every env before step()")
+        if self._interrupted:
+            raise RuntimeError("a previous step or reset was interrupted; call reset() before step()")
         n = self.num_envs
         actions = np.asarray(actions, dtype=np.float64)
         if actions.shape != (n, self.single_action_space.shape[0]):
@@ -326,6 +338,7 @@ class TabletopVectorEnv(VectorEnv):
             )
         autoreset = self.autoreset_mode == AutoresetMode.NEXT_STEP
         commands: dict[int, str] = {}
+        self._interrupted = True
         for i in range(n):
             if self._ended[i] and not autoreset:
                 continue  # DISABLED: an ended episode waits for an explicit reset
@@ -367,6 +380,7 @@ class TabletopVectorEnv(VectorEnv):
                 terminated[i] = header["terminated"]
                 truncated[i] = header["truncated"]
             infos = self._add_info(infos, header["info"], i)
+        self._interrupted = False
         if errors:
             raise WorkerError("\n".join(errors))
         stepped = np.zeros(n, dtype=bool)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import signal
 import socket
 import sys
 import traceback
@@ -127,6 +128,8 @@ class _Worker:
 
 
 def main(argv: list[str]) -> None:
+    # Ctrl-C in a terminal reaches the whole process group; the parent handles it (and stops us).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     sock_fd, obs_fd = int(argv[0]), int(argv[1])
     sock = socket.socket(fileno=sock_fd)
     worker = _Worker(sock, obs_fd)

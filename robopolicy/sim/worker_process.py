@@ -60,6 +60,10 @@ class WorkerProcess:
         self._sock: socket.socket | None = None
         self._log: IO[bytes] | None = None
         self._hello: dict[str, Any] | None = None
+        # Replies owed by the worker, and whether a message was cut by an interruption (Ctrl-C):
+        # either leaves the socket out of step, so the worker is replaced before its next command.
+        self._pending = 0
+        self._broken = False
 
     @property
     def pid(self) -> int | None:
@@ -92,12 +96,14 @@ class WorkerProcess:
             child_sock.close()
         self._sock = parent_sock
         self._hello = None
-        self.send(self._init_message)
+        self._pending = 0
+        self._broken = False
+        self._send(self._init_message)  # its reply is read by hello()
 
     def hello(self) -> dict[str, Any]:
         """The worker's reply to init (pid, observation layout, instruction, max_steps), waiting once."""
         if self._hello is None:
-            header, _ = self.recv(self._start_timeout_s)
+            header, _ = self._read(self._start_timeout_s)
             if not header.get("ok"):
                 if header.get("user_error"):
                     # e.g. an invalid task spec: one line naming the file and field, as in one process.
@@ -108,18 +114,39 @@ class WorkerProcess:
             self._hello = header
         return self._hello
 
+    @property
+    def out_of_step(self) -> bool:
+        """True after an interrupted exchange; the next `send` then starts a fresh worker."""
+        return self._broken or self._pending > 0
+
     def send(self, header: dict[str, Any], payload: bytes = b"") -> None:
+        """Send a command that expects one reply (read with `recv`)."""
+        if self.out_of_step:
+            self.restart()
+        self._send(header, payload)
+        self._pending += 1
+
+    def _send(self, header: dict[str, Any], payload: bytes = b"") -> None:
         if self._sock is None:
             raise WorkerDied(f"worker {self.index} is not running")
         try:
             send_message(self._sock, header, payload)
         except WorkerGone as err:
             raise WorkerDied(self.death_reason(str(err))) from None
+        except BaseException:
+            self._broken = True
+            raise
 
     def recv(self, timeout_s: float | None = None) -> tuple[dict[str, Any], bytes]:
-        """One reply within `timeout_s` (default: the command timeout); raises WorkerDied if the
-        worker is gone or silent (a silent one is killed).
+        """The reply to the oldest unanswered command, within `timeout_s` (default: the command
+        timeout); raises WorkerDied if the worker is gone or silent (a silent one is killed).
         """
+        self.hello()  # the init reply comes first
+        reply = self._read(timeout_s)
+        self._pending -= 1
+        return reply
+
+    def _read(self, timeout_s: float | None) -> tuple[dict[str, Any], bytes]:
         if self._sock is None:
             raise WorkerDied(f"worker {self.index} is not running")
         timeout_s = self._timeout_s if timeout_s is None else timeout_s
@@ -131,6 +158,9 @@ class WorkerProcess:
             raise WorkerDied(self.death_reason(f"no reply within {timeout_s:g} s")) from None
         except WorkerGone as err:
             raise WorkerDied(self.death_reason(str(err))) from None
+        except BaseException:
+            self._broken = True
+            raise
 
     def death_reason(self, what: str) -> str:
         """One line: which worker, its pid, how it ended, and the last line of its output."""
@@ -177,6 +207,8 @@ class WorkerProcess:
             self._log = None
         self._proc = None
         self._hello = None
+        self._pending = 0
+        self._broken = False
 
     def restart(self) -> None:
         self.stop()
