@@ -6,7 +6,8 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import robopolicy.sim as sim
-from robopolicy.sim import TabletopEnv, load_init_states
+from robopolicy.paths import envs_dir
+from robopolicy.sim import EnvConfig, TabletopEnv, load_init_states
 from robopolicy.sim.gym_env import GYM_ID, TabletopGymEnv, register
 
 
@@ -84,3 +85,15 @@ def test_render_mode() -> None:
     with pytest.raises(ValueError, match="needs render=True"):
         TabletopGymEnv("cube_on_plate", render_mode="rgb_array", render=False)
     assert sim.make("cube_on_plate", render=False).metadata["render_modes"] == []
+
+
+def test_config_keeps_its_task(tmp_path) -> None:
+    spec = tmp_path / "other.toml"
+    spec.write_text(
+        (envs_dir() / "cube_on_plate" / "task.toml").read_text().replace("max_steps = 150", "max_steps = 7")
+    )
+    config = EnvConfig(task=str(spec), render=False)
+    assert sim.make(config=config).max_steps == 7
+    assert sim.make("cube_on_plate", config=config).max_steps == 150
+    with pytest.raises(ValueError, match="not both"):
+        sim.make(config=config, image_size=32)

@@ -13,7 +13,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 import robopolicy.sim as sim
 from robopolicy.errors import UserError
 from robopolicy.paths import envs_dir
-from robopolicy.sim import TabletopEnv, load_init_states
+from robopolicy.sim import EnvConfig, TabletopEnv, load_init_states
 from robopolicy.sim.vector_env import WorkerError
 
 TASK = "cube_on_plate"
@@ -279,6 +279,9 @@ def test_bad_arguments(tmp_path) -> None:
         venv.reset(seed=0)
     with pytest.raises(ValueError, match="num_envs=3"):
         sim.make_vector([TASK, TASK], 3)
+    venv = sim.make_vector(num_envs=2, config=EnvConfig(task=TASK, image_size=32, render=False))
+    assert venv.tasks == (TASK, TASK) and venv.single_observation_space["state"].shape == (9,)
+    venv.close()
     with pytest.raises(ValueError, match="SAME_STEP"):
         sim.make_vector(TASK, 1, autoreset_mode="SameStep")
 

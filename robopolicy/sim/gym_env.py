@@ -178,9 +178,9 @@ class TabletopGymEnv(gymnasium.Env[dict[str, np.ndarray], np.ndarray]):
         self._sim.close()
 
 
-def make(task: str = "cube_on_plate", render_mode: str | None = None, **env_kwargs: Any) -> TabletopGymEnv:
-    """A Gymnasium env for `task`; `env_kwargs` are TabletopEnv's (image_size, cameras, render, ...)
-    or `config=EnvConfig(...)`.
+def make(task: str | None = None, render_mode: str | None = None, **env_kwargs: Any) -> TabletopGymEnv:
+    """A Gymnasium env for `task` (default cube_on_plate); `env_kwargs` are TabletopEnv's
+    (image_size, cameras, render, render_options, controller) or `config=EnvConfig(...)`.
     """
     return TabletopGymEnv(task, render_mode, **env_kwargs)
 

@@ -441,7 +441,7 @@ class TabletopVectorEnv(VectorEnv):
 
 
 def make_vector(
-    task_or_tasks: str | Sequence[str] = "cube_on_plate",
+    task_or_tasks: str | Sequence[str] | None = None,
     num_envs: int | None = None,
     *,
     autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
@@ -453,23 +453,24 @@ def make_vector(
     """A vector env of `num_envs` worker processes, all on one task or one task per env.
 
     `env_kwargs` are TabletopEnv's (image_size, cameras, render, render_options, controller) or
-    `config=EnvConfig(...)`, shared by all envs. No process starts before the first reset.
+    `config=EnvConfig(...)`, shared by all envs; with no task given, the config's task (default
+    cube_on_plate). No process starts before the first reset.
     """
-    if isinstance(task_or_tasks, str):
-        tasks = [task_or_tasks] * (1 if num_envs is None else num_envs)
+    if task_or_tasks is None or isinstance(task_or_tasks, str):
+        tasks: list[str | None] = [task_or_tasks] * (1 if num_envs is None else num_envs)
     else:
         tasks = list(task_or_tasks)
         if num_envs is not None and num_envs != len(tasks):
             raise ValueError(f"num_envs={num_envs} but {len(tasks)} tasks were given")
     if not tasks:
         raise ValueError("num_envs must be at least 1")
-    for task in dict.fromkeys(tasks):
+    configs = [env_config(task, **env_kwargs) for task in tasks]
+    for task in dict.fromkeys(c.task for c in configs):
         # Only existence is checked here: specs are parsed in the workers, and an invalid one raises
         # the same one-line UserError there (at the first reset) as it would in one process.
         path = Path(task) if task.endswith(".toml") else task_file(task)
         if not path.is_file():
             raise TaskSpecError(f"{path}: task spec file not found (unknown task '{task}')")
-    configs = [env_config(task, **env_kwargs) for task in tasks]
     return TabletopVectorEnv(
         configs,
         autoreset_mode=autoreset_mode,
