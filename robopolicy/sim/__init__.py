@@ -20,6 +20,14 @@ def __getattr__(name: str) -> object:
         from robopolicy.sim.init_states import load_init_states
 
         return load_init_states
+    if name == "make":
+        from robopolicy.sim.gym_env import make
+
+        return make
+    if name == "make_vector":
+        from robopolicy.sim.vector_env import make_vector
+
+        return make_vector
     raise AttributeError(f"module 'robopolicy.sim' has no attribute '{name}'")
 
 
@@ -31,5 +39,7 @@ __all__ = [
     "TaskSpecError",
     "load_init_states",
     "load_task_spec",
+    "make",
+    "make_vector",
     "run_expert_episode",
 ]
