@@ -66,11 +66,25 @@ def _quickstart(config: Any) -> None:
     run_quickstart(config)
 
 
+def _suites(config: Any) -> None:
+    from robopolicy.sim.suites_listing import format_suites
+
+    print(format_suites(config))
+
+
+def _expert_check(config: Any) -> None:
+    from robopolicy.sim.expert_check import format_table, run_expert_check
+
+    print(format_table(config.suite, run_expert_check(config)))
+
+
 VERBS: dict[str, Verb] = {
     "collect": Verb("record scripted-expert demonstrations of a task as an RLDS dataset", _collect),
     "train": Verb("train a flow-matching policy on an RLDS dataset (resumes an existing run)", _train),
     "eval": Verb("evaluate a checkpoint on a task's fixed initial states, with a 95% Wilson interval", _eval),
     "quickstart": Verb("collect → train → evaluate on the default task, in one go", _quickstart),
+    "suites": Verb("list the task suites, their tasks and instructions", _suites),
+    "expert-check": Verb("scripted-expert success on each task's 50 fixed initial states", _expert_check),
 }
 
 

@@ -10,6 +10,8 @@ from robopolicy.data.collect import CollectConfig
 from robopolicy.eval.eval_config import EvalConfig
 from robopolicy.models.policy_config import PolicyConfig
 from robopolicy.quickstart import QuickstartConfig
+from robopolicy.sim.expert_check import ExpertCheckConfig
+from robopolicy.sim.suites_listing import SuitesConfig
 from robopolicy.train.optimizer import OptimizerConfig
 from robopolicy.train.train_config import TrainConfig
 
@@ -78,4 +80,14 @@ QUICKSTART = {
     ),
 }
 
-PRESETS = {"collect": COLLECT, "train": TRAIN, "eval": EVAL, "quickstart": QUICKSTART}
+SUITES = {"default": SuitesConfig()}
+EXPERT_CHECK = {"default": ExpertCheckConfig(), "smoke": ExpertCheckConfig(num_states=3)}
+
+PRESETS = {
+    "collect": COLLECT,
+    "train": TRAIN,
+    "eval": EVAL,
+    "quickstart": QUICKSTART,
+    "suites": SUITES,
+    "expert-check": EXPERT_CHECK,
+}
