@@ -22,6 +22,7 @@ from robopolicy.sim.object_library import (
     SWITCH_BASE_TOP,
     SWITCH_KNOB_HALF,
     SWITCH_TRAVEL,
+    ObjectType,
     Role,
 )
 from robopolicy.sim.rotations import matrix_to_rotvec, quat_to_yaw, rot_z, wrap_angle
@@ -101,7 +102,7 @@ class Motion:
     def obj_yaw(self, name: str) -> float:
         return quat_to_yaw(self.env.data.xquat[self.task.handles[name].body])
 
-    def kind(self, name: str):  # noqa: ANN201 - ObjectType, kept implicit to avoid a wide import
+    def kind(self, name: str) -> ObjectType:
         return self.task.handles[name].spec.kind
 
     # ----- action -----

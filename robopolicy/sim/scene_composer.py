@@ -15,11 +15,12 @@ from robopolicy.sim.rotations import look_at_xyaxes
 from robopolicy.sim.scene import AGENTVIEW_CAMERA, PHYSICS_TIMESTEP, TABLE_HEIGHT, RenderConfig
 from robopolicy.sim.scene_spec import ObjectSpec, SceneSpec
 
-# The composed layouts span x 0.35-0.75 m, y ±0.3 m: wider than cube_on_plate's, so the front camera
-# sits farther back and higher, still opposite the robot like LIBERO's agentview.
-_AGENTVIEW_POS = np.array([1.12, 0.0, 0.66])
-_AGENTVIEW_TARGET = np.array([0.52, 0.0, 0.03])
-_AGENTVIEW_FOVY = 50.0
+# The composed layouts span x 0.35-0.8 m, y ±0.3 m, wider than cube_on_plate's: the front camera sits
+# higher and looks down more steeply, still opposite the robot like LIBERO's agentview, so that the
+# whole layout (cabinet included) fills a 128² frame and a 4.5 cm cube spans ~5 px.
+_AGENTVIEW_POS = np.array([0.98, 0, 0.85])
+_AGENTVIEW_TARGET = np.array([0.55, 0, 0.0])
+_AGENTVIEW_FOVY = 38.0
 USERDATA_CUE = 0  # userdata slot of the cue choice index
 
 
