@@ -96,6 +96,17 @@ def test_drawer_switch_and_in_predicates_on_constructed_states() -> None:
     assert switch.evaluate()["TurnOff(switch)"]
 
 
+def test_door_predicates_on_constructed_states() -> None:
+    env = TabletopEnv(task="goal_open_door", render=False)
+    env.reset(seed=0)
+    door = env.scene_task.handles["cupboard"]
+    assert not env.evaluate()["Open(cupboard)"]
+    for angle, is_open in ((0.5, False), (1.2, True)):
+        env.data.qpos[door.joint_qpos] = angle
+        mujoco.mj_forward(env.model, env.data)
+        assert env.evaluate()["Open(cupboard)"] is is_open
+
+
 def test_success_is_checked_every_step_and_failure_reason_names_the_goal() -> None:
     env = TabletopEnv(task="goal_open_drawer", render=False)
     _, info = env.reset(seed=1)

@@ -42,6 +42,7 @@ class Role(Enum):
     SUPPORT = "support"  # static surface objects are put on
     CONTAINER = "container"  # static open box objects are put in
     DRAWER = "drawer"  # cabinet with a sliding drawer: a container that opens and closes
+    DOOR = "door"  # cabinet with a hinged door that swings open towards the robot
     BUTTON = "button"  # push button that stays pressed (on) once pushed
     SWITCH = "switch"  # slider switch, on at +y end, off at -y end
 
@@ -75,7 +76,7 @@ class ObjectType:
 
     @property
     def articulated(self) -> bool:
-        return self.role in (Role.DRAWER, Role.BUTTON, Role.SWITCH)
+        return self.role in (Role.DRAWER, Role.DOOR, Role.BUTTON, Role.SWITCH)
 
 
 def _geom(
@@ -223,6 +224,42 @@ def _drawer_cabinet(name: str, rgba: str) -> str:
     )
 
 
+DOOR_TRAVEL = 1.5  # rad
+# Door frame = hinge frame: the hinge is the cabinet's front-right corner; the closed door runs along +y.
+DOOR_HINGE = (-0.05, -0.07)
+DOOR_HANDLE = (-0.03, 0.12, 0.055)  # handle centre in the hinge frame
+
+
+def _door_cabinet(name: str, rgba: str) -> str:
+    # Front faces -x; the door turns about the vertical hinge at the front-right corner, its free edge
+    # swinging towards the robot. A horizontal handle bar sticks out of the door near its free edge.
+    door = _shade(rgba, 1.3)
+    hx, hy = DOOR_HINGE
+    return "\n".join(
+        [
+            _geom(f"{name}_top", "box", (0.05, 0.07, 0.005), (0, 0, 0.095), rgba),
+            _geom(f"{name}_side_left", "box", (0.05, 0.005, 0.045), (0, 0.065, 0.045), rgba),
+            _geom(f"{name}_side_right", "box", (0.05, 0.005, 0.045), (0, -0.065, 0.045), rgba),
+            _geom(f"{name}_back", "box", (0.005, 0.06, 0.045), (0.045, 0, 0.045), rgba),
+            f'<body name="{name}_door" pos="{hx} {hy} 0">',
+            f'  <joint name="{name}_joint" type="hinge" axis="0 0 1" range="0 {DOOR_TRAVEL}" damping="0.3"'
+            ' frictionloss="0.05" armature="0.01"/>',
+            _geom(name, "box", (0.005, 0.07, 0.045), (-0.006, 0.07, 0.05), door, mass="0.15"),
+            _geom(
+                f"{name}_handle",
+                "box",
+                (0.02, 0.008, 0.008),
+                (DOOR_HANDLE[0] + 0.005, DOOR_HANDLE[1], DOOR_HANDLE[2]),
+                "0.2 0.2 0.22 1",
+                mass="0.02",
+                friction="2 0.02 0.002",
+                condim="4",
+            ),
+            "</body>",
+        ]
+    )
+
+
 BUTTON_TRAVEL = 0.012
 BUTTON_CAP_TOP = 0.04
 
@@ -290,6 +327,7 @@ OBJECT_TYPES: dict[str, ObjectType] = {
             wall_top=0.05,
             travel=DRAWER_TRAVEL,
         ),
+        ObjectType("door_cabinet", Role.DOOR, 0.086, _door_cabinet, travel=DOOR_TRAVEL),
         ObjectType("button", Role.BUTTON, 0.036, _button, travel=BUTTON_TRAVEL),
         ObjectType("switch", Role.SWITCH, 0.054, _switch, travel=SWITCH_TRAVEL),
     )

@@ -17,6 +17,8 @@ from robopolicy.sim.env import TabletopEnv
 from robopolicy.sim.object_library import (
     BUTTON_CAP_TOP,
     BUTTON_TRAVEL,
+    DOOR_HANDLE,
+    DOOR_TRAVEL,
     DRAWER_HANDLE,
     DRAWER_INNER_X,
     SWITCH_BASE_TOP,
@@ -268,6 +270,44 @@ def slide_drawer(m: Motion, name: str, fraction: float) -> Actions:
     goal_x = closed_x - fraction * travel + (0.015 if fraction < 0.5 else -0.015)
     goal = np.array([goal_x, handle()[1], handle()[2]])
     yield from move_to(m, lambda: goal, tol=0.006, budget=40)
+    yield from set_gripper(m, -1.0, m.config.release_steps)
+    yield from retreat(m)
+
+
+def swing_door(m: Motion, name: str, fraction: float) -> Actions:
+    """Grasp the door handle and carry it along the door's arc to `fraction` of its travel.
+
+    The hand chases a point a little ahead on the arc and turns with the door, so the grasp follows
+    the handle instead of fighting the hinge.
+    """
+    h = m.task.handles[name]
+    hinge = m.part_pos(name)
+    cab_yaw = m.obj_yaw(name)
+
+    def angle() -> float:
+        return float(m.env.data.qpos[h.joint_qpos])
+
+    def handle_at(phi: float) -> np.ndarray:
+        local = rot_z(cab_yaw + phi) @ np.array(DOOR_HANDLE)
+        return hinge + local
+
+    m.yaw = wrap_angle(cab_yaw + angle(), np.pi)
+    yield from set_gripper(m, -1.0, 1)
+    yield from transit(m, lambda: handle_at(angle()) + np.array([0.0, 0.0, m.config.hover]))
+    yield from move_to(m, lambda: handle_at(angle()))
+    yield from set_gripper(m, 1.0, m.config.grasp_steps)
+    # Stop short of the hinge's limits: near them the hand can no longer follow the handle's arc.
+    goal = float(np.clip(fraction, 0.0, 0.75)) * DOOR_TRAVEL
+    history: list[float] = []
+    for _ in range(m.config.budget):
+        phi = angle()
+        history.append(phi)
+        stalled = len(history) > 5 and abs(history[-1] - history[-6]) < 0.01
+        if abs(phi - goal) < 0.06 or stalled:
+            break
+        ahead = phi + float(np.clip(goal - phi, -0.3, 0.3))
+        m.yaw = cab_yaw + ahead
+        yield m.action(handle_at(ahead) - m.grip())
     yield from set_gripper(m, -1.0, m.config.release_steps)
     yield from retreat(m)
 

@@ -41,8 +41,8 @@ _GRASP = (Role.GRASPABLE,)
 PREDICATE_ARGS: dict[str, tuple[tuple[Role, ...], ...]] = {
     "On": (_GRASP, (Role.SUPPORT,)),
     "In": (_GRASP, (Role.CONTAINER, Role.DRAWER)),
-    "Open": ((Role.DRAWER,),),
-    "Close": ((Role.DRAWER,),),
+    "Open": ((Role.DRAWER, Role.DOOR),),
+    "Close": ((Role.DRAWER, Role.DOOR),),
     "TurnOn": ((Role.BUTTON, Role.SWITCH),),
     "TurnOff": ((Role.BUTTON, Role.SWITCH),),
     "Lifted": (_GRASP,),

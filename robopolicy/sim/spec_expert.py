@@ -90,6 +90,8 @@ class SpecExpert:
             yield from prim.place_back(m, args[0])
         elif p == "Lifted":
             yield from prim.lift_and_hold(m, args[0])
+        elif p in ("Open", "Close") and m.kind(args[0]).role is Role.DOOR:
+            yield from prim.swing_door(m, args[0], 1.0 if p == "Open" else 0.0)
         elif p in ("Open", "Close"):
             yield from prim.slide_drawer(m, args[0], 1.0 if p == "Open" else 0.0)
         elif m.kind(args[0]).role is Role.BUTTON:
