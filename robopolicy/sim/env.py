@@ -5,7 +5,7 @@ state = 7 arm joint angles (rad) + 2 finger openings (m); images are omitted whe
 Actions: float (7,), see `robopolicy.sim.controller`. Control runs at 20 Hz, physics at 500 Hz.
 
 Initial states are compact MuJoCo state vectors (`mj_getState` with `STATE_SPEC`: qpos, qvel, act,
-ctrl). Collection draws them with `sample_init_state(seed)` (seed stream 0); evaluation uses the fixed
+ctrl; composed scenes use `COMPOSED_STATE_SPEC`, which adds mocap poses and userdata). Collection draws them with `sample_init_state(seed)` (seed stream 0); evaluation uses the fixed
 states of `robopolicy.sim.init_states` (a disjoint seed stream). Stepping is bitwise deterministic.
 
 Rendering is headless: `robopolicy.sim/__init__.py` sets `MUJOCO_GL=egl` unless it is already set
@@ -193,7 +193,11 @@ class TabletopEnv:
 
     # ----- state -----
     def get_state(self) -> np.ndarray:
-        """(state_size,) float64 physics state (qpos, qvel, act, ctrl) of the current moment."""
+        """(state_size,) float64 physics state (qpos, qvel, act, ctrl) of the current moment.
+
+        Composed scenes add the fixtures' mocap poses and the cue choice (userdata), so that layout and
+        cue are restored with the state.
+        """
         state = np.empty(self._state_size)
         mujoco.mj_getState(self._model, self._data, state, self._state_spec)
         return state

@@ -17,7 +17,9 @@ steps at 20 Hz; positions are in the world frame (origin at the robot base on th
     [cue]                  # memory tasks: one of `choices` is lit for the first `visible_steps`
     choices = ["left_button", "right_button"]; visible_steps = 6
 
-Goal arguments may be "$cue" (the lit choice) or "$not_cue" (the other of two choices).
+Goal arguments may be "$cue" (the lit choice) or "$not_cue" (the other of two choices). `cameras` is the
+camera set the task is meant to be observed with (checked against the scene's cameras); an env renders
+whichever cameras its `EnvConfig` asks for.
 Invalid specs raise `TaskSpecError` naming the file and the field.
 """
 
