@@ -87,6 +87,19 @@ def test_invalid_spec_names_file_and_field(tmp_path: Path, old: str, new: str, f
     assert str(path) in message and f"'{field}'" in message and "\n" not in message
 
 
+def test_drawer_cabinet_must_face_the_robot(tmp_path: Path) -> None:
+    text = VALID.replace('type = "plate"', 'type = "drawer_cabinet"').replace(
+        "x = [0.6, 0.6]\ny = [0.0, 0.0]", "x = [0.6, 0.6]\ny = [0.0, 0.0]\nyaw = [0.3, 0.3]"
+    )
+    text = text.replace(
+        'args = ["cube", "plate"]', 'args = ["cube", "plate"]\n[[goal]]\npredicate = "Open"\nargs = ["plate"]'
+    )
+    with pytest.raises(
+        TaskSpecError, match=r"field 'objects\[1\]\.yaw' must be \[0, 0\] for a drawer_cabinet"
+    ):
+        load_spec(_write(tmp_path, text))
+
+
 def test_cue_validation(tmp_path: Path) -> None:
     text = VALID + '[cue]\nchoices = ["cube", "plate"]\nvisible_steps = 4\n'
     with pytest.raises(TaskSpecError, match=r"field 'cue.choices' must all be of one type"):

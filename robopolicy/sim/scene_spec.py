@@ -159,13 +159,21 @@ def _parse_object(where: str, i: int, raw: Any) -> ObjectSpec:
         raise _fail(where, f"{field}.joint", f"is only for articulated types, not {kind!r}")
     if not (joint[0] >= 0.0 and joint[1] <= 1.0):
         raise _fail(where, f"{field}.joint", f"must lie in [0, 1] (fraction of travel), got {list(joint)}")
+    yaw = _interval(where, f"{field}.yaw", raw.get("yaw", [0.0, 0.0]))
+    if OBJECT_TYPES[kind].role is Role.DRAWER and yaw != (0.0, 0.0):
+        # The drawer primitive pulls along -x: the cabinet must face the robot.
+        raise _fail(
+            where,
+            f"{field}.yaw",
+            f"must be [0, 0] for a drawer_cabinet (front facing the robot), got {list(yaw)}",
+        )
     return ObjectSpec(
         name=name,
         type=kind,
         color=color,
         x=_intervals(where, f"{field}.x", raw["x"]),
         y=_intervals(where, f"{field}.y", raw["y"]),
-        yaw=_interval(where, f"{field}.yaw", raw.get("yaw", [0.0, 0.0])),
+        yaw=yaw,
         joint=joint,
     )
 
