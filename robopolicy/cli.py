@@ -89,6 +89,18 @@ def _cache_embeddings(config: Any) -> None:
     )
 
 
+def _suites(config: Any) -> None:
+    from robopolicy.sim.suites_listing import format_suites
+
+    print(format_suites(config))
+
+
+def _expert_check(config: Any) -> None:
+    from robopolicy.sim.expert_check import format_table, run_expert_check
+
+    print(format_table(config.suite, run_expert_check(config)))
+
+
 VERBS: dict[str, Verb] = {
     "collect": Verb("record scripted-expert demonstrations of a task as an RLDS dataset", _collect),
     "train": Verb("train a flow-matching policy on an RLDS dataset (resumes an existing run)", _train),
@@ -100,6 +112,8 @@ VERBS: dict[str, Verb] = {
         "write per-frame embeddings of a dataset with a trained policy's encoder (PTP multistage)",
         _cache_embeddings,
     ),
+    "suites": Verb("list the task suites, their tasks and instructions", _suites),
+    "expert-check": Verb("scripted-expert success on each task's 50 fixed initial states", _expert_check),
 }
 
 

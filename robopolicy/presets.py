@@ -12,6 +12,8 @@ from robopolicy.data.embedding_cache import CacheEmbeddingsConfig
 from robopolicy.eval.eval_config import EvalConfig
 from robopolicy.models.policy_config import PolicyConfig
 from robopolicy.quickstart import QuickstartConfig
+from robopolicy.sim.expert_check import ExpertCheckConfig
+from robopolicy.sim.suites_listing import SuitesConfig
 from robopolicy.train.optimizer import OptimizerConfig
 from robopolicy.train.train_config import TrainConfig
 
@@ -80,6 +82,10 @@ QUICKSTART = {
     ),
 }
 
+
+SUITES = {"default": SuitesConfig()}
+EXPERT_CHECK = {"default": ExpertCheckConfig(), "smoke": ExpertCheckConfig(num_states=3)}
+
 PRESETS = {
     "collect": COLLECT,
     "train": TRAIN,
@@ -93,4 +99,6 @@ PRESETS = {
             encoder="runs/quickstart/train", dataset="runs/quickstart/dataset"
         ),
     },
+    "suites": SUITES,
+    "expert-check": EXPERT_CHECK,
 }

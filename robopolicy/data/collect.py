@@ -1,5 +1,8 @@
 """`robopolicy collect`: scripted-expert demonstrations → an RLDS dataset.
 
+`--suite NAME --demos-per-task N` collects every task of a suite into one dataset; each episode
+carries its task name and instruction.
+
 Episode k starts from `sample_init_state(seed + k)`, a stream disjoint from the task's fixed
 evaluation states, so evaluation on those states is held out. Only successful demonstrations are
 kept; a failed attempt moves on to the next seed (and is counted).
@@ -19,6 +22,8 @@ from robopolicy.data.episode import Episode
 from robopolicy.data.rlds_writer import build_rlds_dataset, write_raw_episode
 from robopolicy.errors import UserError
 from robopolicy.sim import TabletopEnv, run_expert_episode
+from robopolicy.sim.scene_spec import load_spec
+from robopolicy.sim.suites import suite_tasks
 
 
 @dataclass(frozen=True)
@@ -34,7 +39,9 @@ class CollectConfig:
         seed: first collection seed; episode attempts use seed, seed+1, ...
         noise_std: Gaussian noise (normalized action units) added to executed arm actions while the
             clean expert action is recorded; a little makes cloned policies recover from drift.
-        max_failures: give up after this many failed expert attempts.
+        max_failures: give up after this many failed expert attempts (per task).
+        suite: collect every task of this suite (see `robopolicy suites`) instead of `task`.
+        demos_per_task: with `suite`, successful demonstrations per task (0: use num_episodes).
     """
 
     task: str = "cube_on_plate"
@@ -45,8 +52,12 @@ class CollectConfig:
     seed: int = 0
     noise_std: float = 0.0
     max_failures: int = 20
+    suite: str = ""
+    demos_per_task: int = 0
 
     def __post_init__(self) -> None:
+        if self.demos_per_task < 0:
+            raise ValueError(f"CollectConfig: demos_per_task must be >= 0, got {self.demos_per_task}")
         if self.num_episodes < 1:
             raise ValueError(f"CollectConfig: num_episodes must be >= 1, got {self.num_episodes}")
         if self.noise_std < 0 or self.max_failures < 0:
@@ -65,12 +76,45 @@ class CollectResult:
 def collect(config: CollectConfig, progress: bool = True) -> CollectResult:
     out = Path(config.out)
     raw_dir = out / "raw"
-    env = TabletopEnv(task=config.task, image_size=config.image_size, cameras=config.cameras)
-    kept, failures, total_steps, attempt = 0, 0, 0, 0
+    if config.suite:
+        tasks = suite_tasks(config.suite)
+        per_task = config.demos_per_task or config.num_episodes
+    else:
+        tasks, per_task = [config.task], config.num_episodes
+    for task in tasks:
+        load_spec(task)  # a bad task name or spec fails here, before any progress output
+    kept, failures, total_steps = 0, 0, 0
     t0 = time.perf_counter()
-    bar = tqdm(total=config.num_episodes, desc=f"collect {config.task}", unit="demo", disable=not progress)
+    label = config.suite or config.task
+    bar = tqdm(total=per_task * len(tasks), desc=f"collect {label}", unit="demo", disable=not progress)
     try:
-        while kept < config.num_episodes:
+        for task in tasks:
+            task_kept, task_failures, steps = _collect_task(task, per_task, kept, raw_dir, config, bar)
+            kept += task_kept
+            failures += task_failures
+            total_steps += steps
+    finally:
+        bar.close()
+    dataset_dir = build_rlds_dataset(
+        raw_dir,
+        out,
+        config_name=f"{label}_{config.image_size}px",
+        cameras=tuple(config.cameras),
+        image_size=config.image_size,
+        state_dim=TabletopEnv.state_dim,
+        action_dim=TabletopEnv.action_dim,
+    )
+    return CollectResult(dataset_dir, kept, failures, total_steps, time.perf_counter() - t0)
+
+
+def _collect_task(
+    task: str, num: int, first_id: int, raw_dir: Path, config: CollectConfig, bar: tqdm
+) -> tuple[int, int, int]:
+    """Write `num` successful demos of `task` with episode ids from `first_id`: (kept, failures, steps)."""
+    env = TabletopEnv(task=task, image_size=config.image_size, cameras=config.cameras)
+    kept, failures, total_steps, attempt = 0, 0, 0, 0
+    try:
+        while kept < num:
             seed = config.seed + attempt
             attempt += 1
             rollout = run_expert_episode(env, seed=seed, noise_std=config.noise_std, noise_seed=seed)
@@ -78,28 +122,18 @@ def collect(config: CollectConfig, progress: bool = True) -> CollectResult:
                 failures += 1
                 if failures > config.max_failures:
                     raise UserError(
-                        f"task {config.task!r}: the expert failed {failures} times (last seed {seed}); "
-                        f"kept {kept} demos in {raw_dir}"
+                        f"task {task!r}: the expert failed {failures} times (last seed {seed}); "
+                        f"kept {first_id + kept} demos in {raw_dir}"
                     )
                 continue
-            write_raw_episode(raw_dir, _to_episode(rollout, env, config, kept, seed))
+            write_raw_episode(raw_dir, _to_episode(rollout, env, config, first_id + kept, seed))
             kept += 1
             total_steps += int(rollout["num_steps"])
             bar.update(1)
-            bar.set_postfix(steps=total_steps, failed=failures)
+            bar.set_postfix(task=task, steps=total_steps, failed=failures)
     finally:
-        bar.close()
         env.close()
-    dataset_dir = build_rlds_dataset(
-        raw_dir,
-        out,
-        config_name=f"{config.task}_{config.image_size}px",
-        cameras=tuple(config.cameras),
-        image_size=config.image_size,
-        state_dim=TabletopEnv.state_dim,
-        action_dim=TabletopEnv.action_dim,
-    )
-    return CollectResult(dataset_dir, kept, failures, total_steps, time.perf_counter() - t0)
+    return kept, failures, total_steps
 
 
 def _to_episode(
@@ -112,7 +146,7 @@ def _to_episode(
         state=np.stack([o["state"] for o in observations]).astype(np.float32),
         action=np.asarray(rollout["actions"], np.float32),
         reward=np.asarray(rollout["rewards"], np.float32),
-        task=config.task,
+        task=env.spec.name,
         instruction=env.instruction,
         episode_id=episode_id,
         seed=seed,

@@ -20,6 +20,7 @@ import numpy as np
 from robopolicy.sim import panda
 from robopolicy.sim.rotations import matrix_to_rotvec, rotvec_to_matrix
 from robopolicy.sim.scene import SceneIndex
+from robopolicy.sim.scene_task import RobotIndex
 
 ACTION_DIM = 7
 
@@ -67,7 +68,11 @@ class DeltaEEController:
     """Writes actuator targets (`data.ctrl`) for a 7-d delta end-effector action."""
 
     def __init__(
-        self, model: mujoco.MjModel, data: mujoco.MjData, index: SceneIndex, config: ControllerConfig
+        self,
+        model: mujoco.MjModel,
+        data: mujoco.MjData,
+        index: SceneIndex | RobotIndex,
+        config: ControllerConfig,
     ) -> None:
         self._model = model
         self._data = data

@@ -5,7 +5,7 @@ state = 7 arm joint angles (rad) + 2 finger openings (m); images are omitted whe
 Actions: float (7,), see `robopolicy.sim.controller`. Control runs at 20 Hz, physics at 500 Hz.
 
 Initial states are compact MuJoCo state vectors (`mj_getState` with `STATE_SPEC`: qpos, qvel, act,
-ctrl). Collection draws them with `sample_init_state(seed)` (seed stream 0); evaluation uses the fixed
+ctrl; composed scenes use `COMPOSED_STATE_SPEC`, which adds mocap poses and userdata). Collection draws them with `sample_init_state(seed)` (seed stream 0); evaluation uses the fixed
 states of `robopolicy.sim.init_states` (a disjoint seed stream). Stepping is bitwise deterministic.
 
 Rendering is headless: `robopolicy.sim/__init__.py` sets `MUJOCO_GL=egl` unless it is already set
@@ -33,10 +33,17 @@ from robopolicy.sim.scene import (
     SceneIndex,
     build_scene_xml,
 )
-from robopolicy.sim.task_spec import TaskSpec, load_task_spec
+from robopolicy.sim.scene_composer import build_composed_scene_xml
+from robopolicy.sim.scene_spec import SceneSpec, load_spec
+from robopolicy.sim.scene_task import RobotIndex, SceneTask
+from robopolicy.sim.task_spec import TaskSpec
 
 STATE_DIM = 9
 STATE_SPEC = int(mujoco.mjtState.mjSTATE_PHYSICS | mujoco.mjtState.mjSTATE_CTRL)
+# Composed scenes also save fixture poses (mocap) and the cue choice (userdata).
+COMPOSED_STATE_SPEC = STATE_SPEC | int(
+    mujoco.mjtState.mjSTATE_MOCAP_POS | mujoco.mjtState.mjSTATE_MOCAP_QUAT | mujoco.mjtState.mjSTATE_USERDATA
+)
 COLLECTION_STREAM = 0  # seed stream of `sample_init_state(seed)`; fixed eval states use another one
 _SETTLE_PHYSICS_STEPS = 50  # 0.1 s: lets objects and fingers come to rest before the state is recorded
 _MAX_LAYOUT_TRIES = 1000
@@ -63,6 +70,18 @@ class EnvConfig:
         unknown = [c for c in self.cameras if c not in CAMERAS]
         if unknown or len(set(self.cameras)) != len(self.cameras):
             raise ValueError(f"EnvConfig.cameras must be distinct names from {CAMERAS}, got {self.cameras}")
+
+
+def scene_xml(
+    spec: TaskSpec | SceneSpec,
+    render: RenderConfig | None = None,
+    robot: panda.PandaConfig | None = None,
+    max_image_size: int = 640,
+) -> str:
+    """MJCF of a task's scene, in whichever format its spec uses."""
+    if isinstance(spec, SceneSpec):
+        return build_composed_scene_xml(spec, render, robot, max_image_size)
+    return build_scene_xml(spec, render, robot, max_image_size)
 
 
 def task_key(task: str) -> int:
@@ -97,19 +116,28 @@ class TabletopEnv:
                 controller=controller or ControllerConfig(),
             )
         self._config = config
-        self._spec: TaskSpec = load_task_spec(config.task)
-        self._xml = build_scene_xml(self._spec, config.render_options, config.robot, config.image_size)
+        self._spec: TaskSpec | SceneSpec = load_spec(config.task)
+        self._xml = scene_xml(self._spec, config.render_options, config.robot, config.image_size)
         self._model = mujoco.MjModel.from_xml_string(self._xml)
         self._data = mujoco.MjData(self._model)
-        self._index = SceneIndex.from_model(self._model)
+        # cube_on_plate keeps its own scene and predicates; every other task is a composed scene.
+        self._task: SceneTask | None = None
+        self._index: SceneIndex | RobotIndex
+        if isinstance(self._spec, SceneSpec):
+            self._task = SceneTask(self._spec, self._model)
+            self._index = RobotIndex.from_model(self._model)
+            self._state_spec = COMPOSED_STATE_SPEC
+        else:
+            self._index = SceneIndex.from_model(self._model)
+            self._state_spec = STATE_SPEC
         self._controller = DeltaEEController(self._model, self._data, self._index, config.controller)
         self._renderer = (
             CameraRenderer(self._model, config.image_size, config.cameras, config.render_options)
             if config.render and config.cameras
             else None
         )
-        self._cube_half = self._spec.cube_size / 2.0
-        self._state_size = mujoco.mj_stateSize(self._model, STATE_SPEC)
+        self._cube_half = self._spec.cube_size / 2.0 if isinstance(self._spec, TaskSpec) else 0.0
+        self._state_size = mujoco.mj_stateSize(self._model, self._state_spec)
         self._seed_rng = np.random.default_rng()
         self._steps = 0
         self._needs_reset = True
@@ -120,8 +148,13 @@ class TabletopEnv:
         return self._config
 
     @property
-    def spec(self) -> TaskSpec:
+    def spec(self) -> TaskSpec | SceneSpec:
         return self._spec
+
+    @property
+    def scene_task(self) -> SceneTask | None:
+        """The composed task's runtime (objects, goal, cue); None for cube_on_plate."""
+        return self._task
 
     @property
     def instruction(self) -> str:
@@ -140,7 +173,7 @@ class TabletopEnv:
         return self._data
 
     @property
-    def index(self) -> SceneIndex:
+    def index(self) -> SceneIndex | RobotIndex:
         return self._index
 
     @property
@@ -160,9 +193,13 @@ class TabletopEnv:
 
     # ----- state -----
     def get_state(self) -> np.ndarray:
-        """(state_size,) float64 physics state (qpos, qvel, act, ctrl) of the current moment."""
+        """(state_size,) float64 physics state (qpos, qvel, act, ctrl) of the current moment.
+
+        Composed scenes add the fixtures' mocap poses and the cue choice (userdata), so that layout and
+        cue are restored with the state.
+        """
         state = np.empty(self._state_size)
-        mujoco.mj_getState(self._model, self._data, state, STATE_SPEC)
+        mujoco.mj_getState(self._model, self._data, state, self._state_spec)
         return state
 
     def _set_state(self, state: np.ndarray) -> None:
@@ -172,7 +209,7 @@ class TabletopEnv:
         # Reset first so that everything outside the state vector (warm starts, time) is identical
         # on every restore: that is what makes rollouts bitwise reproducible.
         mujoco.mj_resetData(self._model, self._data)
-        mujoco.mj_setState(self._model, self._data, state, STATE_SPEC)
+        mujoco.mj_setState(self._model, self._data, state, self._state_spec)
         mujoco.mj_forward(self._model, self._data)
 
     def sample_init_state(self, seed: int, stream: int = COLLECTION_STREAM) -> np.ndarray:
@@ -181,6 +218,8 @@ class TabletopEnv:
         The env's current episode is overwritten; call `reset` afterwards.
         """
         rng = np.random.default_rng([task_key(self._spec.name), stream, seed])
+        if self._task is not None:
+            return self._sample_composed(rng)
         cube_xy, cube_yaw, plate_xy, plate_yaw = self._sample_layout(rng)
         d = self._data
         mujoco.mj_resetData(self._model, d)
@@ -197,6 +236,23 @@ class TabletopEnv:
             mujoco.mj_step(self._model, d)
         self._needs_reset = True
         return self.get_state()
+
+    def _sample_composed(self, rng: np.random.Generator) -> np.ndarray:
+        d = self._data
+        mujoco.mj_resetData(self._model, d)
+        self._home_robot()
+        self._task.sample(d, rng)
+        for _ in range(_SETTLE_PHYSICS_STEPS):
+            mujoco.mj_step(self._model, d)
+        self._needs_reset = True
+        return self.get_state()
+
+    def _home_robot(self) -> None:
+        d = self._data
+        d.qpos[self._index.arm_qpos] = panda.HOME_QPOS
+        d.qpos[self._index.finger_qpos] = panda.FINGER_RANGE[1]
+        d.ctrl[self._index.arm_ctrl] = panda.HOME_QPOS
+        d.ctrl[self._index.finger_ctrl] = panda.FINGER_RANGE[1]
 
     def _sample_layout(self, rng: np.random.Generator) -> tuple[np.ndarray, float, np.ndarray, float]:
         spec = self._spec
@@ -227,6 +283,8 @@ class TabletopEnv:
                 seed = int(self._seed_rng.integers(2**31))
             init_state = self.sample_init_state(seed)
         self._set_state(init_state)
+        if self._task is not None:
+            self._task.start(self._data)
         self._controller.reset()
         self._steps = 0
         self._needs_reset = False
@@ -251,6 +309,8 @@ class TabletopEnv:
         # One forward pass so that images, contacts and predicates describe the final state.
         mujoco.mj_forward(self._model, self._data)
         self._steps += 1
+        if self._task is not None:
+            self._task.show_cue(self._steps)
         sim_error = self._check_sim(warnings_before)
         info = self._info(sim_error)
         terminated = bool(info["success"])
@@ -293,7 +353,12 @@ class TabletopEnv:
         return pads, bool(np.any(others == self._index.plate_geom))
 
     def evaluate(self) -> dict[str, bool]:
-        """Predicate values of the current state: cube_on_plate, cube_lifted, cube_grasped, released."""
+        """Predicate values of the current state: cube_on_plate, cube_lifted, cube_grasped, released.
+
+        Composed tasks give their goal terms instead (and latch their `once` terms).
+        """
+        if self._task is not None:
+            return self._task.evaluate(self._data)[0]
         d, idx = self._data, self._index
         cube_pos = d.xpos[idx.cube_body]
         plate_pos = d.xpos[idx.plate_body]
@@ -316,10 +381,20 @@ class TabletopEnv:
         }
 
     def _info(self, sim_error: str | None) -> dict[str, Any]:
-        values = self.evaluate()
-        # Success needs the cube let go of: a cube still held over the plate is not "put" there.
-        success = values["cube_on_plate"] and values["released"] and sim_error is None
-        return {"success": bool(success), **values, "sim_error": sim_error}
+        if self._task is not None:
+            values, success, reason = self._task.evaluate(self._data)
+        else:
+            values = self.evaluate()
+            # Success needs the cube let go of: a cube still held over the plate is not "put" there.
+            success = values["cube_on_plate"] and values["released"]
+            reason = (
+                None
+                if success
+                else ("cube is not on the plate" if not values["cube_on_plate"] else "cube is still held")
+            )
+        if sim_error is not None:
+            success, reason = False, sim_error
+        return {"success": bool(success), **values, "sim_error": sim_error, "failure_reason": reason}
 
     def close(self) -> None:
         """Free the renderer's GL context. The env cannot render afterwards."""

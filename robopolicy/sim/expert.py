@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -210,12 +210,32 @@ class CubeOnPlateExpert:
         return np.concatenate([translation, rotation, [gripper]]).astype(np.float32)
 
 
+class Expert(Protocol):
+    """What rollouts need from a scripted expert."""
+
+    @property
+    def phase(self) -> int: ...
+
+    def reset(self) -> None: ...
+
+    def act(self) -> np.ndarray: ...
+
+
+def make_expert(env: TabletopEnv) -> Expert:
+    """The scripted expert of the env's task: the cube-on-plate script or the spec-driven one."""
+    if env.scene_task is None:
+        return CubeOnPlateExpert(env)
+    from robopolicy.sim.spec_expert import SpecExpert
+
+    return SpecExpert(env)
+
+
 def run_expert_episode(
     env: TabletopEnv,
     init_state: np.ndarray | None = None,
     seed: int | None = None,
     *,
-    expert: CubeOnPlateExpert | None = None,
+    expert: Expert | None = None,
     noise_std: float = 0.0,
     noise_seed: int | None = None,
     max_steps: int | None = None,
@@ -231,14 +251,14 @@ def run_expert_episode(
       actions: float32 (T, 7) clean expert actions,
       executed_actions: float32 (T, 7) actions sent to the env,
       rewards: float32 (T,), success: bool, num_steps: int (T), init_state: float64 (D,),
-      sim_error: str | None, phases: int8 (T,) expert phase per step.
+      sim_error: str | None, failure_reason: str | None, phases: int8 (T,) expert phase per step.
     """
     if noise_std < 0:
         raise ValueError(f"noise_std must be >= 0, got {noise_std}")
     if init_state is None:
         init_state = env.sample_init_state(0 if seed is None else seed)
     obs, info = env.reset(init_state=init_state)
-    expert = expert or CubeOnPlateExpert(env)
+    expert = expert or make_expert(env)
     expert.reset()
     rng = np.random.default_rng(noise_seed)
     limit = env.max_steps if max_steps is None else max_steps
@@ -267,5 +287,6 @@ def run_expert_episode(
         "num_steps": len(actions),
         "init_state": np.asarray(init_state, dtype=np.float64),
         "sim_error": info["sim_error"],
+        "failure_reason": info.get("failure_reason"),
         "phases": np.asarray(phases, dtype=np.int8),
     }

@@ -21,8 +21,8 @@ import numpy as np
 
 from robopolicy.errors import UserError
 from robopolicy.paths import envs_dir
-from robopolicy.sim.env import COLLECTION_STREAM, EnvConfig, TabletopEnv
-from robopolicy.sim.scene import RenderConfig, build_scene_xml
+from robopolicy.sim.env import COLLECTION_STREAM, EnvConfig, TabletopEnv, scene_xml
+from robopolicy.sim.scene import RenderConfig
 
 EVAL_STREAM = 1
 NUM_INIT_STATES = 50
@@ -44,7 +44,7 @@ def model_fingerprint(env: TabletopEnv) -> dict[str, np.ndarray]:
     The hash covers the MJCF generated with default render options, so that rendering choices (which
     do not change physics) do not invalidate the states.
     """
-    xml = build_scene_xml(env.spec, RenderConfig(), env.config.robot)
+    xml = scene_xml(env.spec, RenderConfig(), env.config.robot)
     digest = hashlib.sha256(xml.encode("utf-8")).hexdigest()
     return {
         "nq": np.asarray(env.model.nq),

@@ -1,0 +1,290 @@
+"""Composed-scene task specs: objects from the library, their initial-pose regions, a goal, a cue.
+
+A spec lives at `envs/<task>/task.toml`; the presence of `[[objects]]` marks the composed format
+(`cube_on_plate` keeps its own format, `robopolicy.sim.task_spec`). Units: metres, radians, control
+steps at 20 Hz; positions are in the world frame (origin at the robot base on the table top).
+
+    name = "..."; instruction = "..."; max_steps = 300; cameras = ["agentview", "wrist"]
+    [[objects]]            # one table per object
+    name = "plate"; type = "plate"; color = "blue"
+    x = [0.50, 0.52]       # uniform initial x; a list of intervals picks one interval uniformly first
+    y = [[-0.2, -0.1], [0.1, 0.2]]
+    yaw = [0.0, 0.0]       # optional; default 0
+    joint = [0.0, 0.0]     # articulated only: initial opening as a fraction of the joint's travel
+    [[goal]]               # success = every term true at the same step (checked every step)
+    predicate = "On"; args = ["cube", "plate"]
+    once = false           # true: the term only has to have held at some earlier step
+    [cue]                  # memory tasks: one of `choices` is lit for the first `visible_steps`
+    choices = ["left_button", "right_button"]; visible_steps = 6
+
+Goal arguments may be "$cue" (the lit choice) or "$not_cue" (the other of two choices). `cameras` is the
+camera set the task is meant to be observed with (checked against the scene's cameras); an env renders
+whichever cameras its `EnvConfig` asks for.
+Invalid specs raise `TaskSpecError` naming the file and the field.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from robopolicy.sim.object_library import COLORS, OBJECT_TYPES, ObjectType, Role
+from robopolicy.sim.task_spec import TaskSpec, TaskSpecError, _display_path, parse_task_spec, task_file
+
+SCENE_CAMERAS: tuple[str, ...] = ("agentview", "wrist")
+CUE = "$cue"
+NOT_CUE = "$not_cue"
+
+# Predicate name -> the roles allowed for each argument.
+_GRASP = (Role.GRASPABLE,)
+PREDICATE_ARGS: dict[str, tuple[tuple[Role, ...], ...]] = {
+    "On": (_GRASP, (Role.SUPPORT,)),
+    "In": (_GRASP, (Role.CONTAINER, Role.DRAWER)),
+    "Open": ((Role.DRAWER, Role.DOOR),),
+    "Close": ((Role.DRAWER, Role.DOOR),),
+    "TurnOn": ((Role.BUTTON, Role.SWITCH),),
+    "TurnOff": ((Role.BUTTON, Role.SWITCH),),
+    "Lifted": (_GRASP,),
+    # Memory predicates: they compare with where an object was when the episode started.
+    "OnFarther": (_GRASP, (Role.SUPPORT,), (Role.SUPPORT,)),
+    "AtStart": (_GRASP,),
+}
+
+
+@dataclass(frozen=True)
+class ObjectSpec:
+    """One object: library type, colour, and its initial-pose distribution (m, rad)."""
+
+    name: str
+    type: str
+    color: str
+    x: tuple[tuple[float, float], ...]
+    y: tuple[tuple[float, float], ...]
+    yaw: tuple[float, float] = (0.0, 0.0)
+    joint: tuple[float, float] = (0.0, 0.0)
+
+    @property
+    def kind(self) -> ObjectType:
+        return OBJECT_TYPES[self.type]
+
+
+@dataclass(frozen=True)
+class GoalTerm:
+    predicate: str
+    args: tuple[str, ...]
+    once: bool = False
+
+    def describe(self) -> str:
+        return f"{'Once' if self.once else ''}{self.predicate}({', '.join(self.args)})"
+
+
+@dataclass(frozen=True)
+class CueSpec:
+    """One of `choices` (object names) is lit for the first `visible_steps` control steps."""
+
+    choices: tuple[str, ...]
+    visible_steps: int
+
+
+@dataclass(frozen=True)
+class SceneSpec:
+    name: str
+    instruction: str
+    max_steps: int
+    objects: tuple[ObjectSpec, ...]
+    goal: tuple[GoalTerm, ...]
+    cue: CueSpec | None = None
+    cameras: tuple[str, ...] = SCENE_CAMERAS
+
+    def object(self, name: str) -> ObjectSpec:
+        return next(o for o in self.objects if o.name == name)
+
+
+def _fail(where: str, field: str, message: str) -> TaskSpecError:
+    return TaskSpecError(f"{where}: field '{field}' {message}")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _interval(where: str, field: str, value: Any) -> tuple[float, float]:
+    if not (isinstance(value, list) and len(value) == 2 and all(_number(v) for v in value)):
+        raise _fail(where, field, f"must be a list of two numbers [lo, hi], got {value!r}")
+    lo, hi = float(value[0]), float(value[1])
+    if lo > hi:
+        raise _fail(where, field, f"must have lo <= hi, got {value!r}")
+    return lo, hi
+
+
+def _intervals(where: str, field: str, value: Any) -> tuple[tuple[float, float], ...]:
+    if isinstance(value, list) and value and all(isinstance(v, list) for v in value):
+        return tuple(_interval(where, f"{field}[{i}]", v) for i, v in enumerate(value))
+    return (_interval(where, field, value),)
+
+
+def _string(where: str, field: str, raw: dict[str, Any], key: str) -> str:
+    value = raw.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise _fail(where, field, f"must be a non-empty string, got {value!r}")
+    return value
+
+
+def _check_keys(where: str, prefix: str, raw: dict[str, Any], allowed: set[str]) -> None:
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        raise TaskSpecError(f"{where}: unknown field '{prefix}{unknown[0]}'")
+
+
+def _parse_object(where: str, i: int, raw: Any) -> ObjectSpec:
+    field = f"objects[{i}]"
+    if not isinstance(raw, dict):
+        raise _fail(where, field, "must be a table")
+    _check_keys(where, f"{field}.", raw, {"name", "type", "color", "x", "y", "yaw", "joint"})
+    name = _string(where, f"{field}.name", raw, "name")
+    kind = _string(where, f"{field}.type", raw, "type")
+    if kind not in OBJECT_TYPES:
+        raise _fail(where, f"{field}.type", f"must be one of {sorted(OBJECT_TYPES)}, got {kind!r}")
+    color = _string(where, f"{field}.color", raw, "color")
+    if color not in COLORS:
+        raise _fail(where, f"{field}.color", f"must be one of {sorted(COLORS)}, got {color!r}")
+    for key in ("x", "y"):
+        if key not in raw:
+            raise TaskSpecError(f"{where}: missing field '{field}.{key}'")
+    joint = _interval(where, f"{field}.joint", raw.get("joint", [0.0, 0.0]))
+    if "joint" in raw and not OBJECT_TYPES[kind].articulated:
+        raise _fail(where, f"{field}.joint", f"is only for articulated types, not {kind!r}")
+    if not (joint[0] >= 0.0 and joint[1] <= 1.0):
+        raise _fail(where, f"{field}.joint", f"must lie in [0, 1] (fraction of travel), got {list(joint)}")
+    yaw = _interval(where, f"{field}.yaw", raw.get("yaw", [0.0, 0.0]))
+    if OBJECT_TYPES[kind].role is Role.DRAWER and yaw != (0.0, 0.0):
+        # The drawer primitive pulls along -x: the cabinet must face the robot.
+        raise _fail(
+            where,
+            f"{field}.yaw",
+            f"must be [0, 0] for a drawer_cabinet (front facing the robot), got {list(yaw)}",
+        )
+    return ObjectSpec(
+        name=name,
+        type=kind,
+        color=color,
+        x=_intervals(where, f"{field}.x", raw["x"]),
+        y=_intervals(where, f"{field}.y", raw["y"]),
+        yaw=yaw,
+        joint=joint,
+    )
+
+
+def _parse_cue(where: str, raw: Any, objects: dict[str, ObjectSpec]) -> CueSpec:
+    if not isinstance(raw, dict):
+        raise _fail(where, "cue", "must be a table")
+    _check_keys(where, "cue.", raw, {"choices", "visible_steps"})
+    choices = raw.get("choices")
+    if not (isinstance(choices, list) and len(choices) >= 2 and all(isinstance(c, str) for c in choices)):
+        raise _fail(where, "cue.choices", f"must be a list of at least two object names, got {choices!r}")
+    for j, c in enumerate(choices):
+        if c not in objects:
+            raise _fail(where, f"cue.choices[{j}]", f"names no object: {c!r}")
+    if len({objects[c].type for c in choices}) != 1:
+        raise _fail(where, "cue.choices", "must all be of one type, so that only the light tells them apart")
+    steps = raw.get("visible_steps")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise _fail(where, "cue.visible_steps", f"must be a positive integer, got {steps!r}")
+    return CueSpec(choices=tuple(choices), visible_steps=steps)
+
+
+def _parse_goal(
+    where: str, i: int, raw: Any, objects: dict[str, ObjectSpec], cue: CueSpec | None
+) -> GoalTerm:
+    field = f"goal[{i}]"
+    if not isinstance(raw, dict):
+        raise _fail(where, field, "must be a table")
+    _check_keys(where, f"{field}.", raw, {"predicate", "args", "once"})
+    predicate = _string(where, f"{field}.predicate", raw, "predicate")
+    if predicate not in PREDICATE_ARGS:
+        raise _fail(
+            where, f"{field}.predicate", f"must be one of {sorted(PREDICATE_ARGS)}, got {predicate!r}"
+        )
+    roles = PREDICATE_ARGS[predicate]
+    args = raw.get("args")
+    if not (isinstance(args, list) and len(args) == len(roles) and all(isinstance(a, str) for a in args)):
+        raise _fail(where, f"{field}.args", f"must be a list of {len(roles)} object names for {predicate}")
+    for j, (arg, allowed) in enumerate(zip(args, roles, strict=True)):
+        arg_field = f"{field}.args[{j}]"
+        if arg in (CUE, NOT_CUE):
+            if cue is None:
+                raise _fail(where, arg_field, f"uses {arg} but the spec has no [cue]")
+            if arg == NOT_CUE and len(cue.choices) != 2:
+                raise _fail(where, arg_field, f"{NOT_CUE} needs a cue with exactly two choices")
+            arg = cue.choices[0]
+        if arg not in objects:
+            raise _fail(where, arg_field, f"names no object: {arg!r}")
+        role = objects[arg].kind.role
+        if role not in allowed:
+            names = " or ".join(r.value for r in allowed)
+            raise _fail(
+                where, arg_field, f"must be a {names} object for {predicate}, got {arg!r} ({role.value})"
+            )
+    once = raw.get("once", False)
+    if not isinstance(once, bool):
+        raise _fail(where, f"{field}.once", f"must be true or false, got {once!r}")
+    return GoalTerm(predicate=predicate, args=tuple(args), once=once)
+
+
+def parse_scene_spec(raw: dict[str, Any], where: str) -> SceneSpec:
+    """Validate a parsed TOML table into a `SceneSpec`; `where` names the source in error messages."""
+    _check_keys(where, "", raw, {"name", "instruction", "max_steps", "cameras", "objects", "goal", "cue"})
+    name = _string(where, "name", raw, "name")
+    instruction = _string(where, "instruction", raw, "instruction")
+    max_steps = raw.get("max_steps")
+    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps <= 0:
+        raise _fail(where, "max_steps", f"must be a positive integer, got {max_steps!r}")
+    cameras = raw.get("cameras", list(SCENE_CAMERAS))
+    if not (isinstance(cameras, list) and cameras and all(c in SCENE_CAMERAS for c in cameras)):
+        raise _fail(where, "cameras", f"must be a non-empty list from {list(SCENE_CAMERAS)}, got {cameras!r}")
+    raw_objects = raw.get("objects")
+    if not isinstance(raw_objects, list) or not raw_objects:
+        raise _fail(where, "objects", "must be a non-empty array of tables ([[objects]])")
+    objects = [_parse_object(where, i, o) for i, o in enumerate(raw_objects)]
+    by_name: dict[str, ObjectSpec] = {}
+    for i, obj in enumerate(objects):
+        if obj.name in by_name:
+            raise _fail(where, f"objects[{i}].name", f"repeats the name {obj.name!r}")
+        by_name[obj.name] = obj
+    cue = _parse_cue(where, raw["cue"], by_name) if "cue" in raw else None
+    raw_goal = raw.get("goal")
+    if not isinstance(raw_goal, list) or not raw_goal:
+        raise _fail(where, "goal", "must be a non-empty array of tables ([[goal]])")
+    goal = tuple(_parse_goal(where, i, g, by_name, cue) for i, g in enumerate(raw_goal))
+    return SceneSpec(
+        name=name,
+        instruction=instruction,
+        max_steps=max_steps,
+        objects=tuple(objects),
+        goal=goal,
+        cue=cue,
+        cameras=tuple(cameras),
+    )
+
+
+def load_spec(task: str | Path) -> TaskSpec | SceneSpec:
+    """Load a task spec by task name (`envs/<task>/task.toml`) or path, in whichever format it uses."""
+    path = Path(task) if isinstance(task, Path) or str(task).endswith(".toml") else task_file(str(task))
+    where = _display_path(path)
+    try:
+        with path.open("rb") as f:
+            raw = tomllib.load(f)
+    except FileNotFoundError:
+        raise TaskSpecError(f"{where}: task spec file not found") from None
+    except tomllib.TOMLDecodeError as err:
+        raise TaskSpecError(f"{where}: invalid TOML: {err}") from None
+    spec = parse_scene_spec(raw, where) if "objects" in raw else parse_task_spec(raw, where)
+    if path.name == "task.toml" and spec.name != path.parent.name:
+        # Datasets and init states are keyed by the folder name; the two must agree.
+        raise TaskSpecError(
+            f"{where}: field 'name' must equal the task folder name {path.parent.name!r}, got {spec.name!r}"
+        )
+    return spec
