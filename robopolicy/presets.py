@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from robopolicy.data.collect import CollectConfig
 from robopolicy.eval.eval_config import EvalConfig
+from robopolicy.eval.verb_configs import CompareConfig, ReportConfig, SweepCommandConfig
 from robopolicy.models.policy_config import PolicyConfig
 from robopolicy.quickstart import QuickstartConfig
 from robopolicy.train.optimizer import OptimizerConfig
@@ -78,4 +79,16 @@ QUICKSTART = {
     ),
 }
 
-PRESETS = {"collect": COLLECT, "train": TRAIN, "eval": EVAL, "quickstart": QUICKSTART}
+SWEEP = {"default": SweepCommandConfig()}
+REPORT = {"default": ReportConfig()}
+COMPARE = {"default": CompareConfig()}
+
+PRESETS = {
+    "collect": COLLECT,
+    "train": TRAIN,
+    "eval": EVAL,
+    "quickstart": QUICKSTART,
+    "sweep": SWEEP,
+    "report": REPORT,
+    "compare": COMPARE,
+}
