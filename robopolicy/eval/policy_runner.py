@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,15 +53,34 @@ def load_policy(path: str | Path) -> LoadedPolicy:
     return LoadedPolicy(config, params, stats, meta, directory, step)
 
 
-def past_token_steps(policy: LoadedPolicy) -> int:
-    """How many past actions the policy was trained to predict (Past-Token Prediction, #5); 0 for none.
+def past_token_steps(config: PolicyConfig) -> int:
+    """How many past actions a policy was trained to predict (Past-Token Prediction, #5); 0 for none.
 
-    A PTP checkpoint says so in its policy config (`past_steps`, -1 for all To−1 past tokens); the
-    plain flow policy's loss covers only tokens To−1 onwards, so its past tokens are untrained.
+    A PTP policy says so in its config (`past_steps`, -1 for all To−1 past tokens); the plain flow
+    policy's loss covers only tokens To−1 onwards, so its past tokens are untrained.
     """
-    past = int(getattr(policy.config, "past_steps", 0) or 0)
-    available = policy.config.obs_horizon - 1
+    past = int(getattr(config, "past_steps", 0) or 0)
+    available = config.obs_horizon - 1
     return available if past < 0 else min(past, available)
+
+
+def check_execution(config: PolicyConfig, execution: ExecutionSettings, where: str) -> int:
+    """Actions executed per plan under `execution`; a UserError naming `where` if the policy cannot run so."""
+    if execution.self_verify_candidates > 1 and past_token_steps(config) == 0:
+        raise UserError(
+            f"{where}: self_verify_candidates={execution.self_verify_candidates} needs a policy trained "
+            "with past-token prediction (#5); this one has no past-token heads"
+        )
+    if execution.mode != "chunk":
+        return 1
+    n = execution.n_action_steps or config.n_action_steps
+    limit = config.action_horizon - config.obs_horizon + 1
+    if n > limit:
+        raise UserError(
+            f"{where}: n_action_steps={n} exceeds the {limit} future actions in a chunk of this policy "
+            f"(action_horizon {config.action_horizon}, obs_horizon {config.obs_horizon})"
+        )
+    return n
 
 
 def select_by_past_actions(
@@ -84,6 +104,24 @@ def ensemble_weights(num_predictions: int, decay: float) -> Float[np.ndarray, " 
     return w / w.sum()
 
 
+_SAMPLERS: dict[PolicyConfig, Callable[..., jax.Array]] = {}
+
+
+def _sampler(cfg: PolicyConfig) -> Callable[..., jax.Array]:
+    """One jitted sampler per policy shape, shared by runners, so checkpoints of a run compile once."""
+    if cfg not in _SAMPLERS:
+        graphdef = nnx.graphdef(nnx.eval_shape(lambda: FlowPolicy(cfg, rngs=nnx.Rngs(0))))
+
+        @jax.jit
+        def sample(
+            params: nnx.State, images: dict[str, jax.Array], state: jax.Array, key: jax.Array
+        ) -> jax.Array:
+            return nnx.merge(graphdef, params).sample(images, state, key)
+
+        _SAMPLERS[cfg] = sample
+    return _SAMPLERS[cfg]
+
+
 class PolicyRunner:
     """Closed-loop action selection for one environment, under given execution settings."""
 
@@ -94,23 +132,10 @@ class PolicyRunner:
         cfg = policy.config
         self.execution = execution or ExecutionSettings()
         self._cameras = cfg.cameras
-        self._n_execute = self._actions_per_chunk()
+        self._n_execute = check_execution(cfg, self.execution, str(policy.checkpoint_dir / str(policy.step)))
         self._candidates = self.execution.self_verify_candidates
-        self._past = past_token_steps(policy)
-        if self._candidates > 1 and self._past == 0:
-            raise UserError(
-                f"{policy.checkpoint_dir}: self_verify_candidates={self._candidates} needs a policy trained "
-                "with past-token prediction (#5); this one has no past-token heads"
-            )
-        graphdef = nnx.graphdef(nnx.eval_shape(lambda: FlowPolicy(cfg, rngs=nnx.Rngs(0))))
-
-        @jax.jit
-        def sample(
-            params: nnx.State, images: dict[str, jax.Array], state: jax.Array, key: jax.Array
-        ) -> jax.Array:
-            return nnx.merge(graphdef, params).sample(images, state, key)
-
-        self._sample = sample
+        self._past = past_token_steps(cfg)
+        self._sample = _sampler(cfg)
         self._key = jax.random.key(seed)
         self._history: deque[dict[str, np.ndarray]] = deque(maxlen=cfg.obs_horizon)
         self._queue: deque[np.ndarray] = deque()
@@ -119,19 +144,6 @@ class PolicyRunner:
         self._t = 0
         self.inference_seconds = 0.0
         self.num_inferences = 0
-
-    def _actions_per_chunk(self) -> int:
-        cfg, ex = self.policy.config, self.execution
-        if ex.mode != "chunk":
-            return 1
-        n = ex.n_action_steps or cfg.n_action_steps
-        limit = cfg.action_horizon - cfg.obs_horizon + 1
-        if n > limit:
-            raise UserError(
-                f"n_action_steps={n} exceeds the {limit} future actions in a chunk of this policy "
-                f"(action_horizon {cfg.action_horizon}, obs_horizon {cfg.obs_horizon})"
-            )
-        return n
 
     def reset(self, seed: int | None = None) -> None:
         """Start an episode; a seed makes its sampling noise independent of earlier episodes."""

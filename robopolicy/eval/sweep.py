@@ -110,6 +110,16 @@ def plan_sweep(config: SweepConfig) -> SweepPlan:
 
     policies = checkpoint_steps(config)
     metas = {p: load_meta(p) for p in policies}  # a broken checkpoint fails here, before any work
+    from robopolicy.eval.policy_runner import check_execution
+    from robopolicy.models.policy_config import PolicyConfig
+
+    for policy, (_, _, meta) in metas.items():
+        try:
+            policy_config = PolicyConfig.from_dict(meta["policy_config"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise UserError(f"{policy}: checkpoint metadata is missing or invalid ({e})") from e
+        for settings in config.settings:
+            check_execution(policy_config, settings, policy)
     tasks = sweep_tasks(config)
     ids = {task: _init_state_ids(task, config.init_states) for _, task in tasks}
     db = str(Path(config.db).resolve())
