@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import shutil
 import sys
 import time
@@ -89,6 +90,7 @@ def main() -> None:
     episode_wall = sum(e["wall_seconds"] for e in seq)
     result = {
         "machine": machine_line(),
+        "load_average_1min_after": round(os.getloadavg()[0], 1),
         "episodes": args.episodes,
         "steps_sequential": steps,
         "successes_sequential": sum(e["success"] for e in seq),
@@ -102,7 +104,7 @@ def main() -> None:
     }
     print(json.dumps(result))
     share = result["share_of_episode_time"]
-    print("\n" + result["machine"])
+    print("\n" + result["machine"] + f" · load average {result['load_average_1min_after']} after the run")
     print("| episodes | env steps | sequential | 2 workers | speed-up | policy | physics | render | other |")
     print("|---|---|---|---|---|---|---|---|---|")
     print(

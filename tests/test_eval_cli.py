@@ -81,3 +81,11 @@ def test_self_verification_needs_past_token_heads(run_dir, tmp_path, capsys):
     assert main(args) == 2
     assert "past-token" in capsys.readouterr().err
     assert not (tmp_path / "sv.db").exists()  # refused before any work
+
+
+@pytest.mark.parametrize("verb", ["sweep", "report", "compare"])
+def test_new_verbs_have_help(verb, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([verb, "--help"])
+    assert exit_.value.code == 0
+    assert "Presets" in capsys.readouterr().out

@@ -131,9 +131,13 @@ def test_policy_exception_and_physics_blowup_are_episode_failures(run_dir, tmp_p
 
 
 def test_ray_backend_against_local_cluster(run_dir, tmp_path):
-    pytest.importorskip("ray")
+    ray = pytest.importorskip("ray")
     config = _config(run_dir, tmp_path, checkpoints=(str(run_dir),), run_dirs=(), backend="ray")
-    run_sweep(config, QUIET)
+    ray.init(num_cpus=2, include_dashboard=False)
+    try:
+        run_sweep(config, QUIET)
+    finally:
+        ray.shutdown()
     with ResultsStore(config.db) as store:
         assert len(store.episodes()) == 3
 

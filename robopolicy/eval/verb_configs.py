@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 import tyro
 
@@ -34,8 +34,8 @@ class ReportConfig:
         out: output folder (report.md, report.html, plots, videos).
     """
 
-    db: tyro.conf.Positional[str] = "results.db"
-    out: tyro.conf.Positional[str] = "report"
+    db: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="RESULTS.DB")] = "results.db"
+    out: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="OUT")] = "report"
 
 
 @dataclass(frozen=True)
@@ -43,10 +43,11 @@ class CompareConfig:
     """Paired comparison of two runs of a results database on their shared initial states and seeds.
 
     Attributes:
-        a, b: runs by id, label (as in the report) or a unique part of the policy path.
+        a: run A, by id, label (as in the report) or a unique part of its policy path.
+        b: run B, likewise.
         db: the results database.
     """
 
-    a: tyro.conf.Positional[str] = ""
-    b: tyro.conf.Positional[str] = ""
+    a: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="A")] = ""
+    b: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="B")] = ""
     db: str = ""
