@@ -89,3 +89,16 @@ def test_new_verbs_have_help(verb, capsys):
         main([verb, "--help"])
     assert exit_.value.code == 0
     assert "Presets" in capsys.readouterr().out
+
+
+def test_eval_defaults_to_the_policy_task_and_unknown_suite_fails(run_dir, tmp_path, capsys):
+    args = ["eval", "--policy", str(run_dir), "--init-states", "4", "--execution.max-steps", "2"]
+    assert main([*args, "--db", str(tmp_path / "t.db"), "--video-episodes", "0"]) == 0
+    assert "cube_on_plate" in capsys.readouterr().out
+    assert (
+        main(["eval", "--policy", str(run_dir), "--suite", "no_such_suite", "--db", str(tmp_path / "s.db")])
+        == 2
+    )
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and "no_such_suite" in err[0]
+    assert not (tmp_path / "s.db").exists()

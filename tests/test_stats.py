@@ -95,6 +95,17 @@ def test_prob_a_beats_b_paired_closed_forms():
     assert prob_a_beats_b_paired(3, 5) == pytest.approx(1 - prob_a_beats_b_paired(5, 3))
 
 
+def test_prob_a_beats_b_paired_matches_dirichlet_monte_carlo():
+    # Outcome cells (both, A only, B only, neither) = (20, 7, 3, 10) under a Dirichlet(1, 1, 1, 1) prior.
+    rng = random.Random(1)
+    draws = 100_000
+    wins = 0
+    for _ in range(draws):
+        g = [rng.gammavariate(1 + c, 1.0) for c in (20, 7, 3, 10)]
+        wins += g[1] > g[2]  # rate_A − rate_B = p_Aonly − p_Bonly; the normalizer cancels
+    assert prob_a_beats_b_paired(7, 3) == pytest.approx(wins / draws, abs=4 * math.sqrt(0.25 / draws))
+
+
 def test_prob_a_beats_b_unpaired_hand_value_and_monte_carlo():
     # Beta(2, 1) vs Beta(1, 2): ∫ 2x (2x − x²) dx = 5/6, by hand.
     assert prob_a_beats_b_unpaired(1, 1, 0, 1) == pytest.approx(5 / 6)

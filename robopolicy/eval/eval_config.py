@@ -42,7 +42,7 @@ class EvalConfig:
         seed: seeds the policy's sampling noise.
         policy: a checkpoint (run, checkpoints or step folder) to evaluate into a results database;
             setting this, --suite, --tasks, --seeds or --db stores every episode in --db, resumably.
-        suite: evaluate every task of this suite.
+        suite: evaluate every task of this suite (neither suite nor tasks: the policy's own task).
         tasks: evaluate these tasks (with --suite: in addition to its tasks).
         seeds: sampling seeds; each (initial state, seed) pair is one episode. Empty: --seed.
         db: the SQLite results file; empty means `<run>/eval/results.db`.

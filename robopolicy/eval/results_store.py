@@ -16,6 +16,7 @@ transactions that write one row.
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import subprocess
@@ -106,6 +107,7 @@ class RunRecord:
     code_version: str
 
 
+@functools.cache
 def code_version() -> str:
     """The git commit of the code being run (with '+dirty' for local changes), else the package version."""
     root = Path(__file__).resolve().parents[2]

@@ -22,7 +22,12 @@ def eval_sweep_config(config: EvalConfig) -> SweepConfig:
     db = config.db or str(directory.parent / "eval" / "results.db")
     tasks = tuple(dict.fromkeys([*config.tasks, *([config.task] if config.task else [])]))
     if not config.suite and not tasks:
-        raise UserError("eval: give --suite or --tasks to evaluate into a results database")
+        from robopolicy.train.checkpoint import load_meta
+
+        trained_on = str(load_meta(policy)[2].get("task", ""))
+        if not trained_on:
+            raise UserError(f"{policy}: checkpoint names no task; pass --suite or --tasks")
+        tasks = (trained_on,)
     execution = config.execution
     if config.max_steps and not execution.max_steps:
         execution = replace(execution, max_steps=config.max_steps)

@@ -85,7 +85,10 @@ def sweep_tasks(config: SweepConfig) -> list[tuple[str, str]]:
     """(suite, task) pairs: every task of every suite, then the named tasks (suite '')."""
     pairs: list[tuple[str, str]] = []
     if config.suites:
-        from robopolicy.sim.suites import suite_tasks  # the suites module is optional until #3 lands
+        try:
+            from robopolicy.sim.suites import suite_tasks
+        except ImportError:
+            raise UserError(f"suite {config.suites[0]!r}: this installation has no task suites") from None
 
         for suite in config.suites:
             pairs.extend((suite, t) for t in suite_tasks(suite))
