@@ -118,6 +118,15 @@ def test_policy_exception_and_physics_blowup_are_episode_failures(run_dir, tmp_p
         steps["n"] += 1
         return "physics diverged (|qvel| > 1e3)" if steps["n"] == 3 else check(self, before)
 
+    real_step = TabletopEnv.step
+
+    def step(self, action):
+        steps["stepped"] = steps.get("stepped", 0) + 1
+        if steps["stepped"] == 5:
+            raise RuntimeError("mj_step failed")
+        return real_step(self, action)
+
+    monkeypatch.setattr(TabletopEnv, "step", step)
     monkeypatch.setattr(PolicyRunner, "act", flaky_act)
     monkeypatch.setattr(TabletopEnv, "_check_sim", unstable)
     config = _config(run_dir, tmp_path, checkpoints=(str(run_dir),), run_dirs=())
@@ -127,7 +136,7 @@ def test_policy_exception_and_physics_blowup_are_episode_failures(run_dir, tmp_p
     assert len(reasons) == 3
     assert reasons[0] == "policy_error: RuntimeError: denoiser exploded"
     assert reasons[1].startswith("sim_error: physics diverged")
-    assert reasons[2].startswith("timeout")
+    assert reasons[2] == "sim_error: RuntimeError: mj_step failed"
 
 
 def test_ray_backend_against_local_cluster(run_dir, tmp_path):

@@ -90,6 +90,9 @@ def run_stored_episode(
         except ValueError as e:  # e.g. a NaN action from the policy
             reason = f"policy_error: invalid action: {e}".splitlines()[0][:300]
             break
+        except Exception as e:  # the simulator itself failed: a physics fault of this episode
+            reason = f"sim_error: {type(e).__name__}: {e}".splitlines()[0][:300]
+            break
         env_seconds += time.perf_counter() - t0
         steps += 1
         success = bool(info["success"])
