@@ -25,7 +25,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import jax
 from machine import machine_line
 
 from robopolicy.eval.execution import ExecutionSettings
@@ -52,7 +51,9 @@ def ensure_policy(out: Path, demos: int, steps: int) -> Path:
     return run
 
 
-def timed_pass(run: Path, db: Path, episodes: int, workers: int) -> tuple[float, list[dict]]:
+def timed_pass(
+    run: Path, db: Path, episodes: int, workers: int, single_threaded: bool = False
+) -> tuple[float, list[dict]]:
     db.unlink(missing_ok=True)
     config = SweepConfig(
         db=str(db),
@@ -61,6 +62,7 @@ def timed_pass(run: Path, db: Path, episodes: int, workers: int) -> tuple[float,
         init_states=f"0:{episodes}",
         workers=workers,
         settings=(ExecutionSettings(),),
+        single_threaded_workers=single_threaded,
     )
     t0 = time.perf_counter()
     run_sweep(config, lambda msg: None)
@@ -82,9 +84,12 @@ def main() -> None:
     shutil.rmtree(out / "videos", ignore_errors=True)
     # The sequential pass loads and compiles the policy in this process, as the pool's workers do in
     # theirs: nothing is cached from training or earlier passes.
+    import jax
+
     jax.clear_caches()
     seq_wall, seq = timed_pass(run, out / "sequential.db", args.episodes, 0)
     pool_wall, pool = timed_pass(run, out / "pool2.db", args.episodes, 2)
+    pool1_wall, _ = timed_pass(run, out / "pool2_single_thread.db", args.episodes, 2, single_threaded=True)
     steps = sum(e["steps"] for e in seq)
     parts = {k: sum(e[f"{k}_seconds"] for e in seq) for k in ("policy", "physics", "render")}
     episode_wall = sum(e["wall_seconds"] for e in seq)
@@ -99,17 +104,23 @@ def main() -> None:
         "pool2_wall_s": round(pool_wall, 1),
         "sequential_episodes_per_hour": round(args.episodes / seq_wall * 3600),
         "pool2_episodes_per_hour": round(args.episodes / pool_wall * 3600),
+        "pool2_single_thread_wall_s": round(pool1_wall, 1),
+        "pool2_single_thread_episodes_per_hour": round(args.episodes / pool1_wall * 3600),
         "share_of_episode_time": {k: round(v / episode_wall, 3) for k, v in parts.items()},
         "other_share": round(1 - sum(parts.values()) / episode_wall, 3),
     }
     print(json.dumps(result))
     share = result["share_of_episode_time"]
     print("\n" + result["machine"] + f" · load average {result['load_average_1min_after']} after the run")
-    print("| episodes | env steps | sequential | 2 workers | speed-up | policy | physics | render | other |")
+    print(
+        "| episodes | env steps | sequential | 2 workers | 2 single-threaded workers | policy | physics | "
+        "render | other |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     print(
         f"| {args.episodes} | {steps} | {seq_wall:.0f} s = {result['sequential_episodes_per_hour']} ep/h | "
-        f"{pool_wall:.0f} s = {result['pool2_episodes_per_hour']} ep/h | {seq_wall / pool_wall:.2f}× | "
+        f"{pool_wall:.0f} s = {result['pool2_episodes_per_hour']} ep/h ({seq_wall / pool_wall:.2f}×) | "
+        f"{pool1_wall:.0f} s = {result['pool2_single_thread_episodes_per_hour']} ep/h ({seq_wall / pool1_wall:.2f}×) | "
         f"{share['policy']:.0%} | {share['physics']:.0%} | {share['render']:.0%} | {result['other_share']:.0%} |"
     )
 

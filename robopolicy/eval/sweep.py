@@ -212,8 +212,13 @@ def _store_sink(
     return sink
 
 
-def worker_main(unit_json: str) -> None:
+_SINGLE_THREAD_XLA = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+
+
+def worker_main(unit_json: str, single_threaded: bool = False) -> None:
     """Entry point of a spawned worker: run one unit, writing to the store. Exit status 1 on error."""
+    if single_threaded:  # before anything imports jax in this fresh process
+        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_SINGLE_THREAD_XLA}".strip()
     unit = WorkUnit.from_json(unit_json)
     try:
         with ResultsStore(unit.db) as store:
@@ -249,7 +254,9 @@ def _record_crash(store: ResultsStore, unit: WorkUnit, pid: int, exitcode: int |
     return _remaining(store, unit) if rest is not None else None
 
 
-def run_local(units: list[WorkUnit], db: str, workers: int, report: Callable[[str], None]) -> None:
+def run_local(
+    units: list[WorkUnit], db: str, workers: int, report: Callable[[str], None], single_threaded: bool = False
+) -> None:
     """Run units in at most `workers` spawned processes (0: in this process)."""
     if workers == 0:
         with ResultsStore(db) as store:
@@ -265,7 +272,7 @@ def run_local(units: list[WorkUnit], db: str, workers: int, report: Callable[[st
         while queue or alive:
             while queue and len(alive) < workers:
                 unit = queue.pop()
-                proc = ctx.Process(target=worker_main, args=(unit.to_json(),), daemon=True)
+                proc = ctx.Process(target=worker_main, args=(unit.to_json(), single_threaded), daemon=True)
                 proc.start()
                 alive.append((proc, unit))
             time.sleep(0.2)
@@ -302,5 +309,7 @@ def run_sweep(config: SweepConfig, report: Callable[[str], None] | None = None) 
 
         run_ray(plan.units, str(Path(config.db).resolve()), config.ray_address, report)
     else:
-        run_local(plan.units, str(Path(config.db).resolve()), config.workers, report)
+        run_local(
+            plan.units, str(Path(config.db).resolve()), config.workers, report, config.single_threaded_workers
+        )
     return plan

@@ -57,6 +57,8 @@ class SweepConfig:
         video_episodes: per run and task, record videos of the episodes on the first N initial states.
         episodes_per_unit: at most this many episodes per unit of work (a worker loads its policy once
             per unit).
+        single_threaded_workers: run each spawned worker's JAX on one thread, so that workers do not
+            fight over cores that each would otherwise try to use for inference.
     """
 
     db: str = "runs/sweep/results.db"
@@ -74,6 +76,7 @@ class SweepConfig:
     blind_seed: int = 0
     video_episodes: int = 0
     episodes_per_unit: int = 25
+    single_threaded_workers: bool = False
 
     def __post_init__(self) -> None:
         if not self.checkpoints and not self.run_dirs:
