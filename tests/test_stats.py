@@ -1,6 +1,19 @@
+import math
+import random
+
 import pytest
 
-from robopolicy.eval.stats import wilson_interval
+from robopolicy.eval.stats import (
+    beta_cdf,
+    beta_posterior,
+    beta_quantile,
+    compact_letter_display,
+    holm_adjust,
+    mcnemar_exact,
+    prob_a_beats_b_paired,
+    prob_a_beats_b_unpaired,
+    wilson_interval,
+)
 
 
 @pytest.mark.parametrize(
@@ -29,20 +42,6 @@ def test_wilson_no_trials_and_bad_input():
 
 
 # ----- Beta posterior, McNemar, P(A beats B), Holm, letters -----
-
-import math  # noqa: E402
-import random  # noqa: E402
-
-from robopolicy.eval.stats import (  # noqa: E402
-    beta_cdf,
-    beta_posterior,
-    beta_quantile,
-    compact_letter_display,
-    holm_adjust,
-    mcnemar_exact,
-    prob_a_beats_b_paired,
-    prob_a_beats_b_unpaired,
-)
 
 
 def test_beta_posterior_closed_forms():
