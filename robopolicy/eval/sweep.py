@@ -296,6 +296,10 @@ def run_local(
 def run_sweep(config: SweepConfig, report: Callable[[str], None] | None = None) -> SweepPlan:
     """Plan and run a sweep; returns the plan (what ran and what was skipped)."""
     report = report or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    if config.backend == "ray":
+        from robopolicy.eval.ray_backend import import_ray
+
+        import_ray()  # a missing extra fails before any work
     plan = plan_sweep(config)
     report(
         f"{plan.total} episodes in the grid, {plan.skipped} already in {config.db}, "
