@@ -53,11 +53,50 @@ def _train(config: Any) -> None:
 def _eval(config: Any) -> None:
     from robopolicy.eval.evaluate_checkpoint import evaluate_checkpoint, format_summary
 
+    if config.uses_store:
+        from robopolicy.eval.stored_eval import evaluate_into_store, format_task_table
+
+        db, run = evaluate_into_store(config)
+        print(format_task_table(run))
+        print(f"results: {db}")
+        return
     summary, results_path = evaluate_checkpoint(config)
     print(format_summary(summary))
     print(f"results: {results_path}")
     if summary.video:
         print(f"video:   {summary.video}")
+
+
+def _sweep(config: Any) -> None:
+    from robopolicy.eval.stored_eval import format_sweep_summary
+    from robopolicy.eval.sweep import run_sweep
+    from robopolicy.eval.sweep_config import load_sweep_toml
+
+    sweep = load_sweep_toml(
+        config.config,
+        backend=config.backend or None,
+        blind=True if config.blind else None,
+        workers=config.workers if config.workers >= 0 else None,
+    )
+    run_sweep(sweep)
+    print(format_sweep_summary(sweep.db))
+    print(f"results: {sweep.db}")
+
+
+def _report(config: Any) -> None:
+    from robopolicy.eval.report import write_report
+
+    md, html = write_report(config.db, config.out)
+    print(f"report: {md}\nreport: {html}")
+
+
+def _compare(config: Any) -> None:
+    from robopolicy.errors import UserError
+    from robopolicy.eval.stored_eval import format_comparison
+
+    if not (config.a and config.b and config.db):
+        raise UserError("compare: usage: robopolicy compare A B --db RESULTS.db")
+    print(format_comparison(config.db, config.a, config.b))
 
 
 def _quickstart(config: Any) -> None:
@@ -104,7 +143,14 @@ def _expert_check(config: Any) -> None:
 VERBS: dict[str, Verb] = {
     "collect": Verb("record scripted-expert demonstrations of a task as an RLDS dataset", _collect),
     "train": Verb("train a flow-matching policy on an RLDS dataset (resumes an existing run)", _train),
-    "eval": Verb("evaluate a checkpoint on a task's fixed initial states, with a 95% Wilson interval", _eval),
+    "eval": Verb("evaluate a checkpoint on fixed initial states (of a suite), with 95% intervals", _eval),
+    "sweep": Verb(
+        "evaluate checkpoints × tasks × initial states × seeds × settings into a results database", _sweep
+    ),
+    "report": Verb(
+        "write a markdown and HTML report (tables, plots, comparisons, videos) of a results database", _report
+    ),
+    "compare": Verb("paired comparison of two evaluated runs: exact McNemar test and P(A > B)", _compare),
     "quickstart": Verb("collect → train → evaluate on the default task, in one go", _quickstart),
     "data info": Verb("print a dataset's schema, counts, tasks and action/state statistics", _data_info),
     "data check": Verb("validate every episode of one or more datasets and list all problems", _data_check),

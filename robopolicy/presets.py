@@ -10,6 +10,7 @@ from robopolicy.data.collect import CollectConfig
 from robopolicy.data.data_commands import DataCheckConfig, DataInfoConfig
 from robopolicy.data.embedding_cache import CacheEmbeddingsConfig
 from robopolicy.eval.eval_config import EvalConfig
+from robopolicy.eval.verb_configs import CompareConfig, ReportConfig, SweepCommandConfig
 from robopolicy.models.policy_config import PolicyConfig
 from robopolicy.quickstart import QuickstartConfig
 from robopolicy.sim.expert_check import ExpertCheckConfig
@@ -86,6 +87,10 @@ QUICKSTART = {
 SUITES = {"default": SuitesConfig()}
 EXPERT_CHECK = {"default": ExpertCheckConfig(), "smoke": ExpertCheckConfig(num_states=3)}
 
+SWEEP = {"default": SweepCommandConfig()}
+REPORT = {"default": ReportConfig()}
+COMPARE = {"default": CompareConfig()}
+
 PRESETS = {
     "collect": COLLECT,
     "train": TRAIN,
@@ -101,4 +106,7 @@ PRESETS = {
     },
     "suites": SUITES,
     "expert-check": EXPERT_CHECK,
+    "sweep": SWEEP,
+    "report": REPORT,
+    "compare": COMPARE,
 }

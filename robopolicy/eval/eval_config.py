@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from robopolicy.eval.execution import ExecutionSettings
 
 
 def parse_index_range(spec: str, total: int) -> list[int]:
@@ -38,6 +40,14 @@ class EvalConfig:
         video_episodes: how many of the first episodes go into rollouts.mp4 (0 for none).
         max_steps: step cap per episode; 0 means the task's own cap.
         seed: seeds the policy's sampling noise.
+        policy: a checkpoint (run, checkpoints or step folder) to evaluate into a results database;
+            setting this, --suite, --tasks, --seeds or --db stores every episode in --db, resumably.
+        suite: evaluate every task of this suite (neither suite nor tasks: the policy's own task).
+        tasks: evaluate these tasks (with --suite: in addition to its tasks).
+        seeds: sampling seeds; each (initial state, seed) pair is one episode. Empty: --seed.
+        db: the SQLite results file; empty means `<run>/eval/results.db`.
+        workers: parallel worker processes for stored evaluation (0: in this process).
+        execution: how actions are executed (chunking, replanning, ensembling, settle steps, caps).
     """
 
     checkpoint: str = "runs/train"
@@ -47,7 +57,21 @@ class EvalConfig:
     video_episodes: int = 4
     max_steps: int = 0
     seed: int = 0
+    policy: str = ""
+    suite: str = ""
+    tasks: tuple[str, ...] = ()
+    seeds: tuple[int, ...] = ()
+    db: str = ""
+    workers: int = 0
+    execution: ExecutionSettings = field(default_factory=ExecutionSettings)
 
     def __post_init__(self) -> None:
         if self.video_episodes < 0 or self.max_steps < 0:
             raise ValueError("EvalConfig: video_episodes and max_steps must be >= 0")
+        if self.workers < 0:
+            raise ValueError(f"EvalConfig.workers must be >= 0, got {self.workers}")
+
+    @property
+    def uses_store(self) -> bool:
+        """Whether this evaluation writes every episode to a results database."""
+        return bool(self.policy or self.suite or self.tasks or self.seeds or self.db)

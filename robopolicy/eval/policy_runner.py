@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from jaxtyping import Float
 
 from robopolicy.data.normalization import NormalizationStats
 from robopolicy.errors import UserError
+from robopolicy.eval.execution import ExecutionSettings
 from robopolicy.models.flow_policy import FlowPolicy
 from robopolicy.models.policy_config import PolicyConfig
 from robopolicy.train import checkpoint
@@ -51,13 +53,63 @@ def load_policy(path: str | Path) -> LoadedPolicy:
     return LoadedPolicy(config, params, stats, meta, directory, step)
 
 
-class PolicyRunner:
-    """Closed-loop action selection for one environment."""
+def past_token_steps(config: PolicyConfig) -> int:
+    """How many past actions a policy was trained to predict (Past-Token Prediction, #5); 0 for none.
 
-    def __init__(self, policy: LoadedPolicy, seed: int = 0) -> None:
-        self.policy = policy
-        cfg = policy.config
-        self._cameras = cfg.cameras
+    A PTP policy says so in its config (`past_steps`, -1 for all To−1 past tokens); the plain flow
+    policy's loss covers only tokens To−1 onwards, so its past tokens are untrained.
+    """
+    past = int(getattr(config, "past_steps", 0) or 0)
+    available = config.obs_horizon - 1
+    return available if past < 0 else min(past, available)
+
+
+def check_execution(config: PolicyConfig, execution: ExecutionSettings, where: str) -> int:
+    """Actions executed per plan under `execution`; a UserError naming `where` if the policy cannot run so."""
+    if execution.self_verify_candidates > 1 and past_token_steps(config) == 0:
+        raise UserError(
+            f"{where}: self_verify_candidates={execution.self_verify_candidates} needs a policy trained "
+            "with past-token prediction (#5); this one has no past-token heads"
+        )
+    if execution.mode != "chunk":
+        return 1
+    n = execution.n_action_steps or config.n_action_steps
+    limit = config.action_horizon - config.obs_horizon + 1
+    if n > limit:
+        raise UserError(
+            f"{where}: n_action_steps={n} exceeds the {limit} future actions in a chunk of this policy "
+            f"(action_horizon {config.action_horizon}, obs_horizon {config.obs_horizon})"
+        )
+    return n
+
+
+def select_by_past_actions(
+    candidates: Float[np.ndarray, "n h a"], executed: Float[np.ndarray, "k a"], past_start: int
+) -> int:
+    """Index of the candidate whose predicted past actions best match the executed ones.
+
+    candidates: N sampled chunks in normalized action space; executed: the last k executed actions,
+    normalized, oldest first; they align with chunk indices past_start … past_start + k − 1. Score is
+    the mean squared error (PTP self-verification).
+    """
+    k = executed.shape[0]
+    predicted = candidates[:, past_start : past_start + k]
+    scores = np.mean((predicted - executed[None]) ** 2, axis=(1, 2))
+    return int(np.argmin(scores))
+
+
+def ensemble_weights(num_predictions: int, decay: float) -> Float[np.ndarray, " n"]:
+    """ACT's temporal-ensemble weights exp(−m·i), i = 0 for the oldest prediction, normalized to sum 1."""
+    w = np.exp(-decay * np.arange(num_predictions, dtype=np.float64))
+    return w / w.sum()
+
+
+_SAMPLERS: dict[PolicyConfig, Callable[..., jax.Array]] = {}
+
+
+def _sampler(cfg: PolicyConfig) -> Callable[..., jax.Array]:
+    """One jitted sampler per policy shape, shared by runners, so checkpoints of a run compile once."""
+    if cfg not in _SAMPLERS:
         graphdef = nnx.graphdef(nnx.eval_shape(lambda: FlowPolicy(cfg, rngs=nnx.Rngs(0))))
 
         @jax.jit
@@ -66,16 +118,42 @@ class PolicyRunner:
         ) -> jax.Array:
             return nnx.merge(graphdef, params).sample(images, state, key)
 
-        self._sample = sample
+        _SAMPLERS[cfg] = sample
+    return _SAMPLERS[cfg]
+
+
+class PolicyRunner:
+    """Closed-loop action selection for one environment, under given execution settings."""
+
+    def __init__(
+        self, policy: LoadedPolicy, seed: int = 0, execution: ExecutionSettings | None = None
+    ) -> None:
+        self.policy = policy
+        cfg = policy.config
+        self.execution = execution or ExecutionSettings()
+        self._cameras = cfg.cameras
+        self._n_execute = check_execution(cfg, self.execution, str(policy.checkpoint_dir / str(policy.step)))
+        self._candidates = self.execution.self_verify_candidates
+        self._past = past_token_steps(cfg)
+        self._sample = _sampler(cfg)
         self._key = jax.random.key(seed)
         self._history: deque[dict[str, np.ndarray]] = deque(maxlen=cfg.obs_horizon)
         self._queue: deque[np.ndarray] = deque()
+        self._executed: deque[np.ndarray] = deque(maxlen=max(self._past, 1))
+        self._predictions: dict[int, list[np.ndarray]] = {}
+        self._t = 0
         self.inference_seconds = 0.0
         self.num_inferences = 0
 
-    def reset(self) -> None:
+    def reset(self, seed: int | None = None) -> None:
+        """Start an episode; a seed makes its sampling noise independent of earlier episodes."""
         self._history.clear()
         self._queue.clear()
+        self._executed.clear()
+        self._predictions.clear()
+        self._t = 0
+        if seed is not None:
+            self._key = jax.random.key(seed)
 
     def act(self, obs: dict[str, np.ndarray]) -> Float[np.ndarray, " a"]:
         """The action for the current step, given the newest observation."""
@@ -84,18 +162,46 @@ class PolicyRunner:
             self._history.extend([obs] * cfg.obs_horizon)
         else:
             self._history.append(obs)
-        if not self._queue:
-            t0 = time.perf_counter()
-            chunk = self._plan()
-            self.inference_seconds += time.perf_counter() - t0
-            self.num_inferences += 1
-            start = cfg.obs_horizon - 1
-            self._queue.extend(chunk[start : start + cfg.n_action_steps])
-        return self._queue.popleft()
+        start = cfg.obs_horizon - 1
+        if self.execution.mode == "temporal_ensemble":
+            chunk = self._timed_plan()
+            for i, a in enumerate(chunk[start:]):
+                self._predictions.setdefault(self._t + i, []).append(a)
+            preds = self._predictions.pop(self._t)
+            action = np.tensordot(
+                ensemble_weights(len(preds), self.execution.ensemble_decay), np.stack(preds), 1
+            )
+            action = action.astype(np.float32)
+        else:
+            if not self._queue:
+                chunk = self._timed_plan()
+                self._queue.extend(chunk[start : start + self._n_execute])
+            action = self._queue.popleft()
+        self._t += 1
+        if self._past:
+            self._executed.append(self.policy.stats.action.normalize(action))
+        return action
+
+    def _timed_plan(self) -> Float[np.ndarray, "h a"]:
+        t0 = time.perf_counter()
+        chunk = self._plan()
+        self.inference_seconds += time.perf_counter() - t0
+        self.num_inferences += 1
+        return chunk
 
     def _plan(self) -> Float[np.ndarray, "h a"]:
-        images = {cam: jnp.asarray(np.stack([o[cam] for o in self._history])[None]) for cam in self._cameras}
+        n = self._candidates
+        images = {
+            cam: jnp.asarray(np.repeat(np.stack([o[cam] for o in self._history])[None], n, axis=0))
+            for cam in self._cameras
+        }
         state = self.policy.stats.state.normalize(np.stack([o["state"] for o in self._history]))[None]
+        state = np.repeat(state, n, axis=0)
         self._key, key = jax.random.split(self._key)
-        chunk = np.asarray(self._sample(self.policy.params, images, jnp.asarray(state, jnp.float32), key))[0]
-        return self.policy.stats.action.unnormalize(chunk).astype(np.float32)
+        chunks = np.asarray(self._sample(self.policy.params, images, jnp.asarray(state, jnp.float32), key))
+        best = 0
+        # Only with a full history of executed actions: before that the past tokens have nothing to match.
+        if n > 1 and len(self._executed) == self._past:
+            start = self.policy.config.obs_horizon - 1 - self._past
+            best = select_by_past_actions(chunks, np.stack(self._executed), start)
+        return self.policy.stats.action.unnormalize(chunks[best]).astype(np.float32)

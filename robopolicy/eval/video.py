@@ -40,3 +40,27 @@ def write_mp4(path: Path, frames: list[np.ndarray], fps: int = 20) -> Path:
             for frame in frames:
                 writer.append_data(frame)
     return path
+
+
+def with_caption(frame: UInt8[np.ndarray, "h w 3"], text: str) -> UInt8[np.ndarray, "h2 w 3"]:
+    """Prepend a black strip with `text` (e.g. the instruction) in white, clipped to the frame width."""
+    from PIL import Image, ImageDraw
+
+    height = 14
+    strip = Image.new("RGB", (frame.shape[1], height), (0, 0, 0))
+    ImageDraw.Draw(strip).text((3, 1), text, fill=(255, 255, 255))
+    return np.concatenate([np.asarray(strip, dtype=np.uint8), frame], axis=0)
+
+
+def with_verdict(frame: UInt8[np.ndarray, "h w 3"], success: bool) -> UInt8[np.ndarray, "h w 3"]:
+    """Write SUCCESS or FAILURE in the frame's top-right corner, on a coloured box."""
+    from PIL import Image, ImageDraw
+
+    image = Image.fromarray(frame)
+    draw = ImageDraw.Draw(image)
+    word = "SUCCESS" if success else "FAILURE"
+    width = 6 * len(word) + 6
+    x0 = max(frame.shape[1] - width, 0)
+    draw.rectangle((x0, 0, frame.shape[1], 13), fill=_SUCCESS if success else _FAILURE)
+    draw.text((x0 + 3, 1), word, fill=(255, 255, 255))
+    return np.asarray(image, dtype=np.uint8)

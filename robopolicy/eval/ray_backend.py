@@ -1,0 +1,63 @@
+"""Ray backend of `robopolicy sweep --backend ray` (install the `[ray]` extra).
+
+Ray tasks run units on cluster workers, which need not share a file system with the store: each
+task returns its episode records as JSON text and this process writes them. A task whose worker
+dies has its unit's episodes recorded as failures with reason `worker_crash`; the sweep goes on.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+from robopolicy.errors import UserError
+from robopolicy.eval.results_store import EpisodeKey, EpisodeRecord, ResultsStore
+from robopolicy.eval.sweep import WorkUnit, run_unit
+
+
+def ray_unit(unit_json: str) -> str:
+    """Run a unit on a Ray worker; returns a JSON list of its episode records."""
+    records: list[dict[str, Any]] = []
+
+    def sink(event: str, key: EpisodeKey, record: EpisodeRecord | None) -> None:
+        if record is not None:
+            records.append(asdict(record))
+
+    run_unit(WorkUnit.from_json(unit_json), sink)
+    return json.dumps(records)
+
+
+def import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise UserError("--backend ray needs Ray: pip install 'robopolicy[ray]'") from None
+    return ray
+
+
+def run_ray(units: list[WorkUnit], db: str, address: str, report: Callable[[str], None]) -> None:
+    ray = import_ray()
+    if not ray.is_initialized():
+        ray.init(address=address or None, include_dashboard=False, log_to_driver=False)
+    remote = ray.remote(max_retries=0)(ray_unit)
+    pending = {remote.remote(u.to_json()): u for u in units}
+    finished = 0
+    with ResultsStore(db) as store:
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            unit = pending.pop(ready[0])
+            try:
+                records = [EpisodeRecord(**r) for r in json.loads(ray.get(ready[0]))]
+            except ray.exceptions.RayError as e:
+                reason = f"worker_crash: {type(e).__name__}"
+                records = [
+                    EpisodeRecord(k.task, k.init_state_id, k.seed, False, 0, reason, 0.0, suite=unit.suite)
+                    for k in unit.episode_keys()
+                ]
+                report(f"a Ray worker failed ({type(e).__name__}); its unit is recorded as failures")
+            for record in records:
+                store.record(unit.run_id, record)
+            finished += 1
+            report(f"unit {finished}/{len(units)} done")

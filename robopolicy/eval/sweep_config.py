@@ -1,0 +1,131 @@
+"""Configuration of an evaluation sweep, and its TOML form.
+
+A sweep is the grid checkpoints × (suites' tasks + named tasks) × initial states × seeds ×
+execution settings. Example `SWEEP.toml`:
+
+    db = "runs/sweep/results.db"
+    checkpoints = ["runs/a/train/checkpoints/3500"]   # explicit checkpoints (run folders: latest step)
+    run_dirs = ["runs/quickstart/train"]             # every checkpoint of these runs
+    tasks = ["cube_on_plate"]
+    suites = []
+    init_states = "0:50"
+    seeds = [0]
+    workers = 2
+    video_episodes = 1
+
+    [[settings]]
+    name = "chunk8"
+    mode = "chunk"
+    n_action_steps = 8
+
+    [[settings]]
+    name = "ensemble"
+    mode = "temporal_ensemble"
+    settle_steps = 10
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+from robopolicy.errors import UserError
+from robopolicy.eval.execution import ExecutionSettings
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """What to evaluate and how.
+
+    Attributes:
+        db: the SQLite results file (created if missing; finished episodes in it are skipped).
+        checkpoints: checkpoints to evaluate: a step folder, or a run / checkpoints folder (its latest step).
+        run_dirs: training runs whose every checkpoint is evaluated.
+        suites: task suites; each contributes all its tasks.
+        tasks: tasks evaluated directly (outside any suite).
+        init_states: fixed initial states per task, e.g. '0:50'; trial i uses state i.
+        seeds: seeds of the policy's sampling noise; each (state, seed) pair is one episode.
+        settings: execution settings; each is its own run per checkpoint.
+        workers: parallel worker processes; 0 runs everything in this process.
+        backend: "local" (process pool) or "ray" (the `[ray]` extra).
+        ray_address: cluster address for `ray.init`; empty starts or joins a local one.
+        blind: randomise the order in which policies are run (shared initial states), and do not name
+            policies in progress output.
+        blind_seed: seed of that order, recorded so a blind sweep can be audited afterwards.
+        video_episodes: per run and task, record videos of the episodes on the first N initial states.
+        episodes_per_unit: at most this many episodes per unit of work (a worker loads its policy once
+            per unit).
+        single_threaded_workers: run each spawned worker's JAX on one thread, so that workers do not
+            fight over cores that each would otherwise try to use for inference.
+    """
+
+    db: str = "runs/sweep/results.db"
+    checkpoints: tuple[str, ...] = ()
+    run_dirs: tuple[str, ...] = ()
+    suites: tuple[str, ...] = ()
+    tasks: tuple[str, ...] = ()
+    init_states: str = "0:50"
+    seeds: tuple[int, ...] = (0,)
+    settings: tuple[ExecutionSettings, ...] = field(default_factory=lambda: (ExecutionSettings(),))
+    workers: int = 2
+    backend: Literal["local", "ray"] = "local"
+    ray_address: str = ""
+    blind: bool = False
+    blind_seed: int = 0
+    video_episodes: int = 0
+    episodes_per_unit: int = 25
+    single_threaded_workers: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.checkpoints and not self.run_dirs:
+            raise ValueError("SweepConfig: give checkpoints or run_dirs")
+        if not self.suites and not self.tasks:
+            raise ValueError("SweepConfig: give suites or tasks")
+        if not self.seeds:
+            raise ValueError("SweepConfig.seeds: give at least one seed")
+        if not self.settings:
+            raise ValueError("SweepConfig.settings: give at least one execution setting")
+        labels = [s.label() for s in self.settings]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"SweepConfig.settings: names must be unique, got {labels}")
+        if self.workers < 0 or self.video_episodes < 0 or self.episodes_per_unit < 1:
+            raise ValueError("SweepConfig: workers and video_episodes must be >= 0, episodes_per_unit >= 1")
+        if self.backend not in ("local", "ray"):
+            raise ValueError(f"SweepConfig.backend: unknown backend {self.backend!r}; choose local or ray")
+
+
+def load_sweep_toml(path: str | Path, **overrides: Any) -> SweepConfig:
+    """Read a sweep TOML file; relative paths in it are relative to the file. Errors name the file."""
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            raw = tomllib.load(f)
+    except FileNotFoundError:
+        raise UserError(f"{path}: sweep config not found") from None
+    except tomllib.TOMLDecodeError as e:
+        raise UserError(f"{path}: invalid TOML: {e}") from None
+    known = {f.name for f in fields(SweepConfig)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise UserError(f"{path}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    base = path.parent
+
+    def rel(p: str) -> str:
+        return str(base / p) if not Path(p).is_absolute() else p
+
+    try:
+        values: dict[str, Any] = dict(raw)
+        for key in ("checkpoints", "run_dirs"):
+            values[key] = tuple(rel(str(p)) for p in raw.get(key, ()))
+        if "db" in raw:
+            values["db"] = rel(str(raw["db"]))
+        for key in ("suites", "tasks"):
+            values[key] = tuple(str(t) for t in raw.get(key, ()))
+        values["seeds"] = tuple(int(s) for s in raw.get("seeds", (0,)))
+        values["settings"] = tuple(ExecutionSettings.from_dict(s) for s in raw.get("settings", [{}]))
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return SweepConfig(**values)
+    except (TypeError, ValueError) as e:
+        raise UserError(f"{path}: {e}") from None

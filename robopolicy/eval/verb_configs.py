@@ -1,0 +1,53 @@
+"""Configurations of the `sweep`, `report` and `compare` verbs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+import tyro
+
+
+@dataclass(frozen=True)
+class SweepCommandConfig:
+    """Run an evaluation sweep described by a TOML file (see `robopolicy.eval.sweep_config`).
+
+    Attributes:
+        config: the sweep TOML file.
+        backend: override the file's backend: "local" process pool or "ray" (the `[ray]` extra).
+        blind: randomise the order in which policies are run (shared initial states).
+        workers: override the file's number of worker processes (-1: keep).
+    """
+
+    config: str = "sweep.toml"
+    backend: Literal["", "local", "ray"] = ""
+    blind: bool = False
+    workers: int = -1
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """Write a markdown and HTML report of a results database.
+
+    Attributes:
+        db: the results database.
+        out: output folder (report.md, report.html, plots, videos).
+    """
+
+    db: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="RESULTS.DB")] = "results.db"
+    out: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="OUT")] = "report"
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """Paired comparison of two runs of a results database on their shared initial states and seeds.
+
+    Attributes:
+        a: run A, by id, label (as in the report) or a unique part of its policy path.
+        b: run B, likewise.
+        db: the results database.
+    """
+
+    a: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="A")] = ""
+    b: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="B")] = ""
+    db: str = ""

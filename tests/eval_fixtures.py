@@ -1,0 +1,51 @@
+"""Tiny untrained checkpoints for evaluation tests: 16×16 images, randomly initialised weights.
+
+They are written with the same orbax items inference reads (`policy` weights + `meta`), without
+training, so making one takes a second instead of compiling a train step.
+"""
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+from flax import nnx
+
+from robopolicy.data.normalization import NormalizationStats
+from robopolicy.models.flow_policy import FlowPolicy
+from robopolicy.models.policy_config import PolicyConfig
+from robopolicy.train import checkpoint
+
+TINY_POLICY = PolicyConfig(
+    image_size=16,
+    encoder_channels=(4, 8),
+    feature_dim=8,
+    denoiser_width=32,
+    denoiser_depth=1,
+    image_shift=2,
+    obs_horizon=1,
+    action_horizon=4,
+    n_action_steps=2,
+    flow_steps=2,
+)
+
+
+def make_checkpoint(out: Path, steps: tuple[int, ...] = (1,), config: PolicyConfig = TINY_POLICY) -> Path:
+    """A run folder `out` with one checkpoint per step (different random weights); returns `out`."""
+    rng = np.random.default_rng(0)
+    stats = NormalizationStats.fit(
+        rng.uniform(-1, 1, (64, config.action_dim)).astype(np.float32),
+        rng.normal(size=(64, config.state_dim)).astype(np.float32),
+    )
+    meta = {"policy_config": dataclasses.asdict(config), "stats": stats.to_dict(), "task": "cube_on_plate"}
+    manager = checkpoint.checkpoint_manager(out / "checkpoints", max_to_keep=10)
+    for step in steps:
+        params = nnx.state(FlowPolicy(config, rngs=nnx.Rngs(step)), nnx.Param)
+        manager.save(
+            step,
+            args=checkpoint.ocp.args.Composite(
+                policy=checkpoint.ocp.args.StandardSave(params), meta=checkpoint.ocp.args.JsonSave(meta)
+            ),
+        )
+    manager.wait_until_finished()
+    manager.close()
+    return out
