@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from robopolicy.data.data_config import DataConfig
+from robopolicy.models.augment import ColorJitter
 from robopolicy.models.policy_config import PolicyConfig
 from robopolicy.train.optimizer import OptimizerConfig
 
@@ -21,6 +23,8 @@ class TrainConfig:
         checkpoint_every: steps between checkpoints (the last step is always saved).
         keep_checkpoints: how many recent checkpoints to keep.
         log_every: steps between loss read-outs (each forces a device sync, so not every step).
+        data: window stride, normalization modes, instruction length and read threads.
+        color_jitter: on-device colour jitter of training images (off by default; never at evaluation).
     """
 
     dataset: str = "runs/quickstart/dataset"
@@ -33,6 +37,8 @@ class TrainConfig:
     log_every: int = 50
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    color_jitter: ColorJitter = field(default_factory=ColorJitter)
     ema_power: float = 0.75
     ema_max_decay: float = 0.9999
 
