@@ -5,11 +5,12 @@ Run: `python benchmarks/bench_data_pipeline.py [--out runs/bench_data] [--episod
 1. Collects two 50-demo `cube_on_plate` datasets with `robopolicy collect`: one at the collect
    defaults (two 128×128 cameras) for the size on disk, one at the quickstart preset (two 64×64
    cameras) that the quickstart policy trains on.
-2. Builds the training pipeline exactly as `robopolicy train --preset quickstart` does (same
-   windows, normalization, vocabulary, shuffling, batch 32) and times `next(iterator)` alone:
-   in the loop (0 read threads) and with the preset's read threads.
-3. Times the quickstart preset's jitted train step on a fixed batch (consumption), then the
-   step fed by the iterator (the training loop as it runs).
+2. For the `quickstart` train preset (batch 32, 64×64, To=1) on the 64×64 dataset and the `default`
+   one (batch 64, 128×128, To=2) on the 128×128 dataset, builds the training pipeline exactly as
+   `robopolicy train` does (same windows, normalization, vocabulary, shuffling) and times
+   `next(iterator)` alone, in the loop (0 read threads) and with the preset's read threads.
+3. Times that preset's jitted train step on a fixed batch (consumption), then the step fed by the
+   iterator (the training loop as it runs).
 
 Prints a markdown section for benchmarks/RESULTS.md. Target (#4): pipeline ≥ 5× the step's rate.
 """
@@ -63,20 +64,9 @@ def _rate(fn: object, seconds: float, min_calls: int = 5) -> float:
     return calls / (time.perf_counter() - t0)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default="runs/bench_data")
-    parser.add_argument("--episodes", type=int, default=50)
-    parser.add_argument("--seconds", type=float, default=20.0, help="time per measurement")
-    args = parser.parse_args()
-    root = Path(args.out)
-    root.mkdir(parents=True, exist_ok=True)
-
-    default_dir = _collect(root / "default_128px", args.episodes, "default")
-    quick_dir = _collect(root / "quickstart_64px", args.episodes, "quickstart")
-
-    base = TRAIN["quickstart"]
-    config = dataclasses.replace(base, dataset=str(quick_dir), out=str(root / "unused"))
+def _measure(preset: str, dataset: Path, root: Path, seconds: float) -> list[str]:
+    """Markdown lines: the pipeline and the train step of `preset`'s train config on `dataset`."""
+    config = dataclasses.replace(TRAIN[preset], dataset=str(dataset), out=str(root / "unused"))
     t0 = time.perf_counter()
     data = prepare_training_data(config)
     prep_s = time.perf_counter() - t0
@@ -85,7 +75,7 @@ def main() -> None:
     loader_rates = {}
     for threads in sorted({0, config.data.read_threads}):
         it = batch_iterator(data.batches, threads, config.data.prefetch)
-        loader_rates[threads] = _rate(lambda it=it: next(it), args.seconds) * bs
+        loader_rates[threads] = _rate(lambda it=it: next(it), seconds) * bs
 
     model = FlowPolicy(data.policy_config, rngs=nnx.Rngs(0))
     graphdef = nnx.graphdef(model)
@@ -103,43 +93,60 @@ def main() -> None:
         state["s"], metrics = step_fn(state["s"], fixed)
         jax.block_until_ready(metrics["loss"])
 
-    step_rate = _rate(step_fixed, args.seconds) * bs
-
+    step_rate = _rate(step_fixed, seconds) * bs
     it = batch_iterator(data.batches, config.data.read_threads, config.data.prefetch)
 
     def step_fed() -> None:
         state["s"], metrics = step_fn(state["s"], to_device(next(it)))
         jax.block_until_ready(metrics["loss"])
 
-    fed_rate = _rate(step_fed, args.seconds) * bs
+    fed_rate = _rate(step_fed, seconds) * bs
 
-    image_shape = data.source.get_batch([0])["images"]
-    shapes = ", ".join(f"{cam} {tuple(v.shape[1:])}" for cam, v in image_shape.items())
-    print("\n## Data pipeline throughput (#4)\n")
-    print(machine_line())
-    print(
-        f"\nQuickstart preset: batch {bs}, windows To={data.policy_config.obs_horizon}, "
+    images = data.sources[0].get_batch([0])["images"]
+    shapes = ", ".join(f"{cam} {tuple(v.shape[1:])}" for cam, v in images.items())
+    lines = [
+        f"\n`{preset}` train preset: batch {bs}, To={data.policy_config.obs_horizon}, "
         f"H={data.policy_config.action_horizon}, images {shapes} uint8; {data.num_episodes} episodes, "
-        f"{len(data.source)} windows; loading + stats + windowing {prep_s:.1f}s.\n"
-    )
-    print("| what | samples/s | × train step |")
-    print("|---|---|---|")
+        f"{len(data.sources[0])} windows; loading + stats + windowing {prep_s:.1f}s.\n",
+        "| what | samples/s | × train step |",
+        "|---|---|---|",
+    ]
     for threads, rate in loader_rates.items():
-        print(f"| pipeline alone, {threads} read threads | {rate:,.0f} | {rate / step_rate:.1f}× |")
-    print(f"| jitted train step on a fixed batch (consumption) | {step_rate:,.0f} | 1.0× |")
-    print(
-        f"| train step fed by the pipeline ({config.data.read_threads} read threads) | {fed_rate:,.0f} | {fed_rate / step_rate:.2f}× |"
+        lines.append(f"| pipeline alone, {threads} read threads | {rate:,.0f} | {rate / step_rate:.1f}× |")
+    lines.append(f"| jitted train step on a fixed batch (consumption) | {step_rate:,.0f} | 1.0× |")
+    lines.append(
+        f"| train step fed by the pipeline ({config.data.read_threads} read threads) | {fed_rate:,.0f} | "
+        f"{fed_rate / step_rate:.2f}× |"
     )
-    print(
-        f"\n| {args.episodes}-demo cube_on_plate dataset (RLDS, array_record, zlib frames) | size on disk | per episode |"
-    )
-    print("|---|---|---|")
+    print("\n".join(lines), flush=True)
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", default="runs/bench_data")
+    parser.add_argument("--episodes", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=20.0, help="time per measurement")
+    args = parser.parse_args()
+    root = Path(args.out)
+    root.mkdir(parents=True, exist_ok=True)
+
+    default_dir = _collect(root / "default_128px", args.episodes, "default")
+    quick_dir = _collect(root / "quickstart_64px", args.episodes, "quickstart")
+    lines = ["\n## Data pipeline throughput (#4)\n", machine_line()]
+    lines += _measure("quickstart", quick_dir, root, args.seconds)
+    lines += _measure("default", default_dir, root, args.seconds)
+    lines += [
+        f"\n| {args.episodes}-demo cube_on_plate dataset (RLDS, array_record, zlib frames) | size on disk | per episode |",
+        "|---|---|---|",
+    ]
     for name, path in (
         ("collect default, 2 × 128×128", default_dir),
         ("quickstart preset, 2 × 64×64", quick_dir),
     ):
         size = _size_mb(path)
-        print(f"| {name} | {size:.1f} MB | {size / args.episodes:.2f} MB |")
+        lines.append(f"| {name} | {size:.1f} MB | {size / args.episodes:.2f} MB |")
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":

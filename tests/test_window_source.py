@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from robopolicy.data.normalization import Normalizer
-from robopolicy.data.window_source import WindowSource, WindowSpec, check_compatible, nest
+from robopolicy.data.window_source import WindowSource, WindowSpec, check_compatible, nest, with_embeddings
 from robopolicy.data.windows import window_indices
 from robopolicy.errors import UserError
 
@@ -122,3 +122,19 @@ def test_window_spec_validation():
         WindowSpec(2, 4, 0)
     with pytest.raises(ValueError, match="must cover"):
         WindowSpec(4, 2)
+
+
+def test_cached_embeddings_replace_images():
+    base = [{k: v for k, v in _arrays(e, 6).items() if k != "embeddings/cam"} for e in range(2)]
+    cached = [{"cam": np.full((6, 4), e, np.float32) + np.arange(6)[:, None]} for e in range(2)]
+    episodes = [with_embeddings(a, c) for a, c in zip(base, cached, strict=True)]
+    src = WindowSource(episodes, WindowSpec(obs_horizon=4, action_horizon=8, frame_stride=2), name="emb")
+    batch = src.get_batch(np.asarray([11]))  # episode 1, step 5
+    assert "images" not in batch and batch["embeddings"]["cam"].shape == (1, 4, 4)
+    np.testing.assert_array_equal(batch["embeddings"]["cam"][0, :, 0], [1 + 0, 1 + 1, 1 + 3, 1 + 5])
+    np.testing.assert_array_equal(batch["obs_valid"][0], [False, True, True, True])
+    bad = [episodes[0], with_embeddings(base[1], {"cam": np.zeros((5, 4))})]
+    with pytest.raises(
+        UserError, match=r"^emb: episode 1: key 'embeddings/cam' has \(5,\) steps, 'action' has 6$"
+    ):
+        WindowSource(bad, WindowSpec(1, 2), name="emb")

@@ -72,6 +72,18 @@ def episode_arrays(episode: Episode, cameras: Sequence[str] | None = None) -> di
     return arrays
 
 
+def with_embeddings(
+    arrays: Mapping[str, np.ndarray], embeddings: Mapping[str, np.ndarray], keep_images: bool = False
+) -> dict[str, np.ndarray]:
+    """Per-step arrays of one episode with cached per-frame embeddings {camera: float32 [T, D]} added
+    as "embeddings/<camera>" and, unless `keep_images`, the images dropped (long-context training on
+    a frozen encoder reads embeddings only)."""
+    out = {k: v for k, v in arrays.items() if keep_images or not k.startswith("images/")}
+    for cam, values in embeddings.items():
+        out[f"embeddings/{cam}"] = np.asarray(values, np.float32)
+    return out
+
+
 def nest(flat: Mapping[str, np.ndarray]) -> Batch:
     """{"images/cam": x, "state": y} → {"images": {"cam": x}, "state": y}."""
     out: Batch = {}

@@ -16,6 +16,9 @@ class TrainConfig:
 
     Attributes:
         dataset: an RLDS dataset folder written by `robopolicy collect`.
+        extra_datasets: more RLDS datasets mixed into training (same cameras, state and action dims).
+        dataset_weights: sampling weight of each dataset, `dataset` first then `extra_datasets`; empty
+            means in proportion to their numbers of windows, as if concatenated.
         out: run folder; checkpoints go to `out/checkpoints/`. An existing run there is resumed.
         steps: total optimizer steps.
         batch_size: samples per step.
@@ -28,6 +31,8 @@ class TrainConfig:
     """
 
     dataset: str = "runs/quickstart/dataset"
+    extra_datasets: tuple[str, ...] = ()
+    dataset_weights: tuple[float, ...] = ()
     out: str = "runs/train"
     steps: int = 3000
     batch_size: int = 64
@@ -47,5 +52,12 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"TrainConfig: {name} must be a positive integer, got {value!r}")
+        if self.dataset_weights and (
+            len(self.dataset_weights) != 1 + len(self.extra_datasets) or min(self.dataset_weights) <= 0
+        ):
+            raise ValueError(
+                f"TrainConfig: dataset_weights needs one positive weight per dataset "
+                f"({1 + len(self.extra_datasets)}), got {self.dataset_weights}"
+            )
         if not 0 < self.ema_max_decay < 1 or self.ema_power <= 0:
             raise ValueError("TrainConfig: need 0 < ema_max_decay < 1 and ema_power > 0")

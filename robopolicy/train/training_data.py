@@ -29,7 +29,7 @@ class TrainingData:
     stats: NormalizationStats
     dataset_stats: DatasetStats
     vocab: InstructionVocab
-    source: WindowSource
+    sources: tuple[WindowSource, ...]
     batches: grain.MapDataset
     task: str
     instruction: str
@@ -51,42 +51,69 @@ def policy_config_for(episodes: list[Episode], requested: PolicyConfig, where: s
 
 
 def prepare_training_data(config: TrainConfig, episodes: list[Episode] | None = None) -> TrainingData:
-    """Load (unless `episodes` are given), validate, normalize and window the dataset of `config`.
+    """Load, validate, normalize and window the datasets of `config` and mix them into one stream.
 
-    Statistics come from the JSON stored next to the dataset (written on first use); with in-memory
-    `episodes` they are computed and not stored.
+    `episodes`, when given, stand in for `config.dataset` (extra datasets are always read from disk).
+    Each dataset's statistics are stored next to it on first use; with several datasets the policy
+    normalizes with statistics over all of them, computed in memory.
     """
-    dataset_dir: Path | None = None
-    if episodes is None:
-        dataset_dir = find_dataset_dir(config.dataset)
-        episodes = load_episodes(dataset_dir)
-    if not episodes:
-        raise UserError(f"{config.dataset}: no episodes")
-    policy_cfg = policy_config_for(episodes, config.policy, config.dataset)
-    arrays = [episode_arrays(e, policy_cfg.cameras) for e in episodes]
-    validate_episodes(arrays, config.dataset)  # before statistics, so bad values get a precise error
-    dataset_stats = load_or_compute_stats(dataset_dir, episodes)
+    groups: list[tuple[str, Path | None, list[Episode]]] = []
+    for k, name in enumerate((config.dataset, *config.extra_datasets)):
+        if k == 0 and episodes is not None:
+            groups.append((name, None, episodes))
+            continue
+        dataset_dir = find_dataset_dir(name)
+        groups.append((name, dataset_dir, load_episodes(dataset_dir)))
+    for name, _, eps in groups:
+        if not eps:
+            raise UserError(f"{name}: no episodes")
+    policy_cfg = policy_config_for(groups[0][2], config.policy, config.dataset)
+    arrays = []
+    for name, _, eps in groups:
+        policy_config_for(eps, config.policy, name)  # every dataset has the cameras
+        arrays.append([episode_arrays(e, policy_cfg.cameras) for e in eps])
+        validate_episodes(arrays[-1], name)  # before statistics, so bad values get a precise error
+    per_dataset = [load_or_compute_stats(ds_dir, eps) for _, ds_dir, eps in groups]
+    all_episodes = [e for _, _, eps in groups for e in eps]
+    dataset_stats = per_dataset[0] if len(groups) == 1 else _union_stats(groups)
     stats = NormalizationStats.from_key_stats(dataset_stats.keys, config.data.normalization)
     vocab = dataset_stats.vocab(config.data.instruction_length)
-    source = WindowSource(
-        arrays,
-        WindowSpec(policy_cfg.obs_horizon, policy_cfg.action_horizon, config.data.frame_stride),
-        name=config.dataset,
-        normalizers={"state": stats.state, "action": stats.action},
-        episode_values={"instruction": np.stack([vocab.encode(e.instruction) for e in episodes])},
-    )
-    if len(source) < config.batch_size:
-        raise UserError(
-            f"{config.dataset}: {len(source)} samples, fewer than one batch of {config.batch_size}"
+    spec = WindowSpec(policy_cfg.obs_horizon, policy_cfg.action_horizon, config.data.frame_stride)
+    sources = [
+        WindowSource(
+            group_arrays,
+            spec,
+            name=name,
+            normalizers={"state": stats.state, "action": stats.action},
+            episode_values={"instruction": np.stack([vocab.encode(e.instruction) for e in eps])},
         )
+        for (name, _, eps), group_arrays in zip(groups, arrays, strict=True)
+    ]
+    total = sum(len(s) for s in sources)
+    if total < config.batch_size:
+        raise UserError(f"{config.dataset}: {total} samples, fewer than one batch of {config.batch_size}")
+    weights = list(config.dataset_weights) or [float(len(s)) for s in sources]
     return TrainingData(
         policy_config=policy_cfg,
         stats=stats,
         dataset_stats=dataset_stats,
         vocab=vocab,
-        source=source,
-        batches=window_dataset([source], config.batch_size, config.seed),
-        task=episodes[0].task,
-        instruction=episodes[0].instruction,
-        num_episodes=len(episodes),
+        sources=tuple(sources),
+        batches=window_dataset(sources, config.batch_size, config.seed, weights),
+        task=all_episodes[0].task,
+        instruction=all_episodes[0].instruction,
+        num_episodes=len(all_episodes),
     )
+
+
+def _union_stats(groups: list[tuple[str, Path | None, list[Episode]]]) -> DatasetStats:
+    """Statistics over every dataset at once, with the action dims checked first for a clear error."""
+    ref_name, _, ref = groups[0]
+    for name, _, eps in groups[1:]:
+        for key in ("action", "state"):
+            want, got = getattr(ref[0], key).shape[1:], getattr(eps[0], key).shape[1:]
+            if want != got:
+                raise UserError(
+                    f"{name}: episode 0: key '{key}' has shape {got} per step, dataset {ref_name} has {want}"
+                )
+    return DatasetStats.compute([e for _, _, eps in groups for e in eps])
