@@ -3,7 +3,7 @@ import pytest
 
 from robopolicy.data.episode import Episode
 from robopolicy.data.normalization import KeyStats, NormalizationConfig, NormalizationStats, Normalizer
-from robopolicy.data.windows import window_indices, window_offsets
+from robopolicy.data.windows import history_length, observed_frames, window_indices, window_offsets
 
 
 def test_minmax_maps_range_to_unit_interval_and_keeps_constant_dims():
@@ -101,3 +101,12 @@ def test_episode_validate_names_episode_and_key():
     ep.action[2, 0] = np.inf
     with pytest.raises(ValueError, match=r"data.rlds: episode 3: key 'action' contains NaN or Inf"):
         ep.validate("data.rlds")
+
+
+def test_inference_history_is_subsampled_like_training():
+    assert history_length(3, 4) == 9 and history_length(2) == 2
+    steps = list(range(10, 19))  # the newest 9 steps, oldest first
+    assert observed_frames(steps, 3, 4) == [10, 14, 18]  # = window_offsets(3, ., 4) from the newest step
+    assert observed_frames([5, 6], 2) == [5, 6]
+    with pytest.raises(ValueError, match="need 9 steps"):
+        observed_frames(steps[1:], 3, 4)

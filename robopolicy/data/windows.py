@@ -21,8 +21,13 @@ which positions are real.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TypeVar
+
 import numpy as np
 from jaxtyping import Bool, Int
+
+T = TypeVar("T")
 
 
 def window_offsets(
@@ -46,3 +51,18 @@ def window_indices(
     raw = t + act_off
     obs = np.clip(t + obs_off, 0, num_steps - 1)
     return obs, np.clip(raw, 0, num_steps - 1), (raw >= 0) & (raw < num_steps)
+
+
+def history_length(obs_horizon: int, frame_stride: int = 1) -> int:
+    """Steps of history a policy must keep to see `obs_horizon` frames `frame_stride` apart."""
+    return (obs_horizon - 1) * frame_stride + 1
+
+
+def observed_frames(history: Sequence[T], obs_horizon: int, frame_stride: int = 1) -> list[T]:
+    """The frames of a window out of the newest `history_length` steps (oldest first), as training
+    sees them: every `frame_stride`-th step ending at the newest one."""
+    if len(history) != history_length(obs_horizon, frame_stride):
+        raise ValueError(
+            f"need {history_length(obs_horizon, frame_stride)} steps of history, got {len(history)}"
+        )
+    return list(history)[::-1][::frame_stride][::-1]

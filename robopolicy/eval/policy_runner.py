@@ -20,6 +20,7 @@ from flax import nnx
 from jaxtyping import Float
 
 from robopolicy.data.normalization import NormalizationStats
+from robopolicy.data.windows import history_length, observed_frames
 from robopolicy.errors import UserError
 from robopolicy.models.flow_policy import FlowPolicy
 from robopolicy.models.policy_config import PolicyConfig
@@ -68,7 +69,12 @@ class PolicyRunner:
 
         self._sample = sample
         self._key = jax.random.key(seed)
-        self._history: deque[dict[str, np.ndarray]] = deque(maxlen=cfg.obs_horizon)
+        # Policies trained on subsampled history (frame_stride > 1) keep enough steps to subsample alike.
+        data_cfg = policy.meta.get("train_config", {}).get("data", {})
+        self._stride = int(data_cfg.get("frame_stride", 1))
+        self._history: deque[dict[str, np.ndarray]] = deque(
+            maxlen=history_length(cfg.obs_horizon, self._stride)
+        )
         self._queue: deque[np.ndarray] = deque()
         self.inference_seconds = 0.0
         self.num_inferences = 0
@@ -81,7 +87,7 @@ class PolicyRunner:
         """The action for the current step, given the newest observation."""
         cfg = self.policy.config
         if not self._history:
-            self._history.extend([obs] * cfg.obs_horizon)
+            self._history.extend([obs] * self._history.maxlen)
         else:
             self._history.append(obs)
         if not self._queue:
@@ -94,8 +100,9 @@ class PolicyRunner:
         return self._queue.popleft()
 
     def _plan(self) -> Float[np.ndarray, "h a"]:
-        images = {cam: jnp.asarray(np.stack([o[cam] for o in self._history])[None]) for cam in self._cameras}
-        state = self.policy.stats.state.normalize(np.stack([o["state"] for o in self._history]))[None]
+        frames = observed_frames(self._history, self.policy.config.obs_horizon, self._stride)
+        images = {cam: jnp.asarray(np.stack([o[cam] for o in frames])[None]) for cam in self._cameras}
+        state = self.policy.stats.state.normalize(np.stack([o["state"] for o in frames]))[None]
         self._key, key = jax.random.split(self._key)
         chunk = np.asarray(self._sample(self.policy.params, images, jnp.asarray(state, jnp.float32), key))[0]
         return self.policy.stats.action.unnormalize(chunk).astype(np.float32)
