@@ -42,7 +42,8 @@ def test_mesh_config_shape_and_errors():
 _EIGHT_DEVICES = textwrap.dedent(
     """
     import jax, numpy as np
-    from robopolicy.train.mesh import MeshConfig, make_mesh, state_shardings, global_batch
+    from robopolicy.data.global_batch import to_global_batch
+    from robopolicy.train.mesh import MeshConfig, make_mesh, state_shardings
     assert jax.device_count() == 8
     mesh = make_mesh(MeshConfig(fsdp=4))
     assert dict(mesh.shape) == {"data": 2, "fsdp": 4}, mesh.shape
@@ -52,7 +53,7 @@ _EIGHT_DEVICES = textwrap.dedent(
     placed = jax.device_put(state, sh)
     assert placed["w"].addressable_shards[0].data.shape == (64, 32)
     assert placed["b"].addressable_shards[0].data.shape == (128,)
-    batch = global_batch({"x": np.arange(16 * 3, dtype=np.float32).reshape(16, 3)}, mesh)
+    batch = to_global_batch({"x": np.arange(16 * 3, dtype=np.float32).reshape(16, 3)}, mesh)
     assert batch["x"].shape == (16, 3)
     assert {s.data.shape for s in batch["x"].addressable_shards} == {(2, 3)}
     # Auto axes: a matmul contracting a sharded dimension compiles (Explicit axes would refuse it).

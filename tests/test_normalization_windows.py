@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from robopolicy.data.episode import Episode
-from robopolicy.data.normalization import NormalizationStats, Normalizer
-from robopolicy.data.windows import EpochSampler, WindowDataset, window_indices
+from robopolicy.data.normalization import KeyStats, NormalizationConfig, NormalizationStats, Normalizer
+from robopolicy.data.windows import history_length, observed_frames, window_indices, window_offsets
 
 
 def test_minmax_maps_range_to_unit_interval_and_keeps_constant_dims():
@@ -24,6 +24,37 @@ def test_meanstd_and_serialisation():
     np.testing.assert_array_equal(back.scale, n.scale)
 
 
+def test_q01q99_maps_percentiles_to_unit_interval():
+    x = np.arange(101, dtype=np.float64)[:, None]  # percentiles of 0..100 are the values themselves
+    n = Normalizer.fit(x, "q01q99")
+    np.testing.assert_allclose(n.offset, [50.0])
+    np.testing.assert_allclose(n.scale, [49.0])
+    np.testing.assert_allclose(n.normalize(np.asarray([[1.0], [99.0], [100.0]])), [[-1.0], [1.0], [50 / 49]])
+
+
+def test_key_stats_hand_computed_and_modes_from_stats():
+    x = np.asarray([[0.0, 1.0], [2.0, 1.0], [4.0, 1.0]])
+    s = KeyStats.compute(x)
+    np.testing.assert_allclose(s.mean, [2.0, 1.0])
+    np.testing.assert_allclose(s.std, [np.sqrt(8 / 3), 0.0], rtol=1e-6)
+    np.testing.assert_allclose([s.min, s.max], [[0.0, 1.0], [4.0, 1.0]])
+    np.testing.assert_allclose([s.q01, s.q99], [[0.04, 1.0], [3.96, 1.0]], rtol=1e-6)
+    assert s.count == 3
+    back = KeyStats.from_dict(s.to_dict())
+    np.testing.assert_array_equal(back.q99, s.q99)
+    stats = NormalizationStats.from_key_stats(
+        {"action": s, "state": s}, NormalizationConfig(action="q01q99", state="meanstd")
+    )
+    np.testing.assert_allclose(stats.action.offset, [2.0, 0.0])  # constant dim passes through
+    np.testing.assert_allclose(stats.action.scale, [1.96, 1.0], rtol=1e-6)
+    np.testing.assert_allclose(stats.state.scale, [np.sqrt(8 / 3), 1.0], rtol=1e-6)
+
+
+def test_normalization_config_rejects_unknown_mode():
+    with pytest.raises(ValueError, match="action must be one of"):
+        NormalizationConfig(action="zscore")
+
+
 def test_fit_rejects_nan():
     with pytest.raises(ValueError, match="NaN"):
         Normalizer.fit(np.asarray([[np.nan]]), "minmax")
@@ -40,14 +71,22 @@ def test_window_indices_alignment_at_episode_edges():
     np.testing.assert_array_equal(valid, [True, True, False, False])
 
 
+def test_subsampled_window_offsets():
+    # To=3, H=5, stride 4: frames t-8, t-4, t; past actions subsampled alike, future ones dense.
+    obs, act = window_offsets(3, 5, 4)
+    np.testing.assert_array_equal(obs, [-8, -4, 0])
+    np.testing.assert_array_equal(act, [-8, -4, 0, 1, 2])
+    np.testing.assert_array_equal(window_offsets(2, 4, 1)[1], [-1, 0, 1, 2])
+    obs, act, valid = window_indices(num_steps=10, t=5, obs_horizon=3, action_horizon=5, frame_stride=4)
+    np.testing.assert_array_equal(obs, [0, 1, 5])
+    np.testing.assert_array_equal(act, [0, 1, 5, 6, 7])
+    np.testing.assert_array_equal(valid, [False, True, True, True, True])
+
+
 def _episode(eid: int, n: int) -> Episode:
     steps = np.arange(n, dtype=np.float32)[:, None]
     return Episode(
-        frames={
-            "cam": np.repeat(np.arange(n, dtype=np.uint8)[:, None, None, None], 2, 1)
-            .repeat(2, 2)
-            .repeat(3, 3)
-        },
+        frames={"cam": np.zeros((n, 2, 2, 3), np.uint8)},
         state=np.concatenate([steps, steps + 100 * eid], 1),
         action=np.concatenate([steps, -steps], 1),
         reward=np.zeros(n, np.float32),
@@ -57,33 +96,17 @@ def _episode(eid: int, n: int) -> Episode:
     )
 
 
-def test_window_dataset_matches_window_indices():
-    episodes = [_episode(0, 5), _episode(1, 3)]
-    identity = NormalizationStats(
-        action=Normalizer(np.zeros(2, np.float32), np.ones(2, np.float32)),
-        state=Normalizer(np.zeros(2, np.float32), np.ones(2, np.float32)),
-    )
-    ds = WindowDataset(episodes, obs_horizon=2, action_horizon=4, stats=identity)
-    assert len(ds) == 8
-    batch = ds.get_batch(np.arange(8))
-    for i, (ep, t) in enumerate([(0, t) for t in range(5)] + [(1, t) for t in range(3)]):
-        obs, act, valid = window_indices(len(episodes[ep]), t, 2, 4)
-        np.testing.assert_array_equal(batch.state[i], episodes[ep].state[obs])
-        np.testing.assert_array_equal(batch.action[i], episodes[ep].action[act])
-        np.testing.assert_array_equal(batch.action_valid[i], valid)
-        np.testing.assert_array_equal(batch.images["cam"][i], episodes[ep].frames["cam"][obs])
-
-
-def test_epoch_sampler_is_a_pure_function_of_step():
-    a, b = EpochSampler(10, 3, seed=7), EpochSampler(10, 3, seed=7)
-    seq = [a.indices(s).tolist() for s in range(7)]
-    assert [b.indices(s).tolist() for s in (6, 0, 3)] == [seq[6], seq[0], seq[3]]
-    first_epoch = np.concatenate(seq[:3])
-    assert len(set(first_epoch.tolist())) == 9  # one permutation per epoch, last partial batch dropped
-
-
 def test_episode_validate_names_episode_and_key():
     ep = _episode(3, 4)
     ep.action[2, 0] = np.inf
     with pytest.raises(ValueError, match=r"data.rlds: episode 3: key 'action' contains NaN or Inf"):
         ep.validate("data.rlds")
+
+
+def test_inference_history_is_subsampled_like_training():
+    assert history_length(3, 4) == 9 and history_length(2) == 2
+    steps = list(range(10, 19))  # the newest 9 steps, oldest first
+    assert observed_frames(steps, 3, 4) == [10, 14, 18]  # = window_offsets(3, ., 4) from the newest step
+    assert observed_frames([5, 6], 2) == [5, 6]
+    with pytest.raises(ValueError, match="need 9 steps"):
+        observed_frames(steps[1:], 3, 4)

@@ -11,6 +11,7 @@ from robopolicy.data.episode import Episode
 from robopolicy.errors import UserError
 from robopolicy.eval.policy_runner import load_policy
 from robopolicy.models.policy_config import PolicyConfig
+from robopolicy.train.checkpoint import load_meta
 from robopolicy.train.optimizer import OptimizerConfig
 from robopolicy.train.train_config import TrainConfig
 from robopolicy.train.trainer import train
@@ -59,6 +60,18 @@ def test_resume_reproduces_uninterrupted_run(tmp_path):
     assert [s for s, _ in resumed.losses] == [4, 5, 6]
     np.testing.assert_array_equal([loss for _, loss in resumed.losses], [loss for _, loss in full.losses[3:]])
 
+    # Inference needs no dataset: stats, dataset statistics and vocabulary travel in the checkpoint.
+    _, _, meta = load_meta(tmp_path / "a")
+    assert meta["instruction_vocab"] == {
+        "words": ["cube", "on", "plate", "put", "red", "the"],
+        "max_length": 16,
+    }
+    assert (
+        set(meta["dataset_stats"]["keys"]) == {"action", "state"}
+        and "q01" in meta["dataset_stats"]["keys"]["action"]
+    )
+    assert (tmp_path / "a" / "checkpoints" / "3" / "data_iter" / "process_0-of-1.json").is_file()
+
     a, b = load_policy(tmp_path / "a"), load_policy(tmp_path / "b")
     assert a.step == b.step == 6
     for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params), strict=True):
@@ -77,3 +90,28 @@ def test_resume_with_another_policy_shape_names_the_keys(tmp_path):
     wider = dataclasses.replace(config, steps=2, policy=dataclasses.replace(config.policy, feature_dim=16))
     with pytest.raises(UserError, match=r"feature_dim: 8 → 16"):
         train(wider, _episodes(), progress=False)
+
+
+def test_training_refuses_bad_episodes_with_one_line(tmp_path):
+    episodes = _episodes()
+    episodes[2].state[5, 1] = np.nan
+    config = TrainConfig(
+        dataset="demos", out=str(tmp_path / "run"), steps=1, batch_size=4, policy=SMALL_POLICY
+    )
+    with pytest.raises(
+        UserError, match=r"^demos: episode 2: key 'state' has NaN or Inf \(first at step 5\)$"
+    ):
+        train(config, episodes, progress=False)
+    short = _episodes()
+    short[1] = dataclasses.replace(
+        short[1],
+        action=short[1].action[:1],
+        state=short[1].state[:1],
+        reward=short[1].reward[:1],
+        frames={c: f[:1] for c, f in short[1].frames.items()},
+    )
+    with pytest.raises(
+        UserError, match=r"^demos: episode 1: key 'action' has 1 steps; an episode needs at least 2$"
+    ):
+        train(config, short, progress=False)
+    assert not (tmp_path / "run").exists()  # refused before anything was written

@@ -21,6 +21,7 @@ from flax import nnx
 from jaxtyping import Float
 
 from robopolicy.data.normalization import NormalizationStats
+from robopolicy.data.windows import history_length, observed_frames
 from robopolicy.errors import UserError
 from robopolicy.eval.execution import ExecutionSettings
 from robopolicy.models.flow_policy import FlowPolicy
@@ -137,7 +138,12 @@ class PolicyRunner:
         self._past = past_token_steps(cfg)
         self._sample = _sampler(cfg)
         self._key = jax.random.key(seed)
-        self._history: deque[dict[str, np.ndarray]] = deque(maxlen=cfg.obs_horizon)
+        # Policies trained on subsampled history (frame_stride > 1) keep enough steps to subsample alike.
+        data_cfg = policy.meta.get("train_config", {}).get("data", {})
+        self._stride = int(data_cfg.get("frame_stride", 1))
+        self._history: deque[dict[str, np.ndarray]] = deque(
+            maxlen=history_length(cfg.obs_horizon, self._stride)
+        )
         self._queue: deque[np.ndarray] = deque()
         self._executed: deque[np.ndarray] = deque(maxlen=max(self._past, 1))
         self._predictions: dict[int, list[np.ndarray]] = {}
@@ -159,7 +165,7 @@ class PolicyRunner:
         """The action for the current step, given the newest observation."""
         cfg = self.policy.config
         if not self._history:
-            self._history.extend([obs] * cfg.obs_horizon)
+            self._history.extend([obs] * self._history.maxlen)
         else:
             self._history.append(obs)
         start = cfg.obs_horizon - 1
@@ -191,11 +197,12 @@ class PolicyRunner:
 
     def _plan(self) -> Float[np.ndarray, "h a"]:
         n = self._candidates
+        frames = observed_frames(self._history, self.policy.config.obs_horizon, self._stride)
         images = {
-            cam: jnp.asarray(np.repeat(np.stack([o[cam] for o in self._history])[None], n, axis=0))
+            cam: jnp.asarray(np.repeat(np.stack([o[cam] for o in frames])[None], n, axis=0))
             for cam in self._cameras
         }
-        state = self.policy.stats.state.normalize(np.stack([o["state"] for o in self._history]))[None]
+        state = self.policy.stats.state.normalize(np.stack([o["state"] for o in frames]))[None]
         state = np.repeat(state, n, axis=0)
         self._key, key = jax.random.split(self._key)
         chunks = np.asarray(self._sample(self.policy.params, images, jnp.asarray(state, jnp.float32), key))

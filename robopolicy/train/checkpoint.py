@@ -1,11 +1,11 @@
 """Orbax checkpoints of training runs.
 
-Each checkpoint holds three items: `state`, the train state (params, EMA params, optimizer state,
-step, RNG key); `policy`, the EMA weights alone, which is all inference restores; and `meta`, JSON
-with everything inference needs besides weights: the policy config, the normalization statistics
-and the task. The data order is a pure function of (seed, step) — see
-`EpochSampler` — so the step is the whole data-iterator state and a resumed run sees exactly the
-batches an uninterrupted run would.
+Each checkpoint holds four items: `state`, the train state (params, EMA params, optimizer state,
+step, RNG key); `policy`, the EMA weights alone, which is all inference restores; `meta`, JSON with
+everything inference needs besides weights: the policy config, the normalization statistics (and the
+dataset statistics they came from), the instruction vocabulary and the task; and `data_iter`, the
+grain iterator state of every host (grain's own orbax handler writes one JSON file per process), so a
+resumed run reads exactly the batches an uninterrupted run would.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import grain
 import jax
 import orbax.checkpoint as ocp
 
@@ -27,23 +28,46 @@ def checkpoint_manager(directory: Path, max_to_keep: int = 3) -> ocp.CheckpointM
     return ocp.CheckpointManager(directory.resolve(), options=options)
 
 
-def save(manager: ocp.CheckpointManager, step: int, state: dict[str, Any], meta: dict[str, Any]) -> None:
-    manager.save(
-        step,
-        args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state),
-            policy=ocp.args.StandardSave(state["ema_params"]),
-            meta=ocp.args.JsonSave(meta),
-        ),
-    )
+DATA_ITER_ITEM = "data_iter"
 
 
-def restore(manager: ocp.CheckpointManager, step: int, abstract_state: Any) -> tuple[Any, dict[str, Any]]:
-    """Restore train state (shaped like `abstract_state`) and meta from `step`."""
+def save(
+    manager: ocp.CheckpointManager,
+    step: int,
+    state: dict[str, Any],
+    meta: dict[str, Any],
+    data_iter: grain.DatasetIterator | None = None,
+) -> None:
+    """Save step `step`. The iterator's state is written before this returns (its handler is
+    synchronous), so the loop may advance the iterator while the arrays are still being written."""
+    items = {
+        "state": ocp.args.StandardSave(state),
+        "policy": ocp.args.StandardSave(state["ema_params"]),
+        "meta": ocp.args.JsonSave(meta),
+    }
+    if data_iter is not None:
+        items[DATA_ITER_ITEM] = grain.checkpoint.CheckpointSave(data_iter)
+    manager.save(step, args=ocp.args.Composite(**items))
+
+
+def restore(
+    manager: ocp.CheckpointManager,
+    step: int,
+    abstract_state: Any,
+    data_iter: grain.DatasetIterator | None = None,
+) -> tuple[Any, dict[str, Any]]:
+    """Restore train state (shaped like `abstract_state`) and meta from `step`; with `data_iter`, also
+    set that iterator to where the saved run's iterator was."""
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_state)
-    restored = manager.restore(
-        step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore())
-    )
+    items = {"state": ocp.args.StandardRestore(abstract), "meta": ocp.args.JsonRestore()}
+    if data_iter is not None:
+        if not (Path(manager.directory) / str(step) / DATA_ITER_ITEM).is_dir():
+            raise UserError(
+                f"{Path(manager.directory) / str(step)}: checkpoint has no data-iterator state; "
+                "it was written by an older version, start a new run with a new --out"
+            )
+        items[DATA_ITER_ITEM] = grain.checkpoint.CheckpointRestore(data_iter)
+    restored = manager.restore(step, args=ocp.args.Composite(**items))
     return restored.state, restored.meta
 
 

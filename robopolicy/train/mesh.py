@@ -22,9 +22,10 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-DATA_AXIS = "data"
-FSDP_AXIS = "fsdp"
-BATCH_AXES = (DATA_AXIS, FSDP_AXIS)
+from robopolicy.data.global_batch import BATCH_AXES
+
+# Batches are assembled for this mesh by `robopolicy.data.global_batch.to_global_batch`.
+DATA_AXIS, FSDP_AXIS = BATCH_AXES
 
 
 @dataclass(frozen=True)
@@ -102,11 +103,6 @@ def state_shardings(state: Any, mesh: Mesh, min_shard_size: int) -> Any:
     return jax.tree.map(rule, state)
 
 
-def batch_sharding(mesh: Mesh) -> NamedSharding:
-    """Leading (batch) dimension split over both mesh axes; the rest replicated."""
-    return NamedSharding(mesh, PartitionSpec(BATCH_AXES))
-
-
 def check_batch_size(batch_size: int, mesh: Mesh) -> None:
     """ValueError unless the global batch splits evenly over the devices and the hosts."""
     devices = mesh.devices.size
@@ -114,19 +110,3 @@ def check_batch_size(batch_size: int, mesh: Mesh) -> None:
         raise ValueError(f"batch_size {batch_size} must be a multiple of the {devices} devices in the mesh")
     if batch_size % jax.process_count():
         raise ValueError(f"batch_size {batch_size} must be a multiple of the {jax.process_count()} hosts")
-
-
-def global_batch(local_batch: Any, mesh: Mesh) -> Any:
-    """Assemble this host's slice of the batch into global arrays sharded over the mesh.
-
-    Each host passes only the rows it read (its `1/process_count` share of the global batch); on one
-    host this is a plain sharded `device_put`.
-    """
-    sharding = batch_sharding(mesh)
-
-    def put(x: Any) -> jax.Array:
-        x = np.asarray(x)
-        global_shape = (x.shape[0] * jax.process_count(), *x.shape[1:])
-        return jax.make_array_from_process_local_data(sharding, x, global_shape)
-
-    return jax.tree.map(put, local_batch)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from robopolicy.data.data_config import DataConfig
+from robopolicy.models.augment import ColorJitter
 from robopolicy.models.policy_config import PolicyConfig
 from robopolicy.train.optimizer import OptimizerConfig
 
@@ -14,6 +16,9 @@ class TrainConfig:
 
     Attributes:
         dataset: an RLDS dataset folder written by `robopolicy collect`.
+        extra_datasets: more RLDS datasets mixed into training (same cameras, state and action dims).
+        dataset_weights: sampling weight of each dataset, `dataset` first then `extra_datasets`; empty
+            means in proportion to their numbers of windows, as if concatenated.
         out: run folder; checkpoints go to `out/checkpoints/`. An existing run there is resumed.
         steps: total optimizer steps.
         batch_size: samples per step.
@@ -21,9 +26,13 @@ class TrainConfig:
         checkpoint_every: steps between checkpoints (the last step is always saved).
         keep_checkpoints: how many recent checkpoints to keep.
         log_every: steps between loss read-outs (each forces a device sync, so not every step).
+        data: window stride, normalization modes, instruction length and read threads.
+        color_jitter: on-device colour jitter of training images (off by default; never at evaluation).
     """
 
     dataset: str = "runs/quickstart/dataset"
+    extra_datasets: tuple[str, ...] = ()
+    dataset_weights: tuple[float, ...] = ()
     out: str = "runs/train"
     steps: int = 3000
     batch_size: int = 64
@@ -33,6 +42,8 @@ class TrainConfig:
     log_every: int = 50
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    color_jitter: ColorJitter = field(default_factory=ColorJitter)
     ema_power: float = 0.75
     ema_max_decay: float = 0.9999
 
@@ -41,5 +52,12 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"TrainConfig: {name} must be a positive integer, got {value!r}")
+        if self.dataset_weights and (
+            len(self.dataset_weights) != 1 + len(self.extra_datasets) or min(self.dataset_weights) <= 0
+        ):
+            raise ValueError(
+                f"TrainConfig: dataset_weights needs one positive weight per dataset "
+                f"({1 + len(self.extra_datasets)}), got {self.dataset_weights}"
+            )
         if not 0 < self.ema_max_decay < 1 or self.ema_power <= 0:
             raise ValueError("TrainConfig: need 0 < ema_max_decay < 1 and ema_power > 0")

@@ -1,4 +1,5 @@
-"""The training loop: dataset → normalized windows → jitted flow-matching steps → orbax checkpoints."""
+"""The training loop: dataset → grain pipeline of normalized windows → jitted flow-matching steps →
+orbax checkpoints (train state, data-iterator state, normalization stats and vocabulary)."""
 
 from __future__ import annotations
 
@@ -12,22 +13,20 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from flax import nnx
 from tqdm.auto import tqdm
 
 from robopolicy.data.episode import Episode
-from robopolicy.data.normalization import NormalizationStats
-from robopolicy.data.rlds_reader import load_episodes
-from robopolicy.data.windows import EpochSampler, WindowDataset
+from robopolicy.data.pipeline import batch_iterator
 from robopolicy.errors import UserError
+from robopolicy.models.augment import jitter_batch_images
 from robopolicy.models.flow_policy import FlowPolicy
-from robopolicy.models.policy_config import PolicyConfig
 from robopolicy.train import checkpoint
 from robopolicy.train.ema import ema_decay, ema_update
 from robopolicy.train.optimizer import make_optimizer
 from robopolicy.train.train_config import TrainConfig
+from robopolicy.train.training_data import prepare_training_data
 
 
 @dataclass(frozen=True)
@@ -38,20 +37,6 @@ class TrainResult:
     final_loss: float
     steps_per_second: float
     losses: list[tuple[int, float]]
-
-
-def policy_config_for(episodes: list[Episode], requested: PolicyConfig, where: str) -> PolicyConfig:
-    """The requested policy config with its data-dependent fields taken from the dataset."""
-    first = episodes[0]
-    missing = [cam for cam in requested.cameras if cam not in first.frames]
-    if missing:
-        raise UserError(f"{where}: dataset has no camera {missing[0]!r} (it has {sorted(first.frames)})")
-    return dataclasses.replace(
-        requested,
-        image_size=int(first.frames[requested.cameras[0]].shape[1]),
-        state_dim=int(first.state.shape[1]),
-        action_dim=int(first.action.shape[1]),
-    )
 
 
 def init_train_state(model: FlowPolicy, tx: optax.GradientTransformation, seed: int) -> dict[str, Any]:
@@ -77,10 +62,14 @@ def make_train_step(
         state: dict[str, Any], batch: dict[str, Any]
     ) -> tuple[dict[str, Any], dict[str, jax.Array]]:
         key, step_key = jax.random.split(jax.random.wrap_key_data(state["rng"]))
+        images = batch["images"]
+        if config.color_jitter.enabled:  # only then, so runs without jitter keep their random stream
+            step_key, jitter_key = jax.random.split(step_key)
+            images = jitter_batch_images(images, jitter_key, config.color_jitter)
 
         def loss_fn(params: nnx.State) -> jax.Array:
             model = nnx.merge(graphdef, params)
-            return model.loss(batch["images"], batch["state"], batch["action"], step_key)
+            return model.loss(images, batch["state"], batch["action"], step_key)
 
         loss, grads = jax.value_and_grad(loss_fn)(state["params"])
         updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
@@ -100,18 +89,9 @@ def make_train_step(
 
 def train(config: TrainConfig, episodes: list[Episode] | None = None, progress: bool = True) -> TrainResult:
     """Train a flow-matching policy; resumes from `config.out/checkpoints` when a checkpoint exists there."""
-    if episodes is None:
-        episodes = load_episodes(config.dataset)
-    policy_cfg = policy_config_for(episodes, config.policy, config.dataset)
-    stats = NormalizationStats.fit(
-        np.concatenate([e.action for e in episodes]), np.concatenate([e.state for e in episodes])
-    )
-    windows = WindowDataset(episodes, policy_cfg.obs_horizon, policy_cfg.action_horizon, stats)
-    if len(windows) < config.batch_size:
-        raise UserError(
-            f"{config.dataset}: {len(windows)} samples, fewer than one batch of {config.batch_size}"
-        )
-    sampler = EpochSampler(len(windows), config.batch_size, config.seed)
+    data = prepare_training_data(config, episodes)
+    policy_cfg, stats = data.policy_config, data.stats
+    data_iter = batch_iterator(data.batches, config.data.read_threads, config.data.prefetch)
 
     model = FlowPolicy(policy_cfg, rngs=nnx.Rngs(config.seed))
     graphdef = nnx.graphdef(model)
@@ -124,17 +104,19 @@ def train(config: TrainConfig, episodes: list[Episode] | None = None, progress: 
     meta = {
         "policy_config": dataclasses.asdict(policy_cfg),
         "stats": stats.to_dict(),
+        "dataset_stats": data.dataset_stats.to_dict(),
+        "instruction_vocab": data.vocab.to_dict(),
         "train_config": json.loads(json.dumps(dataclasses.asdict(config), default=str)),
-        "task": episodes[0].task,
-        "instruction": episodes[0].instruction,
-        "num_episodes": len(episodes),
+        "task": data.task,
+        "instruction": data.instruction,
+        "num_episodes": data.num_episodes,
     }
     manager = checkpoint.checkpoint_manager(run_dir / "checkpoints", config.keep_checkpoints)
     start = 0
     if manager.latest_step() is not None:
         start = int(manager.latest_step())
         _check_resume_compatible(checkpoint.restore_meta(manager, start), meta, run_dir)
-        state, _ = checkpoint.restore(manager, start, state)
+        state, _ = checkpoint.restore(manager, start, state, data_iter)
 
     step_fn = make_train_step(graphdef, tx, config)
     losses: list[tuple[int, float]] = []
@@ -144,9 +126,9 @@ def train(config: TrainConfig, episodes: list[Episode] | None = None, progress: 
     t0, timed_from = time.perf_counter(), start
     log = (run_dir / "train_log.jsonl").open("a")
     for step in range(start, config.steps):
-        window = windows.get_batch(sampler.indices(step))
+        window = next(data_iter)
         # Only what the loss reads goes to the device.
-        batch = {"images": window.images, "state": window.state, "action": window.action}
+        batch = {"images": window["images"], "state": window["state"], "action": window["action"]}
         state, metrics = step_fn(state, batch)
         done = step + 1
         if done % config.log_every == 0 or done == config.steps:
@@ -156,7 +138,7 @@ def train(config: TrainConfig, episodes: list[Episode] | None = None, progress: 
             log.flush()
             bar.set_postfix(loss=f"{loss:.4f}", gnorm=f"{float(metrics['grad_norm']):.2f}")
         if done % config.checkpoint_every == 0 or done == config.steps:
-            checkpoint.save(manager, done, state, meta)
+            checkpoint.save(manager, done, state, meta, data_iter)
         bar.update(1)
         if step == start:  # leave compilation out of the throughput figure
             jax.block_until_ready(metrics["loss"])
