@@ -73,32 +73,32 @@ def _with(eid: int, key: str, value: np.ndarray, n: int = 4) -> list[dict[str, n
         ([], r"^ds: no episodes$"),
         (
             [_arrays(0, 4), _arrays(1, 1)],
-            r"^ds: episode 1: key 'action' has 1 steps; an episode needs at least 2$",
+            r"^ds: episode 1: key 'action' has 1 step: one-step episode, needs at least 2 steps$",
         ),
         ([_arrays(0, 4), {**_arrays(1, 0)}], r"^ds: episode 1: key 'action' has 0 steps"),
         (
             _with(1, "state", np.full((4, 2), np.nan, np.float32)),
-            r"^ds: episode 1: key 'state' has NaN or Inf",
+            r"^ds: episode 1: key 'state' contains NaN or Inf",
         ),
         (
             _with(1, "action", np.asarray([[0, 0], [0, np.inf], [0, 0], [0, 0]], np.float32)),
-            r"key 'action' has NaN or Inf \(first at step 1\)",
+            r"key 'action' contains NaN or Inf at 1 step\(s\), first at step 1$",
         ),
         (
             _with(1, "state", np.zeros((4, 3), np.float32)),
-            r"^ds: episode 1: key 'state' is float32 \(3,\) per step, episode 0 has float32 \(2,\)$",
+            r"^ds: episode 1: key 'state' has wrong shape \(4, 3\), expected float32 \[T, 2\]$",
         ),
         (
             _with(1, "images/cam", np.zeros((4, 2, 2, 3), np.float32)),
-            r"episode 1: key 'images/cam' is float32",
+            r"episode 1: key 'images/cam' has wrong dtype float32, expected uint8$",
         ),
         (
             _with(1, "state", np.zeros((3, 2), np.float32)),
-            r"^ds: episode 1: key 'state' has \(3,\) steps, 'action' has 4$",
+            r"^ds: episode 1: key 'state' has 3 steps but 'action' has 4$",
         ),
         (
             [_arrays(0, 4), {k: v for k, v in _arrays(1, 4).items() if k != "state"}],
-            r"^ds: episode 1: missing key 'state'$",
+            r"^ds: episode 1: key 'state' is missing$",
         ),
     ],
 )
@@ -135,6 +135,6 @@ def test_cached_embeddings_replace_images():
     np.testing.assert_array_equal(batch["obs_valid"][0], [False, True, True, True])
     bad = [episodes[0], with_embeddings(base[1], {"cam": np.zeros((5, 4))})]
     with pytest.raises(
-        UserError, match=r"^emb: episode 1: key 'embeddings/cam' has \(5,\) steps, 'action' has 6$"
+        UserError, match=r"^emb: episode 1: key 'embeddings/cam' has 5 steps but 'action' has 6$"
     ):
         WindowSource(bad, WindowSpec(1, 2), name="emb")

@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 
 MIN_STEPS = 2  # a window needs a current and a next step; one-step episodes carry no motion
 
-DtypeRule = Literal["uint8", "float32", "floating"]
+# "floating" accepts any float dtype; any other value is an exact numpy dtype name ("uint8", "bool", ...).
+DtypeRule = Literal["uint8", "float32", "floating"] | str
 
 
 class DatasetError(UserError, ValueError):

@@ -24,6 +24,7 @@ from jaxtyping import Int
 
 from robopolicy.data.episode import Episode
 from robopolicy.data.normalization import Normalizer
+from robopolicy.data.validate import ArraySpec, DatasetError, check_arrays, raise_if_problems
 from robopolicy.data.windows import window_offsets
 from robopolicy.errors import UserError
 
@@ -178,39 +179,24 @@ class WindowSource:
 def validate_episodes(
     episodes: Sequence[Mapping[str, np.ndarray]], name: str
 ) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
-    """Check episodes can be windowed; return {key: (dtype, per-step shape)}.
+    """Check episodes can be windowed; return {key: (dtype, per-step shape)}, taken from episode 0.
 
-    Raises `UserError` naming the dataset, the episode index and the key of the first problem.
+    The checks are `robopolicy.data.validate`'s, with episode 0's dtypes and shapes as the spec.
+    Raises `DatasetError` naming the dataset, the episode index and the key of the first problem.
     """
     if not episodes:
-        raise UserError(f"{name}: no episodes")
-    first = episodes[0]
-    if ACTION_KEY not in first:
-        raise UserError(f"{name}: episode 0: missing key '{ACTION_KEY}'")
-    layout = {k: (np.asarray(v).dtype, tuple(np.shape(v)[1:])) for k, v in first.items()}
+        raise DatasetError(f"{name}: no episodes")
+    if ACTION_KEY not in episodes[0]:
+        raise DatasetError(f"{name}: episode 0: key '{ACTION_KEY}' is missing")
+    layout = {k: (np.asarray(v).dtype, tuple(np.shape(v)[1:])) for k, v in episodes[0].items()}
+    specs = {key: ArraySpec(shape, dtype.name) for key, (dtype, shape) in layout.items()}
     for i, episode in enumerate(episodes):
-        where = f"{name}: episode {i}"
-        missing = sorted(set(layout) - set(episode))
-        if missing:
-            raise UserError(f"{where}: missing key '{missing[0]}'")
         extra = sorted(set(episode) - set(layout))
         if extra:
-            raise UserError(f"{where}: unexpected key '{extra[0]}' (episode 0 does not have it)")
-        n = len(episode[ACTION_KEY])
-        if n < 2:
-            raise UserError(f"{where}: key '{ACTION_KEY}' has {n} steps; an episode needs at least 2")
-        for key, (dtype, shape) in layout.items():
-            value = np.asarray(episode[key])
-            if value.ndim == 0 or value.shape[0] != n:
-                raise UserError(f"{where}: key '{key}' has {value.shape[:1]} steps, '{ACTION_KEY}' has {n}")
-            if value.dtype != dtype or value.shape[1:] != shape:
-                raise UserError(
-                    f"{where}: key '{key}' is {value.dtype} {value.shape[1:]} per step, "
-                    f"episode 0 has {dtype} {shape}"
-                )
-            if np.issubdtype(value.dtype, np.floating) and not np.all(np.isfinite(value)):
-                step = int(np.argwhere(~np.isfinite(value))[0][0])
-                raise UserError(f"{where}: key '{key}' has NaN or Inf (first at step {step})")
+            raise DatasetError(
+                f"{name}: episode {i}: key '{extra[0]}' is unexpected (episode 0 does not have it)"
+            )
+        raise_if_problems(check_arrays(episode, specs, name, i, length_key=ACTION_KEY))
     return layout
 
 
