@@ -66,12 +66,44 @@ def _quickstart(config: Any) -> None:
     run_quickstart(config)
 
 
+def _pretrain(config: Any) -> None:
+    from robopolicy.train.pretrain_dynamo import pretrain_dynamo
+
+    result = pretrain_dynamo(config)
+    probe = result.probes[-1]["probe"] if result.probes else {}
+    print(
+        f"pretrained {result.final_step} steps, final loss {result.final_loss:.4f}, "
+        f"{result.steps_per_second:.1f} steps/s; held-out probe MSE {json.dumps(probe)}; "
+        f"encoder checkpoints in {result.checkpoint_dir}"
+    )
+
+
 VERBS: dict[str, Verb] = {
     "collect": Verb("record scripted-expert demonstrations of a task as an RLDS dataset", _collect),
     "train": Verb("train a flow-matching policy on an RLDS dataset (resumes an existing run)", _train),
     "eval": Verb("evaluate a checkpoint on a task's fixed initial states, with a 95% Wilson interval", _eval),
     "quickstart": Verb("collect → train → evaluate on the default task, in one go", _quickstart),
+    "pretrain": Verb("pretrain a visual encoder without actions: `robopolicy pretrain dynamo`", _pretrain),
 }
+
+# Verbs whose first argument names a method; their presets are PRESETS["<verb> <method>"].
+_METHOD_VERBS = ("pretrain",)
+
+
+def _split_method(verb: str, args: list[str], presets: dict[str, Any]) -> tuple[str | None, list[str]]:
+    """`pretrain dynamo ...` → ("pretrain dynamo", [...]); prints the methods and returns None otherwise."""
+    methods = [key.split(" ", 1)[1] for key in presets if key.startswith(verb + " ")]
+    if args and f"{verb} {args[0]}" in presets:
+        return f"{verb} {args[0]}", args[1:]
+    if args and not args[0].startswith("-"):
+        print(
+            f"robopolicy {verb}: unknown method {args[0]!r}; choose one of {', '.join(methods)}",
+            file=sys.stderr,
+        )
+    else:
+        usage = f"usage: robopolicy {verb} {{{','.join(methods)}}} [--preset NAME] [options]"
+        print(usage, file=sys.stdout if args[:1] in (["-h"], ["--help"]) else sys.stderr)
+    return None, args
 
 
 def _split_preset(args: list[str]) -> tuple[str, list[str]]:
@@ -124,11 +156,16 @@ def main(argv: list[str] | None = None) -> int:
     from robopolicy.errors import UserError
     from robopolicy.presets import PRESETS
 
-    presets = PRESETS[verb]
+    key = verb
+    if verb in _METHOD_VERBS:
+        key, args = _split_method(verb, args, PRESETS)
+        if key is None:
+            return 0 if args[:1] in (["-h"], ["--help"]) else 2
+    presets = PRESETS[key]
     preset, args = _split_preset(args)
     if preset not in presets:
         print(
-            f"robopolicy {verb}: unknown preset {preset!r}; choose one of {', '.join(presets)}",
+            f"robopolicy {key}: unknown preset {preset!r}; choose one of {', '.join(presets)}",
             file=sys.stderr,
         )
         return 2
@@ -138,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         f"Presets (--preset NAME, default 'default'): {', '.join(presets)}. Showing defaults of '{preset}'."
     )
     try:
-        config = _parse(verb, type(default), default, args, description)
+        config = _parse(key, type(default), default, args, description)
         if config is None:
             return 2
         VERBS[verb].run(config)

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from robopolicy.data.collect import CollectConfig
 from robopolicy.eval.eval_config import EvalConfig
+from robopolicy.models.dynamo_config import TINY_DYNAMO
 from robopolicy.models.policy_config import PolicyConfig
 from robopolicy.quickstart import QuickstartConfig
 from robopolicy.train.optimizer import OptimizerConfig
+from robopolicy.train.pretrain_dynamo_config import PretrainDynamoConfig
 from robopolicy.train.train_config import TrainConfig
 
 # CPU-sized policy: 64×64 images, a narrow CNN with a flattening head, H=16 with 8 executed actions as in
@@ -78,4 +80,26 @@ QUICKSTART = {
     ),
 }
 
-PRESETS = {"collect": COLLECT, "train": TRAIN, "eval": EVAL, "quickstart": QUICKSTART}
+# `robopolicy pretrain dynamo`: `default` is the paper's setting (ResNet-18, 6×6×120 transformers,
+# batch 64); `tiny` is a small CNN and 2-layer transformers for a 64-px dataset on a CPU.
+PRETRAIN_DYNAMO = {
+    "default": PretrainDynamoConfig(),
+    "tiny": PretrainDynamoConfig(
+        steps=300,
+        batch_size=16,
+        checkpoint_every=100,
+        log_every=10,
+        probe_every=100,
+        probe_frames=1000,
+        model=TINY_DYNAMO,
+        out="runs/dynamo_tiny",
+    ),
+}
+
+PRESETS = {
+    "collect": COLLECT,
+    "train": TRAIN,
+    "eval": EVAL,
+    "quickstart": QUICKSTART,
+    "pretrain dynamo": PRETRAIN_DYNAMO,
+}
