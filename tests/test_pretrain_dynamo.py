@@ -147,9 +147,13 @@ def test_resume_reproduces_uninterrupted_run_and_policy_takes_the_encoder(tmp_pa
         )
 
 
-def test_resume_with_another_model_names_the_keys(tmp_path):
-    pretrain_dynamo(_config(tmp_path / "run", steps=1, probe_every=0), _episodes(), progress=False)
-    wider = _config(tmp_path / "run", steps=2, probe_every=0, model=dataclasses.replace(MODEL, latent_dim=6))
+def test_ema_target_run_and_resume_with_another_model_names_the_keys(tmp_path):
+    ema = dataclasses.replace(MODEL, ema_target=True)
+    first = pretrain_dynamo(
+        _config(tmp_path / "run", steps=1, probe_every=0, model=ema), _episodes(), progress=False
+    )
+    assert np.isfinite(first.final_loss)
+    wider = _config(tmp_path / "run", steps=2, probe_every=0, model=dataclasses.replace(ema, latent_dim=6))
     with pytest.raises(UserError, match=r"latent_dim: 4 → 6"):
         pretrain_dynamo(wider, _episodes(), progress=False)
 
