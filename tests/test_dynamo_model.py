@@ -71,7 +71,12 @@ def test_shapes_for_multiple_views(cameras):
     assert z.shape == (3, 4, len(cameras), 8)
     assert pred.shape == (3, 3, len(cameras), 8)
     assert latents.shape == (3, 3, 4)
-    assert {k: v.shape for k, v in terms.items()} == {"loss": (), "dynamics": (), "covariance": ()}
+    assert {k: v.shape for k, v in terms.items()} == {
+        "loss": (),
+        "dynamics": (),
+        "covariance": (),
+        "embedding_std": (),
+    }
 
 
 def test_no_gradient_flows_into_the_target_branch(tiny_model):

@@ -16,6 +16,7 @@ embeddings, or an EMA copy's when `ema_target` is set. No actions and no augment
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 from flax import nnx
 from jaxtyping import Array, Float, UInt8
@@ -89,7 +90,10 @@ class DynaMo(nnx.Module):
     def losses(
         self, images: WindowImages, target_z: Float[Array, "b w v e"] | None = None
     ) -> dict[str, Float[Array, ""]]:
-        """{"loss", "dynamics", "covariance"} for a batch of windows.
+        """{"loss", "dynamics", "covariance", "embedding_std"} for a batch of windows.
+
+        `embedding_std` (mean over dimensions of the std over all embeddings) is not part of the
+        loss: it watches for collapse, under which the cosine loss would also go to 0.
 
         `target_z`: embeddings of the same windows by a target (EMA) encoder; None uses this
         encoder's own embeddings. Either way the target is stop-gradiented.
@@ -98,9 +102,11 @@ class DynaMo(nnx.Module):
         pred, _ = self.predict_next(z)
         target = z if target_z is None else target_z
         dynamics = cosine_prediction_loss(pred, target[:, 1:])
-        covariance = covariance_regularizer(z.reshape(-1, z.shape[-1]))
+        flat = z.reshape(-1, z.shape[-1])
+        covariance = covariance_regularizer(flat)
         return {
             "loss": dynamics + self.config.covariance_weight * covariance,
             "dynamics": dynamics,
             "covariance": covariance,
+            "embedding_std": jnp.mean(jnp.std(jax.lax.stop_gradient(flat), axis=0)),
         }
