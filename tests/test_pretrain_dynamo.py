@@ -21,6 +21,7 @@ from robopolicy.train.dynamo_checkpoint import (
     load_dynamo_encoder,
     load_encoder_module,
     policy_config_with_encoder,
+    trainable_params,
 )
 from robopolicy.train.pretrain_dynamo import pretrain_dynamo
 from robopolicy.train.pretrain_dynamo_config import PretrainDynamoConfig
@@ -141,6 +142,10 @@ def test_resume_reproduces_uninterrupted_run_and_policy_takes_the_encoder(tmp_pa
     _, encoder = load_encoder_module(tmp_path / "a")
     frames = episodes[0].frames["wrist"][:3]
     np.testing.assert_allclose(policy.encoders[SHARED](frames), encoder(frames), rtol=1e-6)
+    # Frozen: the optimized parameters leave the encoder out; fine-tuned: they include it.
+    frozen, tuned = nnx.state(policy, trainable_params(True)), nnx.state(policy, trainable_params(False))
+    assert "encoders" not in frozen and "encoders" in tuned
+    assert len(jax.tree.leaves(tuned)) == len(jax.tree.leaves(frozen)) + len(jax.tree.leaves(params_a))
     with pytest.raises(UserError, match="feature_dim"):
         install_encoder(
             Policy(dataclasses.replace(policy_cfg, feature_dim=4), rngs=nnx.Rngs(0)), config_a, params_a
@@ -164,3 +169,18 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert err.count("\n") == 0 and "no such dataset" in err
     assert main(["pretrain", "byol"]) == 2
     assert "choose one of dynamo" in capsys.readouterr().err
+
+
+def test_default_preset_is_the_paper_setting():
+    from robopolicy.models.dynamo import DynaMo
+    from robopolicy.presets import PRETRAIN_DYNAMO
+
+    config = PRETRAIN_DYNAMO["default"]
+    assert (config.batch_size, config.learning_rate, config.grad_clip_norm) == (64, 1e-4, 0.1)
+    m = config.model
+    assert (m.encoder, m.feature_dim, m.window, m.covariance_weight) == ("resnet18", 512, 5, 0.04)
+    assert (m.transformer_layers, m.transformer_heads, m.transformer_dim) == (6, 6, 120)
+    model = nnx.eval_shape(lambda: DynaMo(m, rngs=nnx.Rngs(0)))  # shapes only, nothing allocated
+    assert len(model.inverse_dynamics.blocks) == len(model.forward_dynamics.blocks) == 6
+    assert model.encoder.out.out_features == 512
+    assert model.forward_dynamics.out.out_features == 2 * 512

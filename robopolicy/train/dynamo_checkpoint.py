@@ -9,8 +9,8 @@ Plugging into a policy (`--encoder CKPT`): build the policy config with
 class and sizes, one encoder shared by all cameras — then `install_encoder(policy, params)`
 overwrites the freshly initialised encoder. Fine-tuned: train as usual from there. Frozen: leave
 `policy.encoders` out of the optimizer (`nnx.Optimizer(policy, tx, wrt=...)` with a filter that
-excludes the `encoders` path) or stop its gradient, or cache its embeddings once and train an
-`encoder="cached"` head on them.
+excludes the `encoders` path, `trainable_params(frozen_encoder=True)`) or stop its gradient, or
+cache its embeddings once and train an `encoder="cached"` head on them.
 """
 
 from __future__ import annotations
@@ -86,3 +86,12 @@ def install_encoder(policy: Policy, config: DynamoConfig, params: nnx.State) -> 
 def policy_config_with_encoder(policy_config: Any, config: DynamoConfig) -> Any:
     """`policy_config` with the encoder fields of a DynaMo encoder (cameras, sizes, shared encoder)."""
     return dataclasses.replace(policy_config, **config.policy_encoder_fields())
+
+
+def trainable_params(frozen_encoder: bool) -> nnx.filterlib.Filter:
+    """The nnx filter of a policy's trained parameters: all of them, or all but the image encoders.
+
+    Use as `nnx.state(policy, filter)` for the optimized part of a functional train state, or as
+    `nnx.Optimizer(policy, tx, wrt=filter)`.
+    """
+    return nnx.All(nnx.Param, nnx.Not(nnx.PathContains("encoders"))) if frozen_encoder else nnx.Param
