@@ -263,10 +263,11 @@ def pretrain_dynamo(
             log.write(json.dumps(row) + "\n")
             log.flush()
             bar.set_postfix(loss=f"{row['loss']:.4f}", cov=f"{row['covariance']:.2e}")
-        if done % config.checkpoint_every == 0 or done == config.steps:
-            dynamo_checkpoint.save(manager, done, state, meta)
+        # Probe before saving: a run that dies in between redoes the probe after resuming.
         if done == config.steps or (config.probe_every and done % config.probe_every == 0):
             probe(done)
+        if done % config.checkpoint_every == 0 or done == config.steps:
+            dynamo_checkpoint.save(manager, done, state, meta)
         bar.update(1)
         if step == start:  # leave compilation out of the throughput figure
             jax.block_until_ready(metrics["loss"])
