@@ -5,6 +5,9 @@ after the last step) it embeds frames of training and held-out episodes with the
 fits linear (ridge) and kNN probes to the robot state and to the actions, scored on the held-out
 episodes; probes are evaluation, so they may read state and actions. Each probe is a row of the
 train log: {"step", "probe": {"state": {"linear", "knn"}, "action": {...}}}.
+
+Steps are data-parallel over all local devices (replicated state, batch split over a "data" mesh
+axis); orbax saves and restores the arrays with their shardings.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
+from jax.sharding import AxisType, NamedSharding, PartitionSpec
 from jaxtyping import Float, UInt8
 from tqdm.auto import tqdm
 
@@ -134,6 +138,20 @@ def run_probes(
     }
 
 
+def data_parallel_shardings(batch_size: int) -> tuple[NamedSharding, NamedSharding]:
+    """(replicated, batch-split) shardings over a 1-D mesh of all local devices.
+
+    Parameters and optimizer state are replicated; each device takes batch_size / n windows and XLA
+    inserts the cross-device means of the loss and gradients. On one device this is a no-op.
+    """
+    n = jax.device_count()
+    if batch_size % n:
+        raise UserError(f"batch_size {batch_size} is not divisible by the {n} devices")
+    # Auto axes: jax 0.10's make_mesh defaults to Explicit, which this step is not written for.
+    mesh = jax.make_mesh((n,), ("data",), axis_types=(AxisType.Auto,))
+    return NamedSharding(mesh, PartitionSpec()), NamedSharding(mesh, PartitionSpec("data"))
+
+
 def make_optimizer(config: PretrainDynamoConfig) -> optax.GradientTransformation:
     return optax.chain(
         optax.clip_by_global_norm(config.grad_clip_norm),
@@ -200,7 +218,8 @@ def pretrain_dynamo(
     model = DynaMo(model_cfg, rngs=nnx.Rngs(config.seed))
     graphdef, encoder_graphdef = nnx.graphdef(model), nnx.graphdef(model.encoder)
     tx = make_optimizer(config)
-    state = init_state(model, tx)
+    replicated, batch_split = data_parallel_shardings(config.batch_size)
+    state = jax.device_put(init_state(model, tx), replicated)
     del model
 
     run_dir = Path(config.out)
@@ -255,7 +274,7 @@ def pretrain_dynamo(
     )
     t0, timed_from = time.perf_counter(), start
     for step in range(start, config.steps):
-        state, metrics = step_fn(state, loader.batch(step))
+        state, metrics = step_fn(state, jax.device_put(loader.batch(step), batch_split))
         done = step + 1
         if done % config.log_every == 0 or done == config.steps:
             row = {"step": done, **{k: float(v) for k, v in metrics.items()}}
