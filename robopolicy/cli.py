@@ -140,6 +140,18 @@ def _expert_check(config: Any) -> None:
     print(format_table(config.suite, run_expert_check(config)))
 
 
+def _pretrain(config: Any) -> None:
+    from robopolicy.train.pretrain_dynamo import pretrain_dynamo
+
+    result = pretrain_dynamo(config)
+    probe = result.probes[-1]["probe"] if result.probes else {}
+    print(
+        f"pretrained {result.final_step} steps, final loss {result.final_loss:.4f}, "
+        f"{result.steps_per_second:.1f} steps/s; held-out probe MSE {json.dumps(probe)}; "
+        f"encoder checkpoints in {result.checkpoint_dir}"
+    )
+
+
 VERBS: dict[str, Verb] = {
     "collect": Verb("record scripted-expert demonstrations of a task as an RLDS dataset", _collect),
     "train": Verb("train a flow-matching policy on an RLDS dataset (resumes an existing run)", _train),
@@ -160,6 +172,9 @@ VERBS: dict[str, Verb] = {
     ),
     "suites": Verb("list the task suites, their tasks and instructions", _suites),
     "expert-check": Verb("scripted-expert success on each task's 50 fixed initial states", _expert_check),
+    "pretrain dynamo": Verb(
+        "pretrain a visual encoder by DynaMo dynamics prediction, without actions", _pretrain
+    ),
 }
 
 
@@ -210,7 +225,12 @@ def main(argv: list[str] | None = None) -> int:
         verb, args = f"{verb} {args[0]}", args[1:]
     elif verb not in VERBS and any(name.startswith(f"{verb} ") for name in VERBS):
         subs = ", ".join(name.split(" ", 1)[1] for name in VERBS if name.startswith(f"{verb} "))
-        print(f"robopolicy {verb}: choose a sub-command: {subs}", file=sys.stderr)
+        if args and not args[0].startswith("-"):
+            print(
+                f"robopolicy {verb}: unknown sub-command {args[0]!r}; choose one of {subs}", file=sys.stderr
+            )
+        else:
+            print(f"robopolicy {verb}: choose a sub-command: {subs}", file=sys.stderr)
         return 2
     if verb not in VERBS:
         print(f"robopolicy: unknown command {verb!r}; choose one of {', '.join(VERBS)}", file=sys.stderr)
@@ -219,11 +239,12 @@ def main(argv: list[str] | None = None) -> int:
     from robopolicy.errors import UserError
     from robopolicy.presets import PRESETS
 
-    presets = PRESETS[verb]
+    key = verb
+    presets = PRESETS[key]
     preset, args = _split_preset(args)
     if preset not in presets:
         print(
-            f"robopolicy {verb}: unknown preset {preset!r}; choose one of {', '.join(presets)}",
+            f"robopolicy {key}: unknown preset {preset!r}; choose one of {', '.join(presets)}",
             file=sys.stderr,
         )
         return 2
@@ -233,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         f"Presets (--preset NAME, default 'default'): {', '.join(presets)}. Showing defaults of '{preset}'."
     )
     try:
-        config = _parse(verb, type(default), default, args, description)
+        config = _parse(key, type(default), default, args, description)
         if config is None:
             return 2
         status = VERBS[verb].run(config)

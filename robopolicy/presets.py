@@ -11,11 +11,13 @@ from robopolicy.data.data_commands import DataCheckConfig, DataInfoConfig
 from robopolicy.data.embedding_cache import CacheEmbeddingsConfig
 from robopolicy.eval.eval_config import EvalConfig
 from robopolicy.eval.verb_configs import CompareConfig, ReportConfig, SweepCommandConfig
+from robopolicy.models.dynamo_config import TINY_DYNAMO
 from robopolicy.models.policy_config import PolicyConfig
 from robopolicy.quickstart import QuickstartConfig
 from robopolicy.sim.expert_check import ExpertCheckConfig
 from robopolicy.sim.suites_listing import SuitesConfig
 from robopolicy.train.optimizer import OptimizerConfig
+from robopolicy.train.pretrain_dynamo_config import PretrainDynamoConfig
 from robopolicy.train.train_config import TrainConfig
 
 # CPU-sized policy: 64×64 images, a narrow CNN with a flattening head, H=16 with 8 executed actions as in
@@ -91,6 +93,22 @@ SWEEP = {"default": SweepCommandConfig()}
 REPORT = {"default": ReportConfig()}
 COMPARE = {"default": CompareConfig()}
 
+# `robopolicy pretrain dynamo`: `default` is the paper's setting (ResNet-18, 6×6×120 transformers,
+# batch 64); `tiny` is a small CNN and 2-layer transformers for a 64-px dataset on a CPU.
+PRETRAIN_DYNAMO = {
+    "default": PretrainDynamoConfig(),
+    "tiny": PretrainDynamoConfig(
+        steps=300,
+        batch_size=16,
+        checkpoint_every=100,
+        log_every=10,
+        probe_every=100,
+        probe_frames=1000,
+        model=TINY_DYNAMO,
+        out="runs/dynamo_tiny",
+    ),
+}
+
 PRESETS = {
     "collect": COLLECT,
     "train": TRAIN,
@@ -109,4 +127,5 @@ PRESETS = {
     "sweep": SWEEP,
     "report": REPORT,
     "compare": COMPARE,
+    "pretrain dynamo": PRETRAIN_DYNAMO,
 }

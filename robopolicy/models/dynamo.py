@@ -1,0 +1,112 @@
+"""DynaMo: self-supervised latent-dynamics pretraining of a visual encoder (Cui et al. 2024).
+
+Over a window of W frames with V views each, one shared encoder gives z [B, W, V, E]; the views
+are concatenated per step (as the reference does) into [B, W, V·E] for both dynamics models:
+
+- inverse dynamics: a causal transformer over the window; its output at step t+1, which has seen
+  frames 0…t+1, is the latent transition l_{t+1} [latent_dim] from frame t to t+1. The small
+  bottleneck keeps it from copying z_{t+1} through.
+- forward dynamics: a causal transformer over steps t = 0…W−2 taking (z_t, l_{t+1}) and predicting
+  z_{t+1}, split back into its V views.
+
+Loss: 1 − cos(pred, stopgrad(target)) averaged over steps, views and batch, plus
+`covariance_weight · mean(offdiag(cov(z))²)` over all B·W·V embeddings. Targets are the encoder's own
+embeddings, or an EMA copy's when `ema_target` is set. No actions and no augmentations anywhere.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+from jaxtyping import Array, Float, UInt8
+
+from robopolicy.models.causal_transformer import CausalTransformer
+from robopolicy.models.cnn_encoder import ConvEncoder
+from robopolicy.models.dynamo_config import DynamoConfig
+from robopolicy.models.dynamo_loss import cosine_prediction_loss, covariance_regularizer
+from robopolicy.models.resnet_encoder import ResNet18Encoder
+
+WindowImages = dict[str, UInt8[Array, "b w h w2 3"]]
+
+
+def make_encoder(config: DynamoConfig, *, rngs: nnx.Rngs) -> nnx.Module:
+    """The encoder a policy with `config.policy_encoder_fields()` would build (same parameter tree)."""
+    if config.encoder == "resnet18":
+        return ResNet18Encoder(config.feature_dim, config.num_keypoints, rngs=rngs)
+    return ConvEncoder(
+        config.encoder_channels, config.feature_dim, config.image_size, config.pooling, rngs=rngs
+    )
+
+
+def embed_views(
+    encoder: nnx.Module, images: WindowImages, cameras: tuple[str, ...]
+) -> Float[Array, "b w v e"]:
+    """Every frame of every view through one encoder: {camera: [B, W, H, W, 3]} → [B, W, V, E]."""
+    first = images[cameras[0]]
+    b, w = first.shape[:2]
+    stacked = jnp.stack([images[cam] for cam in cameras], axis=2)  # [B, W, V, H, W, 3]
+    flat = stacked.reshape(b * w * len(cameras), *stacked.shape[3:])
+    return encoder(flat).reshape(b, w, len(cameras), -1)
+
+
+class DynaMo(nnx.Module):
+    def __init__(self, config: DynamoConfig, *, rngs: nnx.Rngs) -> None:
+        c = self.config = config
+        step_dim = len(c.cameras) * c.feature_dim
+        self.encoder = make_encoder(c, rngs=rngs)
+        self.inverse_dynamics = CausalTransformer(
+            step_dim,
+            c.latent_dim,
+            c.transformer_dim,
+            c.transformer_layers,
+            c.transformer_heads,
+            c.window,
+            rngs=rngs,
+        )
+        self.forward_dynamics = CausalTransformer(
+            step_dim + c.latent_dim,
+            step_dim,
+            c.transformer_dim,
+            c.transformer_layers,
+            c.transformer_heads,
+            c.window - 1,
+            rngs=rngs,
+        )
+
+    def embed(self, images: WindowImages) -> Float[Array, "b w v e"]:
+        return embed_views(self.encoder, images, self.config.cameras)
+
+    def predict_next(
+        self, z: Float[Array, "b w v e"]
+    ) -> tuple[Float[Array, "b w1 v e"], Float[Array, "b w1 l"]]:
+        """Predicted z_{1…W−1} [B, W−1, V, E] and the latent transitions l_{1…W−1} [B, W−1, L]."""
+        b, w, v, e = z.shape
+        steps = z.reshape(b, w, v * e)
+        latents = self.inverse_dynamics(steps)[:, 1:]
+        pred = self.forward_dynamics(jnp.concatenate([steps[:, :-1], latents], axis=-1))
+        return pred.reshape(b, w - 1, v, e), latents
+
+    def losses(
+        self, images: WindowImages, target_z: Float[Array, "b w v e"] | None = None
+    ) -> dict[str, Float[Array, ""]]:
+        """{"loss", "dynamics", "covariance", "embedding_std"} for a batch of windows.
+
+        `embedding_std` (mean over dimensions of the std over all embeddings) is not part of the
+        loss: it watches for collapse, under which the cosine loss would also go to 0.
+
+        `target_z`: embeddings of the same windows by a target (EMA) encoder; None uses this
+        encoder's own embeddings. Either way the target is stop-gradiented.
+        """
+        z = self.embed(images)
+        pred, _ = self.predict_next(z)
+        target = z if target_z is None else target_z
+        dynamics = cosine_prediction_loss(pred, target[:, 1:])
+        flat = z.reshape(-1, z.shape[-1])
+        covariance = covariance_regularizer(flat)
+        return {
+            "loss": dynamics + self.config.covariance_weight * covariance,
+            "dynamics": dynamics,
+            "covariance": covariance,
+            "embedding_std": jnp.mean(jnp.std(jax.lax.stop_gradient(flat), axis=0)),
+        }

@@ -1,0 +1,186 @@
+"""DynaMo pretraining: the loader never reads actions, runs resume exactly, a policy takes the encoder."""
+
+import dataclasses
+import json
+import shutil
+
+import jax
+import numpy as np
+import pytest
+from flax import nnx
+
+from robopolicy.cli import main
+from robopolicy.data.episode import Episode
+from robopolicy.data.image_windows import ImageWindowLoader
+from robopolicy.errors import UserError
+from robopolicy.models.dynamo_config import DynamoConfig
+from robopolicy.models.policy import SHARED, Policy
+from robopolicy.models.policy_config import PolicyConfig
+from robopolicy.train.dynamo_checkpoint import (
+    install_encoder,
+    load_dynamo_encoder,
+    load_encoder_module,
+    policy_config_with_encoder,
+    trainable_params,
+)
+from robopolicy.train.pretrain_dynamo import pretrain_dynamo
+from robopolicy.train.pretrain_dynamo_config import PretrainDynamoConfig
+
+CAMERAS = ("agentview", "wrist")
+MODEL = DynamoConfig(
+    encoder="cnn",
+    encoder_channels=(4, 8),
+    feature_dim=8,
+    window=3,
+    latent_dim=4,
+    transformer_dim=8,
+    transformer_layers=1,
+    transformer_heads=2,
+)
+
+
+def _episodes(n: int = 4, steps: int = 10) -> list[Episode]:
+    rng = np.random.default_rng(0)
+    return [
+        Episode(
+            frames={c: rng.integers(0, 256, (steps, 16, 16, 3), dtype=np.uint8) for c in CAMERAS},
+            state=rng.normal(size=(steps, 9)).astype(np.float32),
+            action=rng.uniform(-1, 1, size=(steps, 7)).astype(np.float32),
+            reward=np.zeros(steps, np.float32),
+            task="cube_on_plate",
+            instruction="put the red cube on the plate",
+            episode_id=i,
+        )
+        for i in range(n)
+    ]
+
+
+class _FramesOnly:
+    """An episode whose every field but `frames` and `episode_id` fails the test when read."""
+
+    def __init__(self, episode: Episode) -> None:
+        self.frames, self.episode_id = episode.frames, episode.episode_id
+
+    def __getattr__(self, name: str):
+        raise AssertionError(f"the pretraining loader read {name!r}")
+
+
+def test_loader_never_reads_actions():
+    episodes = _episodes()
+    loader = ImageWindowLoader([_FramesOnly(e) for e in episodes], CAMERAS, window=3, batch_size=4, seed=0)
+    assert len(loader) == 4 * (10 - 3 + 1)
+    batch = loader.batch(5)
+    assert set(batch) == set(CAMERAS)
+    assert batch["wrist"].shape == (4, 3, 16, 16, 3) and batch["wrist"].dtype == np.uint8
+    # Windows are consecutive frames of one episode.
+    frames = np.concatenate([e.frames["agentview"] for e in episodes])
+    starts = [int(np.flatnonzero((frames == w[0]).all(axis=(1, 2, 3)))[0]) for w in batch["agentview"]]
+    for start, window in zip(starts, batch["agentview"], strict=True):
+        np.testing.assert_array_equal(window, frames[start : start + 3])
+        assert start // 10 == (start + 2) // 10
+
+
+def test_loader_names_a_missing_camera():
+    with pytest.raises(UserError, match=r"episode 0: no camera 'top'"):
+        ImageWindowLoader(_episodes(), ("top",), window=3, batch_size=4, seed=0)
+
+
+def _config(out, **overrides) -> PretrainDynamoConfig:
+    base = {
+        "out": str(out),
+        "steps": 4,
+        "batch_size": 4,
+        "checkpoint_every": 2,
+        "keep_checkpoints": 5,
+        "log_every": 1,
+        "probe_every": 2,
+        "holdout_fraction": 0.25,
+        "learning_rate": 1e-3,
+        "model": MODEL,
+    }
+    return PretrainDynamoConfig(**{**base, **overrides})
+
+
+def test_resume_reproduces_uninterrupted_run_and_policy_takes_the_encoder(tmp_path):
+    episodes = _episodes()
+    config = _config(tmp_path / "a")
+    full = pretrain_dynamo(config, episodes, progress=False)
+    assert [s for s, _ in full.losses] == [1, 2, 3, 4]
+    assert [p["step"] for p in full.probes] == [0, 2, 4]
+    assert set(full.probes[-1]["probe"]) == {"state", "action"}
+
+    # A copy of the run that "died" after its step-2 checkpoint.
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    shutil.rmtree(tmp_path / "b" / "checkpoints" / "4")
+    resumed = pretrain_dynamo(dataclasses.replace(config, out=str(tmp_path / "b")), episodes, progress=False)
+    assert [s for s, _ in resumed.losses] == [3, 4]
+    np.testing.assert_array_equal([v for _, v in resumed.losses], [v for _, v in full.losses[2:]])
+    log = [json.loads(line) for line in (tmp_path / "b" / "train_log.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in log if "loss" in row] == [1, 2, 3, 4]  # no duplicated steps
+
+    config_a, params_a = load_dynamo_encoder(tmp_path / "a")
+    _, params_b = load_dynamo_encoder(tmp_path / "b" / "checkpoints")
+    assert config_a.image_size == 16 and config_a.cameras == CAMERAS
+    for x, y in zip(jax.tree.leaves(params_a), jax.tree.leaves(params_b), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+    # A policy built with the encoder's fields embeds frames exactly as the pretrained encoder does.
+    policy_cfg = policy_config_with_encoder(
+        PolicyConfig(
+            image_size=32,
+            image_shift=2,
+            denoiser_width=16,
+            denoiser_depth=1,
+            obs_horizon=1,
+            action_horizon=2,
+            n_action_steps=1,
+        ),
+        config_a,
+    )
+    policy = Policy(policy_cfg, rngs=nnx.Rngs(7))
+    install_encoder(policy, config_a, params_a)
+    _, encoder = load_encoder_module(tmp_path / "a")
+    frames = episodes[0].frames["wrist"][:3]
+    np.testing.assert_allclose(policy.encoders[SHARED](frames), encoder(frames), rtol=1e-6)
+    # Frozen: the optimized parameters leave the encoder out; fine-tuned: they include it.
+    frozen, tuned = nnx.state(policy, trainable_params(True)), nnx.state(policy, trainable_params(False))
+    assert "encoders" not in frozen and "encoders" in tuned
+    assert len(jax.tree.leaves(tuned)) == len(jax.tree.leaves(frozen)) + len(jax.tree.leaves(params_a))
+    with pytest.raises(UserError, match="feature_dim"):
+        install_encoder(
+            Policy(dataclasses.replace(policy_cfg, feature_dim=4), rngs=nnx.Rngs(0)), config_a, params_a
+        )
+
+
+def test_ema_target_run_and_resume_with_another_model_names_the_keys(tmp_path):
+    ema = dataclasses.replace(MODEL, ema_target=True)
+    first = pretrain_dynamo(
+        _config(tmp_path / "run", steps=1, probe_every=0, model=ema), _episodes(), progress=False
+    )
+    assert np.isfinite(first.final_loss)
+    wider = _config(tmp_path / "run", steps=2, probe_every=0, model=dataclasses.replace(ema, latent_dim=6))
+    with pytest.raises(UserError, match=r"latent_dim: 4 → 6"):
+        pretrain_dynamo(wider, _episodes(), progress=False)
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    assert main(["pretrain", "dynamo", "--preset", "tiny", "--dataset", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "no such dataset" in err
+    assert main(["pretrain", "byol"]) == 2
+    assert "choose one of dynamo" in capsys.readouterr().err
+
+
+def test_default_preset_is_the_paper_setting():
+    from robopolicy.models.dynamo import DynaMo
+    from robopolicy.presets import PRETRAIN_DYNAMO
+
+    config = PRETRAIN_DYNAMO["default"]
+    assert (config.batch_size, config.learning_rate, config.grad_clip_norm) == (64, 1e-4, 0.1)
+    m = config.model
+    assert (m.encoder, m.feature_dim, m.window, m.covariance_weight) == ("resnet18", 512, 5, 0.04)
+    assert (m.transformer_layers, m.transformer_heads, m.transformer_dim) == (6, 6, 120)
+    model = nnx.eval_shape(lambda: DynaMo(m, rngs=nnx.Rngs(0)))  # shapes only, nothing allocated
+    assert len(model.inverse_dynamics.blocks) == len(model.forward_dynamics.blocks) == 6
+    assert model.encoder.out.out_features == 512
+    assert model.forward_dynamics.out.out_features == 2 * 512

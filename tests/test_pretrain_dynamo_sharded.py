@@ -1,0 +1,44 @@
+"""Data-parallel DynaMo pretraining over 2 (simulated CPU) devices matches the 1-device run."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from robopolicy.train.pretrain_dynamo import pretrain_dynamo
+
+_SCRIPT = """
+import json, sys
+sys.path.insert(0, {tests!r})
+import jax
+from test_pretrain_dynamo import _config, _episodes
+from robopolicy.train.pretrain_dynamo import pretrain_dynamo
+assert jax.device_count() == 2
+result = pretrain_dynamo(_config({out!r}, steps=2, probe_every=0), _episodes(), progress=False)
+print(json.dumps(result.losses))
+"""
+
+
+def test_two_devices_give_the_one_device_losses(tmp_path):
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_pretrain_dynamo import _config, _episodes
+
+    single = pretrain_dynamo(_config(tmp_path / "one", steps=2, probe_every=0), _episodes(), progress=False)
+    env = {
+        **os.environ,
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+        "JAX_PLATFORMS": "cpu",
+        "PYTHONPATH": str(Path(__file__).parent.parent),
+    }
+    script = _SCRIPT.format(tests=str(Path(__file__).parent), out=str(tmp_path / "two"))
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    sharded = json.loads(done.stdout.strip().splitlines()[-1])
+    assert [s for s, _ in sharded] == [s for s, _ in single.losses] == [1, 2]
+    np.testing.assert_allclose([v for _, v in sharded], [v for _, v in single.losses], rtol=1e-4)
+    assert (tmp_path / "two" / "checkpoints" / "2").is_dir()
