@@ -9,7 +9,7 @@ export MUJOCO_GL ?= egl
 # Debian packages MuJoCo's EGL/OSMesa renderers load at run time.
 DEB_PACKAGES := libegl1 libegl-mesa0 libgl1-mesa-dri libgbm1 libosmesa6
 
-.PHONY: install system-deps quickstart test lint format clean
+.PHONY: install install-dev system-deps quickstart test lint format clean
 
 system-deps:
 	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -24,22 +24,29 @@ $(BIN)/python:
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e .
+	touch $@
+
+# The tests also need the dev tools and the optional Ray backend (tested against a local ray.init).
+$(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install -q -e '.[dev,ray]'
 	touch $@
 
 install: system-deps $(VENV)/.installed
 
+install-dev: system-deps $(VENV)/.installed-dev
+
 quickstart: install
 	$(BIN)/robopolicy quickstart
 
-lint: install
+lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
 test: lint
 	$(BIN)/python -m pytest -q
 
-format: install
+format: install-dev
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
