@@ -150,3 +150,44 @@ def test_waves_spread_tasks_over_envs():
     assert schedule_wave(pending, 4) == ["a", "a", "d", "b"]
     assert schedule_wave({"a": deque(range(4))}, 3) == ["a", "a", "a"]
     assert schedule_wave({"a": deque(range(1)), "b": deque()}, 3) == ["a"]
+
+
+def test_policy_exception_and_env_exception_fail_only_their_episodes(run_dir, tmp_path, monkeypatch):
+    from robopolicy.eval.sweep import plan_sweep
+    from robopolicy.sim.vector_env import WorkerError
+
+    act = BatchedPolicy.act
+    acts = deque()
+
+    def flaky_act(self, obs, active):
+        acts.append(1)
+        if len(acts) == 2:
+            raise RuntimeError("denoiser exploded")
+        return act(self, obs, active)
+
+    monkeypatch.setattr(BatchedPolicy, "act", flaky_act)
+
+    def make_envs(tasks, **kw):
+        envs = make_vector(tasks, **kw)
+        step, calls = envs.step, deque()
+
+        def step_then_fail(actions):
+            calls.append(1)
+            out = step(actions)
+            if len(calls) == 3:  # as the vector env reports an exception raised inside worker 0
+                raise WorkerError("env 0 (cube_on_plate): RuntimeError: mj_step failed\nTraceback ...")
+            return out
+
+        envs.step = step_then_fail
+        return envs
+
+    config = _config(
+        run_dir, tmp_path, "faults", backend="vector", settings=(ExecutionSettings(max_steps=6),)
+    )
+    run_vectorized(plan_sweep(config).units, config.db, 2, QUIET, make_envs=make_envs)
+    reasons = sorted(r for _, _, r in _outcomes(config.db).values())
+    assert reasons == [
+        "policy_error: RuntimeError: denoiser exploded",
+        "policy_error: RuntimeError: denoiser exploded",
+        "sim_error: RuntimeError: mj_step failed",
+    ]

@@ -13,7 +13,8 @@ A suite of T tasks on N envs thus takes about ⌈T/N⌉ waves, each paying one w
 Faults: a physics blow-up ends its episode with the env's `sim_error`; a policy exception or a
 non-finite action fails the episodes that were planned in that call; a dead worker
 (`info["worker_crash"]`) fails its episode with reason `worker_crash: …`, the vector env restarts
-that worker and the run goes on. Time split per episode: `policy_seconds` is its share of the
+that worker and the run goes on; an exception inside an env (the simulator failed) fails its
+episode with a `sim_error` and restarts the others' episodes. Time split per episode: `policy_seconds` is its share of the
 batched inference calls; `physics_seconds` is the wall time of the vector steps it took part in
 (physics and rendering run together in the workers, so `render_seconds` is 0 here).
 """
@@ -21,6 +22,7 @@ batched inference calls; `physics_seconds` is the wall time of the vector steps 
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections import deque
 from collections.abc import Callable
@@ -37,6 +39,7 @@ from robopolicy.eval.execution import NOOP_ACTION, ExecutionSettings
 from robopolicy.eval.results_store import EpisodeKey, EpisodeRecord, ResultsStore
 from robopolicy.eval.sweep import WorkUnit
 from robopolicy.eval.video import compose_frame, with_caption, with_status, with_verdict, write_mp4
+from robopolicy.sim.vector_env import WorkerError
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,9 @@ class _Live:
     env_seconds: float = 0.0
     frames: list[np.ndarray] | None = None
     last_obs: dict[str, np.ndarray] | None = None
+
+
+_ENV_ERROR = re.compile(r"^env (\d+) \([^)]*\): (.*)$", re.MULTILINE)  # WorkerError's per-env lines
 
 
 def _info_at(info: dict[str, Any], name: str, i: int) -> Any:
@@ -173,7 +179,10 @@ class _Wave:
                     else:  # the env takes a no-op instead; the episode ends here
                         finished[i] = "policy_error: invalid action: not finite"
         t0 = time.perf_counter()
-        obs, _, terminated, truncated, info = self.envs.step(actions)
+        try:
+            obs, _, terminated, truncated, info = self.envs.step(actions)
+        except WorkerError as err:
+            return self._after_env_exception(err, finished, obs)
         dt = time.perf_counter() - t0
         for i, live in enumerate(self.live):
             if live is None or i in finished:
@@ -202,6 +211,28 @@ class _Wave:
                     reason = f"{reason} (cap {live.cap} steps)"
                 finished[i] = reason
         return self._finish_and_restart(finished, obs) if finished else obs
+
+    def _after_env_exception(
+        self, err: WorkerError, finished: dict[int, str | None], obs: dict[str, np.ndarray]
+    ) -> dict[str, np.ndarray] | None:
+        """An env raised inside its worker (the simulator failed): that episode fails with a
+        `sim_error`. The step's results of the other envs are lost with the exception, so their
+        episodes start again from their initial states (sampling is seeded per episode, so the rerun
+        is the same episode)."""
+        failing = {int(m[0]): m[1] for m in _ENV_ERROR.findall(str(err))}
+        for i, live in enumerate(self.live):
+            if live is None or i in finished:
+                continue
+            if i in failing:
+                finished[i] = _first_line(f"sim_error: {failing[i]}")
+            else:
+                self.pending[self.tasks[i]].appendleft(live.item)
+                self.live[i] = None
+        for i, reason in finished.items():
+            live = self.live[i]
+            assert live is not None
+            self._record(i, live, reason)
+        return self._start(list(range(len(self.tasks))), obs)
 
     def _finish_and_restart(
         self, finished: dict[int, str | None], obs: dict[str, np.ndarray]
