@@ -36,10 +36,22 @@ def _obs(rng, n):
     }
 
 
-@pytest.mark.parametrize("mode", ["chunk", "temporal_ensemble"])
-def test_batched_actions_equal_per_env_actions_whichever_slot_runs_the_episode(run_dir, mode):
-    policy = load_policy(run_dir)
-    settings = ExecutionSettings(mode=mode)
+@pytest.fixture(scope="module")
+def ptp_dir(tmp_path_factory):
+    return make_checkpoint(tmp_path_factory.mktemp("ptp") / "run", config=replace(POLICY, past_steps=1))
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        ExecutionSettings(mode="chunk"),
+        ExecutionSettings(mode="temporal_ensemble"),
+        ExecutionSettings(mode="chunk", n_action_steps=1, self_verify_candidates=3),
+    ],
+    ids=["chunk", "temporal_ensemble", "self_verify"],
+)
+def test_batched_actions_equal_per_env_actions_whichever_slot_runs_the_episode(run_dir, ptp_dir, settings):
+    policy = load_policy(ptp_dir if settings.self_verify_candidates > 1 else run_dir)
     rng = np.random.default_rng(0)
     steps, seeds = 5, (11, 22, 33)
     observations = [_obs(rng, 1) for _ in range(steps * len(seeds))]
