@@ -77,6 +77,7 @@ def _sweep(config: Any) -> None:
         backend=config.backend or None,
         blind=True if config.blind else None,
         workers=config.workers if config.workers >= 0 else None,
+        num_envs=config.num_envs or None,
     )
     run_sweep(sweep)
     print(format_sweep_summary(sweep.db))

@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from robopolicy.eval.episode_outcome import episode_failure_reason
 from robopolicy.eval.execution import NOOP_ACTION, ExecutionSettings
 from robopolicy.eval.policy_runner import PolicyRunner
 from robopolicy.eval.results_store import EpisodeKey, EpisodeRecord
-from robopolicy.eval.rollout import failure_reason
 from robopolicy.eval.video import compose_frame, with_caption, with_status, with_verdict, write_mp4
 from robopolicy.sim import TabletopEnv
 
@@ -101,7 +101,7 @@ def run_stored_episode(
         if terminated or (truncated and steps >= cap) or info.get("sim_error"):
             break
     if reason is None:
-        reason = failure_reason(info, success)
+        reason = episode_failure_reason(info, success)
         if not success and steps >= cap and reason and reason.startswith("timeout"):
             reason = f"{reason} (cap {cap} steps)"
     video = None

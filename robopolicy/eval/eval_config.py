@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from robopolicy.eval.execution import ExecutionSettings
 
@@ -46,7 +47,12 @@ class EvalConfig:
         tasks: evaluate these tasks (with --suite: in addition to its tasks).
         seeds: sampling seeds; each (initial state, seed) pair is one episode. Empty: --seed.
         db: the SQLite results file; empty means `<run>/eval/results.db`.
-        workers: parallel worker processes for stored evaluation (0: in this process).
+        backend: how stored evaluation runs: "vector" (default) runs the policy in this process and
+            batches its inference over `num_envs` env worker processes (`robopolicy.sim.make_vector`),
+            with a suite's tasks spread over them; "local" runs `workers` processes that each load the
+            policy and run episodes one at a time (0 workers: all in this process).
+        num_envs: env worker processes of the vector backend.
+        workers: worker processes of the local backend (0: in this process).
         execution: how actions are executed (chunking, replanning, ensembling, settle steps, caps).
     """
 
@@ -62,6 +68,8 @@ class EvalConfig:
     tasks: tuple[str, ...] = ()
     seeds: tuple[int, ...] = ()
     db: str = ""
+    backend: Literal["vector", "local"] = "vector"
+    num_envs: int = 2
     workers: int = 0
     execution: ExecutionSettings = field(default_factory=ExecutionSettings)
 
@@ -70,6 +78,8 @@ class EvalConfig:
             raise ValueError("EvalConfig: video_episodes and max_steps must be >= 0")
         if self.workers < 0:
             raise ValueError(f"EvalConfig.workers must be >= 0, got {self.workers}")
+        if self.num_envs < 1:
+            raise ValueError(f"EvalConfig.num_envs must be >= 1, got {self.num_envs}")
 
     @property
     def uses_store(self) -> bool:

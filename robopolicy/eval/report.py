@@ -104,14 +104,20 @@ def pairwise_table(runs: list[EvaluatedRun]) -> Table:
 
 
 def failure_table(runs: list[EvaluatedRun]) -> Table:
+    """Failures per run and task, by reason. The cap and the objects a cue resolved to are dropped
+    from the reason, so that one unmet goal of a task is one row whatever the episode's layout."""
     rows = []
     for r in runs:
-        counts: dict[str, int] = defaultdict(int)
+        counts: dict[tuple[str, str], int] = defaultdict(int)
         for e in r.episodes:
             if not e["success"]:
-                counts[(e["failure_reason"] or "unknown").split(" (cap")[0]] += 1
-        rows.extend([r.label, reason, str(n)] for reason, n in sorted(counts.items(), key=lambda kv: -kv[1]))
-    return Table("Failure reasons", ["run", "reason", "episodes"], rows)
+                reason = (e["failure_reason"] or "unknown").split(" (cap")[0].split(" (resolved:")[0]
+                counts[(e["task"], reason)] += 1
+        rows.extend(
+            [r.label, task, reason, str(n)]
+            for (task, reason), n in sorted(counts.items(), key=lambda kv: (kv[0][0], -kv[1]))
+        )
+    return Table("Failure reasons", ["run", "task", "reason", "episodes"], rows)
 
 
 def plot_training_curves(runs: list[EvaluatedRun], path: Path) -> Path:
@@ -130,8 +136,27 @@ def plot_training_curves(runs: list[EvaluatedRun], path: Path) -> Path:
         points.sort(key=lambda p: p[0])
         steps = [s for s, _ in points]
         summaries = [summarize(r.episodes) for _, r in points]
-        ax.plot(steps, [s.rate for s in summaries], marker="o", label=name)
-        ax.fill_between(steps, [s.wilson[0] for s in summaries], [s.wilson[1] for s in summaries], alpha=0.2)
+        (line,) = ax.plot(steps, [s.rate for s in summaries], marker="o", label=name)
+        lows, highs = [s.wilson[0] for s in summaries], [s.wilson[1] for s in summaries]
+        if len(steps) > 1:
+            ax.fill_between(steps, lows, highs, alpha=0.2, color=line.get_color())
+        else:  # a band over one checkpoint has no width: show its interval as an error bar
+            rate = summaries[0].rate
+            ax.errorbar(
+                steps,
+                [rate],
+                yerr=[[max(rate - lows[0], 0.0)], [max(highs[0] - rate, 0.0)]],
+                capsize=4,
+                color=line.get_color(),
+            )
+        for step, s in zip(steps, summaries, strict=True):
+            ax.annotate(
+                f"{s.successes}/{s.trials}",
+                (step, s.rate),
+                textcoords="offset points",
+                xytext=(5, 5),
+                fontsize=7,
+            )
     ax.set_xlabel("training step")
     ax.set_ylabel("success rate")
     ax.set_ylim(0, 1)
@@ -160,12 +185,20 @@ def plot_task_bars(runs: list[EvaluatedRun], path: Path) -> Path:
             s = summarize([e for e in r.episodes if e["task"] == t])
             rate = 0.0 if s.trials == 0 else s.rate
             rates.append(rate)
-            lows.append(rate - s.wilson[0] if s.trials else 0.0)
-            highs.append(s.wilson[1] - rate if s.trials else 0.0)
+            # Clipped: at 0 or n successes a Wilson bound equals the rate up to rounding, and matplotlib
+            # rejects an error bar of -1e-17.
+            lows.append(max(rate - s.wilson[0], 0.0) if s.trials else 0.0)
+            highs.append(max(s.wilson[1] - rate, 0.0) if s.trials else 0.0)
         x = np.arange(len(tasks)) + k * width
         ax.bar(x, rates, width, yerr=[lows, highs], capsize=2, label=r.label)
+        # k/n above each interval: a 0 % bar is otherwise invisible, and n says why the interval is wide.
+        for xi, t, rate, high in zip(x, tasks, rates, highs, strict=True):
+            ep = [e for e in r.episodes if e["task"] == t]
+            ax.text(
+                xi, rate + high + 0.02, f"{sum(e['success'] for e in ep)}/{len(ep)}", ha="center", fontsize=7
+            )
     ax.set_xticks(np.arange(len(tasks)) + 0.4 - width / 2, tasks, rotation=20, ha="right", fontsize=7)
-    ax.set_ylim(0, 1)
+    ax.set_ylim(0, 1.1)
     ax.set_ylabel("success rate")
     ax.legend(fontsize=7)
     ax.set_title("Success per task (95% Wilson intervals)")

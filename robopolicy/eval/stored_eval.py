@@ -40,6 +40,8 @@ def eval_sweep_config(config: EvalConfig) -> SweepConfig:
         seeds=config.seeds or (config.seed,),
         settings=(execution,),
         workers=config.workers,
+        backend=config.backend,
+        num_envs=config.num_envs,
         video_episodes=config.video_episodes,
     )
 

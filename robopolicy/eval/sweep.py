@@ -98,9 +98,10 @@ def sweep_tasks(config: SweepConfig) -> list[tuple[str, str]]:
 
 def _init_state_ids(task: str, spec: str) -> list[int]:
     from robopolicy.eval.eval_config import parse_index_range
-    from robopolicy.sim import load_init_states, load_task_spec
+    from robopolicy.sim import load_init_states
+    from robopolicy.sim.scene_spec import load_spec
 
-    load_task_spec(task)  # an unknown task fails here, naming its task file
+    load_spec(task)  # an unknown task (or a broken spec, plain or composed) fails here, naming its file
     try:
         return parse_index_range(spec, len(load_init_states(task)))
     except ValueError as e:
@@ -312,6 +313,10 @@ def run_sweep(config: SweepConfig, report: Callable[[str], None] | None = None) 
         from robopolicy.eval.ray_backend import run_ray
 
         run_ray(plan.units, str(Path(config.db).resolve()), config.ray_address, report)
+    elif config.backend == "vector":
+        from robopolicy.eval.vector_runner import run_vectorized
+
+        run_vectorized(plan.units, str(Path(config.db).resolve()), config.num_envs, report)
     else:
         run_local(
             plan.units, str(Path(config.db).resolve()), config.workers, report, config.single_threaded_workers

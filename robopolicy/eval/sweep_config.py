@@ -48,8 +48,12 @@ class SweepConfig:
         init_states: fixed initial states per task, e.g. '0:50'; trial i uses state i.
         seeds: seeds of the policy's sampling noise; each (state, seed) pair is one episode.
         settings: execution settings; each is its own run per checkpoint.
-        workers: parallel worker processes; 0 runs everything in this process.
-        backend: "local" (process pool) or "ray" (the `[ray]` extra).
+        workers: parallel worker processes of the "local" backend; 0 runs everything in this process.
+        backend: "local": a pool of `workers` processes, each loading the policy and running its
+            episodes one at a time; "vector": this process runs the policy, batched over `num_envs`
+            env worker processes (one inference call per step for all of them); "ray": units on a
+            Ray cluster (the `[ray]` extra).
+        num_envs: env worker processes of the "vector" backend.
         ray_address: cluster address for `ray.init`; empty starts or joins a local one.
         blind: randomise the order in which policies are run (shared initial states), and do not name
             policies in progress output.
@@ -70,7 +74,8 @@ class SweepConfig:
     seeds: tuple[int, ...] = (0,)
     settings: tuple[ExecutionSettings, ...] = field(default_factory=lambda: (ExecutionSettings(),))
     workers: int = 2
-    backend: Literal["local", "ray"] = "local"
+    backend: Literal["local", "vector", "ray"] = "local"
+    num_envs: int = 2
     ray_address: str = ""
     blind: bool = False
     blind_seed: int = 0
@@ -92,8 +97,12 @@ class SweepConfig:
             raise ValueError(f"SweepConfig.settings: names must be unique, got {labels}")
         if self.workers < 0 or self.video_episodes < 0 or self.episodes_per_unit < 1:
             raise ValueError("SweepConfig: workers and video_episodes must be >= 0, episodes_per_unit >= 1")
-        if self.backend not in ("local", "ray"):
-            raise ValueError(f"SweepConfig.backend: unknown backend {self.backend!r}; choose local or ray")
+        if self.backend not in ("local", "vector", "ray"):
+            raise ValueError(
+                f"SweepConfig.backend: unknown backend {self.backend!r}; choose local, vector or ray"
+            )
+        if self.num_envs < 1:
+            raise ValueError(f"SweepConfig.num_envs must be >= 1, got {self.num_envs}")
 
 
 def load_sweep_toml(path: str | Path, **overrides: Any) -> SweepConfig:

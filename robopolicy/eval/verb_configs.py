@@ -14,15 +14,19 @@ class SweepCommandConfig:
 
     Attributes:
         config: the sweep TOML file.
-        backend: override the file's backend: "local" process pool or "ray" (the `[ray]` extra).
+        backend: override the file's backend: "local" (a pool of `workers` processes, each with its
+            own policy copy, one episode at a time), "vector" (one policy process, inference batched
+            over `num_envs` env worker processes) or "ray" (the `[ray]` extra).
         blind: randomise the order in which policies are run (shared initial states).
-        workers: override the file's number of worker processes (-1: keep).
+        workers: override the file's number of worker processes of the local backend (-1: keep).
+        num_envs: override the file's number of env workers of the vector backend (0: keep).
     """
 
     config: str = "sweep.toml"
-    backend: Literal["", "local", "ray"] = ""
+    backend: Literal["", "local", "vector", "ray"] = ""
     blind: bool = False
     workers: int = -1
+    num_envs: int = 0
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,189 @@
+"""Closed-loop action selection for N envs at once, with one batched policy call per env step.
+
+The per-env logic is `PolicyRunner`'s (observation history padded with the first observation,
+action queue, temporal ensembling, PTP self-verification), kept per slot. Envs that need a new chunk
+in the same step are sampled together in one jitted call whose batch is always N (rows of envs that
+do not plan are padding), so the sampler compiles once. Each row draws its noise from its own key,
+and each slot's key sequence starts from the episode's seed and is split once per plan exactly as
+`PolicyRunner` does: an episode's actions depend on its seed only, not on which env ran it or on
+what the other envs were doing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from jaxtyping import Bool, Float
+
+from robopolicy.eval.execution import ExecutionSettings
+from robopolicy.eval.policy_runner import (
+    LoadedPolicy,
+    check_execution,
+    ensemble_weights,
+    past_token_steps,
+    select_by_past_actions,
+)
+from robopolicy.models.flow_policy import FlowPolicy
+from robopolicy.models.policy_config import PolicyConfig
+
+_BATCHED_SAMPLERS: dict[PolicyConfig, Callable[..., jax.Array]] = {}
+
+
+def batched_sampler(cfg: PolicyConfig) -> Callable[..., jax.Array]:
+    """A jitted sampler over rows, each with its own key: (params, images, state, keys) → chunks.
+
+    images: {camera: uint8 [B, n, To, H, W, 3]}; state: float32 [B, n, To, S] (normalized);
+    keys: [B] PRNG keys; returns normalized chunks [B, n, H, A]. Row b samples its n candidates
+    with keys[b], as one unbatched call with that key would.
+    """
+    if cfg not in _BATCHED_SAMPLERS:
+        graphdef = nnx.graphdef(nnx.eval_shape(lambda: FlowPolicy(cfg, rngs=nnx.Rngs(0))))
+
+        @jax.jit
+        def sample(
+            params: nnx.State, images: dict[str, jax.Array], state: jax.Array, keys: jax.Array
+        ) -> jax.Array:
+            policy = nnx.merge(graphdef, params)
+            return jax.vmap(policy.sample)(images, state, keys)
+
+        _BATCHED_SAMPLERS[cfg] = sample
+    return _BATCHED_SAMPLERS[cfg]
+
+
+@dataclass
+class _Slot:
+    """One env's episode state: observation history, queued actions, executed actions, predictions."""
+
+    key: jax.Array
+    history: deque[dict[str, np.ndarray]]
+    queue: deque[np.ndarray] = field(default_factory=deque)
+    executed: deque[np.ndarray] = field(default_factory=deque)
+    predictions: dict[int, list[np.ndarray]] = field(default_factory=dict)
+    t: int = 0
+
+
+class BatchedPolicy:
+    """Action selection for `num_envs` slots; `act` plans, in one call, every slot that needs it."""
+
+    def __init__(self, policy: LoadedPolicy, num_envs: int, execution: ExecutionSettings) -> None:
+        if num_envs < 1:
+            raise ValueError(f"BatchedPolicy needs num_envs >= 1, got {num_envs}")
+        self.policy = policy
+        self.execution = execution
+        self.num_envs = num_envs
+        cfg = policy.config
+        self._n_execute = check_execution(cfg, execution, str(policy.checkpoint_dir / str(policy.step)))
+        self._candidates = execution.self_verify_candidates
+        self._past = past_token_steps(cfg)
+        self._sample = batched_sampler(cfg)
+        self._slots: list[_Slot | None] = [None] * num_envs
+        self.inference_seconds = 0.0
+        self.num_calls = 0
+
+    def reset_slot(self, i: int, seed: int) -> None:
+        """Start an episode in slot i; its sampling noise is a function of `seed` alone."""
+        self._slots[i] = _Slot(
+            key=jax.random.key(seed),
+            history=deque(maxlen=self.policy.config.obs_horizon),
+            executed=deque(maxlen=max(self._past, 1)),
+        )
+
+    def release_slot(self, i: int) -> None:
+        """Slot i has no episode any more; it is not planned for."""
+        self._slots[i] = None
+
+    def act(
+        self, obs: dict[str, np.ndarray], active: Bool[np.ndarray, " n"]
+    ) -> tuple[Float[np.ndarray, "n a"], Float[np.ndarray, " n"]]:
+        """Actions for the active slots (rows of inactive ones are zero) and each slot's share of
+        this step's inference time in seconds, both for the first len(active) <= num_envs slots.
+        `obs` is the vector env's batched observation, one row per entry of `active`.
+        """
+        cfg = self.policy.config
+        start = cfg.obs_horizon - 1
+        ensemble = self.execution.mode == "temporal_ensemble"
+        planners: list[int] = []
+        for i in map(int, np.flatnonzero(active)):
+            slot = self._slots[i]
+            if slot is None:
+                raise RuntimeError(f"slot {i} is active but has no episode; call reset_slot first")
+            o = {k: v[i] for k, v in obs.items()}
+            if not slot.history:
+                slot.history.extend([o] * cfg.obs_horizon)
+            else:
+                slot.history.append(o)
+            if ensemble or not slot.queue:
+                planners.append(i)
+        seconds = np.zeros(len(active))
+        chunks: dict[int, np.ndarray] = {}
+        if planners:
+            t0 = time.perf_counter()
+            chunks = self._plan(planners)
+            elapsed = time.perf_counter() - t0
+            self.inference_seconds += elapsed
+            self.num_calls += 1
+            seconds[planners] = elapsed / len(planners)
+        actions = np.zeros((len(active), cfg.action_dim), np.float32)
+        for i in map(int, np.flatnonzero(active)):
+            slot = self._slots[i]
+            assert slot is not None
+            if ensemble:
+                for k, a in enumerate(chunks[i][start:]):
+                    slot.predictions.setdefault(slot.t + k, []).append(a)
+                preds = slot.predictions.pop(slot.t)
+                weights = ensemble_weights(len(preds), self.execution.ensemble_decay)
+                action = np.tensordot(weights, np.stack(preds), 1).astype(np.float32)
+            else:
+                if i in chunks:
+                    slot.queue.extend(chunks[i][start : start + self._n_execute])
+                action = slot.queue.popleft()
+            slot.t += 1
+            if self._past:
+                slot.executed.append(self.policy.stats.action.normalize(action))
+            actions[i] = action
+        return actions, seconds
+
+    def _plan(self, rows: list[int]) -> dict[int, np.ndarray]:
+        """Unnormalized chunks [H, A] for the slots in `rows`, from one sampler call of batch N."""
+        cfg = self.policy.config
+        n, b = self._candidates, self.num_envs
+        first = self._slots[rows[0]]
+        assert first is not None
+        images = {
+            cam: np.zeros((b, n, cfg.obs_horizon, *first.history[0][cam].shape), np.uint8)
+            for cam in cfg.cameras
+        }
+        state = np.zeros((b, n, cfg.obs_horizon, first.history[0]["state"].shape[0]), np.float32)
+        keys = [jax.random.key(0)] * b
+        for i in rows:
+            slot = self._slots[i]
+            assert slot is not None
+            for cam in cfg.cameras:
+                images[cam][i] = np.stack([o[cam] for o in slot.history])[None]
+            state[i] = self.policy.stats.state.normalize(np.stack([o["state"] for o in slot.history]))[None]
+            slot.key, keys[i] = jax.random.split(slot.key)
+        out = self._sample(
+            self.policy.params,
+            {cam: jnp.asarray(v) for cam, v in images.items()},
+            jnp.asarray(state),
+            jnp.stack(keys),
+        )
+        out = np.asarray(out)
+        chunks: dict[int, np.ndarray] = {}
+        for i in rows:
+            slot = self._slots[i]
+            assert slot is not None
+            best = 0
+            # Only with a full history of executed actions: before that the past tokens have nothing to match.
+            if n > 1 and len(slot.executed) == self._past:
+                past_start = cfg.obs_horizon - 1 - self._past
+                best = select_by_past_actions(out[i], np.stack(slot.executed), past_start)
+            chunks[i] = self.policy.stats.action.unnormalize(out[i, best]).astype(np.float32)
+        return chunks
