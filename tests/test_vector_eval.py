@@ -42,16 +42,22 @@ def ptp_dir(tmp_path_factory):
 
 
 @pytest.mark.parametrize(
-    "settings",
+    ("settings", "frame_stride"),
     [
-        ExecutionSettings(mode="chunk"),
-        ExecutionSettings(mode="temporal_ensemble"),
-        ExecutionSettings(mode="chunk", n_action_steps=1, self_verify_candidates=3),
+        (ExecutionSettings(mode="chunk"), 1),
+        (ExecutionSettings(mode="temporal_ensemble"), 1),
+        (ExecutionSettings(mode="chunk", n_action_steps=1, self_verify_candidates=3), 1),
+        (ExecutionSettings(mode="chunk", n_action_steps=1), 2),
     ],
-    ids=["chunk", "temporal_ensemble", "self_verify"],
+    ids=["chunk", "temporal_ensemble", "self_verify", "frame_stride_2"],
 )
-def test_batched_actions_equal_per_env_actions_whichever_slot_runs_the_episode(run_dir, ptp_dir, settings):
+def test_batched_actions_equal_per_env_actions_whichever_slot_runs_the_episode(
+    run_dir, ptp_dir, settings, frame_stride
+):
     policy = load_policy(ptp_dir if settings.self_verify_candidates > 1 else run_dir)
+    if frame_stride > 1:  # as if trained on history subsampled every `frame_stride` steps
+        meta = {**policy.meta, "train_config": {"data": {"frame_stride": frame_stride}}}
+        policy = replace(policy, meta=meta)
     rng = np.random.default_rng(0)
     steps, seeds = 5, (11, 22, 33)
     observations = [_obs(rng, 1) for _ in range(steps * len(seeds))]

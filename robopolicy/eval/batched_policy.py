@@ -22,6 +22,7 @@ import numpy as np
 from flax import nnx
 from jaxtyping import Bool, Float
 
+from robopolicy.data.windows import history_length, observed_frames
 from robopolicy.eval.execution import ExecutionSettings
 from robopolicy.eval.policy_runner import (
     LoadedPolicy,
@@ -84,6 +85,10 @@ class BatchedPolicy:
         self._past = past_token_steps(cfg)
         self._sample = batched_sampler(cfg)
         self._slots: list[_Slot | None] = [None] * num_envs
+        # Policies trained on subsampled history (frame_stride > 1) keep enough steps to subsample alike.
+        data_cfg = policy.meta.get("train_config", {}).get("data", {})
+        self._stride = int(data_cfg.get("frame_stride", 1))
+        self._history_length = history_length(cfg.obs_horizon, self._stride)
         self.inference_seconds = 0.0
         self.num_calls = 0
 
@@ -91,7 +96,7 @@ class BatchedPolicy:
         """Start an episode in slot i; its sampling noise is a function of `seed` alone."""
         self._slots[i] = _Slot(
             key=jax.random.key(seed),
-            history=deque(maxlen=self.policy.config.obs_horizon),
+            history=deque(maxlen=self._history_length),
             executed=deque(maxlen=max(self._past, 1)),
         )
 
@@ -116,7 +121,7 @@ class BatchedPolicy:
                 raise RuntimeError(f"slot {i} is active but has no episode; call reset_slot first")
             o = {k: v[i] for k, v in obs.items()}
             if not slot.history:
-                slot.history.extend([o] * cfg.obs_horizon)
+                slot.history.extend([o] * self._history_length)
             else:
                 slot.history.append(o)
             if ensemble or not slot.queue:
@@ -165,9 +170,10 @@ class BatchedPolicy:
         for i in rows:
             slot = self._slots[i]
             assert slot is not None
+            frames = observed_frames(slot.history, cfg.obs_horizon, self._stride)
             for cam in cfg.cameras:
-                images[cam][i] = np.stack([o[cam] for o in slot.history])[None]
-            state[i] = self.policy.stats.state.normalize(np.stack([o["state"] for o in slot.history]))[None]
+                images[cam][i] = np.stack([o[cam] for o in frames])[None]
+            state[i] = self.policy.stats.state.normalize(np.stack([o["state"] for o in frames]))[None]
             slot.key, keys[i] = jax.random.split(slot.key)
         out = self._sample(
             self.policy.params,
