@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from robopolicy.data.collect import CollectConfig
 from robopolicy.data.data_commands import DataCheckConfig, DataInfoConfig
+from robopolicy.data.data_config import DataConfig
 from robopolicy.data.embedding_cache import CacheEmbeddingsConfig
 from robopolicy.eval.eval_config import EvalConfig
 from robopolicy.eval.verb_configs import CompareConfig, ReportConfig, SweepCommandConfig
 from robopolicy.models.policy_config import PolicyConfig
+from robopolicy.models.policy_presets import POLICY_PRESETS
 from robopolicy.quickstart import QuickstartConfig
 from robopolicy.sim.expert_check import ExpertCheckConfig
 from robopolicy.sim.suites_listing import SuitesConfig
@@ -67,6 +69,31 @@ TRAIN = {
         out="runs/tiny/train",
     ),
 }
+
+# Paper settings (shared/DESIGN.md): AdamW lr 1e-4, betas (0.9, 0.95), weight decay 1e-3, 1000 warm-up
+# steps of a cosine schedule, batch 64, EMA weights for evaluation. Diffusion Policy's transformer
+# variant trains with the same optimizer; its image setting is To=2, H=16, 8 executed, DDIM 10 steps.
+_PAPER_OPTIMIZER = OptimizerConfig(
+    learning_rate=1e-4, b1=0.9, b2=0.95, weight_decay=1e-3, warmup_steps=1000, grad_clip_norm=1.0
+)
+TRAIN["diffusion_policy"] = TrainConfig(
+    steps=100_000,
+    batch_size=64,
+    checkpoint_every=5000,
+    policy=POLICY_PRESETS["diffusion_policy"],
+    optimizer=_PAPER_OPTIMIZER,
+    out="runs/diffusion_policy/train",
+)
+# PTP long context end to end: To=16, H=32 over history subsampled every 20 steps (long tasks).
+TRAIN["ptp_long_context"] = TrainConfig(
+    steps=100_000,
+    batch_size=64,
+    checkpoint_every=5000,
+    policy=POLICY_PRESETS["ptp_long_context"],
+    optimizer=_PAPER_OPTIMIZER,
+    data=DataConfig(frame_stride=20),
+    out="runs/ptp_long_context/train",
+)
 
 EVAL = {
     "default": EvalConfig(),

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from robopolicy.data.data_config import DataConfig
 from robopolicy.models.augment import ColorJitter
 from robopolicy.models.policy_config import PolicyConfig
+from robopolicy.train.mesh import MeshConfig
 from robopolicy.train.optimizer import OptimizerConfig
 
 
@@ -28,6 +29,9 @@ class TrainConfig:
         log_every: steps between loss read-outs (each forces a device sync, so not every step).
         data: window stride, normalization modes, instruction length and read threads.
         color_jitter: on-device colour jitter of training images (off by default; never at evaluation).
+        mesh: the (data, fsdp) device mesh; batch_size must be a multiple of its devices.
+        mask_padded_actions: leave actions padded past an episode's end out of the loss (default: they
+            count, as in Diffusion Policy, teaching the policy to stay put once done).
     """
 
     dataset: str = "runs/quickstart/dataset"
@@ -46,6 +50,8 @@ class TrainConfig:
     color_jitter: ColorJitter = field(default_factory=ColorJitter)
     ema_power: float = 0.75
     ema_max_decay: float = 0.9999
+    mask_padded_actions: bool = False
+    mesh: MeshConfig = field(default_factory=MeshConfig)
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "checkpoint_every", "keep_checkpoints", "log_every"):

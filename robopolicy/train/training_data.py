@@ -78,6 +78,8 @@ def prepare_training_data(config: TrainConfig, episodes: list[Episode] | None = 
     dataset_stats = per_dataset[0] if len(groups) == 1 else _union_stats(groups)
     stats = NormalizationStats.from_key_stats(dataset_stats.keys, config.data.normalization)
     vocab = dataset_stats.vocab(config.data.instruction_length)
+    if policy_cfg.text != "none":  # the text encoder's embedding table covers the pipeline's vocabulary
+        policy_cfg = dataclasses.replace(policy_cfg, vocab_size=vocab.size)
     spec = WindowSpec(policy_cfg.obs_horizon, policy_cfg.action_horizon, config.data.frame_stride)
     sources = [
         WindowSource(
