@@ -6,6 +6,8 @@ about a quarter of an hour on a 2-core CPU; `tiny` exists for smoke tests.
 
 from __future__ import annotations
 
+import dataclasses
+
 from robopolicy.data.collect import CollectConfig
 from robopolicy.data.data_commands import DataCheckConfig, DataInfoConfig
 from robopolicy.data.data_config import DataConfig
@@ -17,6 +19,7 @@ from robopolicy.models.policy_presets import POLICY_PRESETS
 from robopolicy.quickstart import QuickstartConfig
 from robopolicy.sim.expert_check import ExpertCheckConfig
 from robopolicy.sim.suites_listing import SuitesConfig
+from robopolicy.train.export import ExportConfig
 from robopolicy.train.optimizer import OptimizerConfig
 from robopolicy.train.train_config import TrainConfig
 
@@ -94,6 +97,10 @@ TRAIN["ptp_long_context"] = TrainConfig(
     data=DataConfig(frame_stride=20),
     out="runs/ptp_long_context/train",
 )
+# PTP stage 2: the same long-context head on embeddings of a frozen stage-1 encoder (--encoder RUN).
+TRAIN["ptp_stage2"] = dataclasses.replace(
+    TRAIN["ptp_long_context"], policy=POLICY_PRESETS["ptp_stage2"], out="runs/ptp_stage2/train"
+)
 
 EVAL = {
     "default": EvalConfig(),
@@ -122,6 +129,7 @@ PRESETS = {
     "collect": COLLECT,
     "train": TRAIN,
     "eval": EVAL,
+    "export": {"default": ExportConfig()},
     "quickstart": QUICKSTART,
     "data info": {"default": DataInfoConfig()},
     "data check": {"default": DataCheckConfig()},

@@ -41,19 +41,39 @@ class LoadedPolicy:
     meta: dict[str, Any]
     checkpoint_dir: Path
     step: int
+    # A stage-2 (encoder="cached") policy's frozen stage-1 image encoder: frames → embeddings.
+    frame_encoder: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]] | None = None
 
 
 def load_policy(path: str | Path) -> LoadedPolicy:
-    """Load the EMA weights and metadata of the latest checkpoint at `path` (run or checkpoint folder)."""
+    """Load the EMA weights and metadata of the latest checkpoint at `path`: a run folder, its
+    `checkpoints/` folder, a step folder or an inference bundle written by `robopolicy export`."""
     directory, step, meta = checkpoint.load_meta(path)
     try:
         config = PolicyConfig.from_dict(meta["policy_config"])
         stats = NormalizationStats.from_dict(meta["stats"])
     except (KeyError, TypeError, ValueError) as e:
         raise UserError(f"{directory / str(step)}: checkpoint metadata is missing or invalid ({e})") from e
-    abstract = nnx.eval_shape(lambda: Policy(config, rngs=nnx.Rngs(0)))
-    params = checkpoint.restore_policy_params(directory, step, nnx.state(abstract, nnx.Param))
-    return LoadedPolicy(config, params, stats, meta, directory, step)
+    abstract = nnx.state(nnx.eval_shape(lambda: Policy(config, rngs=nnx.Rngs(0))), nnx.Param)
+    mismatches = checkpoint.param_mismatches(directory, step, abstract)
+    if mismatches:
+        more = f"; and {len(mismatches) - 4} more" if len(mismatches) > 4 else ""
+        raise UserError(
+            f"{directory / str(step)}: weights do not fit the policy config in its metadata "
+            f"({'; '.join(mismatches[:4])}{more})"
+        )
+    params = checkpoint.restore_policy_params(directory, step, abstract)
+    frame_encoder = None
+    if config.encoder == "cached":
+        stage1 = meta.get("stage1_encoder")
+        if not stage1:
+            raise UserError(
+                f"{directory / str(step)}: policy trains on cached embeddings but names no stage-1 encoder"
+            )
+        from robopolicy.data.embedding_cache import FrameEncoder
+
+        frame_encoder = FrameEncoder(stage1["checkpoint"], batch_size=max(config.obs_horizon, 1))
+    return LoadedPolicy(config, params, stats, meta, directory, step, frame_encoder)
 
 
 def past_token_steps(config: PolicyConfig) -> int:
@@ -230,13 +250,19 @@ class PolicyRunner:
         frames = observed_frames(self._history, cfg.obs_horizon, self._stride)
         # Steps before the episode's first observation are padding, marked invalid as in training.
         first_valid = (cfg.obs_horizon - 1) - self._t // self._stride
+        images = {cam: np.stack([o[cam] for o in frames]) for cam in self._cameras}
         batch: dict[str, Any] = {
-            "images": {cam: jnp.asarray(np.stack([o[cam] for o in frames])[None]) for cam in self._cameras},
             "state": jnp.asarray(
                 self.policy.stats.state.normalize(np.stack([o["state"] for o in frames]))[None], jnp.float32
             ),
             "obs_valid": jnp.asarray(np.arange(cfg.obs_horizon)[None] >= first_valid),
         }
+        if self.policy.frame_encoder is not None:  # stage 2: the frozen stage-1 encoder embeds the frames
+            batch["embeddings"] = {
+                k: jnp.asarray(v[None]) for k, v in self.policy.frame_encoder(images).items()
+            }
+        else:
+            batch["images"] = {cam: jnp.asarray(v[None]) for cam, v in images.items()}
         if self._instruction is not None:
             batch["instruction"] = jnp.asarray(self._instruction)
         self._key, key = jax.random.split(self._key)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,8 +29,9 @@ from robopolicy.models.policy_config import PolicyConfig
 from robopolicy.train import checkpoint
 from robopolicy.train.ema import ema_decay, ema_update
 from robopolicy.train.mesh import check_batch_size, make_mesh, state_shardings
-from robopolicy.train.optimizer import make_optimizer
+from robopolicy.train.optimizer import learning_rate_schedule, make_optimizer
 from robopolicy.train.train_config import TrainConfig
+from robopolicy.train.train_logging import TrainLogger
 from robopolicy.train.training_data import prepare_training_data
 
 
@@ -120,12 +121,34 @@ def _training_mesh(config: TrainConfig) -> Mesh:
     return mesh
 
 
-def train(config: TrainConfig, episodes: list[Episode] | None = None, progress: bool = True) -> TrainResult:
-    """Train a policy; resumes from `config.out/checkpoints` when a checkpoint exists there."""
+# (step, EMA params) → scalar metrics, e.g. the success rate of a few short rollouts.
+EvalHook = Callable[[int, nnx.State], Mapping[str, float]]
+
+
+def train(
+    config: TrainConfig,
+    episodes: list[Episode] | None = None,
+    progress: bool = True,
+    eval_hook: EvalHook | None = None,
+) -> TrainResult:
+    """Train a policy; resumes from `config.out/checkpoints` when a checkpoint exists there.
+
+    `eval_hook`, if given, runs every `config.eval_every` steps on the current EMA weights; what it
+    returns is logged under `eval/`.
+    """
     if config.mesh.distributed and not jax.distributed.is_initialized():
         # Before anything touches a device: the cluster environment names the coordinator and this process.
         jax.distributed.initialize()
     mesh = _training_mesh(config)
+    stage1: dict[str, Any] = {}
+    if config.encoder:
+        if episodes is not None:
+            raise UserError(
+                "--encoder: stage-2 training reads its embeddings from --dataset, not from memory"
+            )
+        from robopolicy.train.stage2 import embedding_episodes
+
+        episodes, stage1 = embedding_episodes(config, progress)
     data = prepare_training_data(config, episodes)
     policy_cfg, stats = data.policy_config, data.stats
     data_iter = batch_iterator(data.batches, config.data.read_threads, config.data.prefetch)
@@ -149,8 +172,11 @@ def train(config: TrainConfig, episodes: list[Episode] | None = None, progress: 
         "task": data.task,
         "instruction": data.instruction,
         "num_episodes": data.num_episodes,
+        **stage1,
     }
-    manager = checkpoint.checkpoint_manager(run_dir / "checkpoints", config.keep_checkpoints)
+    manager = checkpoint.checkpoint_manager(
+        run_dir / "checkpoints", config.keep_checkpoints, config.keep_period
+    )
     start = 0
     if manager.latest_step() is not None:
         start = int(manager.latest_step())
@@ -158,33 +184,50 @@ def train(config: TrainConfig, episodes: list[Episode] | None = None, progress: 
         state, _ = checkpoint.restore(manager, start, state, data_iter)
 
     step_fn = make_train_step(graphdef, tx, config, mesh, shardings)
+    lr_at = learning_rate_schedule(config.optimizer, config.steps)
     losses: list[tuple[int, float]] = []
     bar = tqdm(
         total=config.steps, initial=start, desc="train", unit="step", disable=not progress, dynamic_ncols=True
     )
     t0, timed_from = time.perf_counter(), start
-    log = (run_dir / "train_log.jsonl").open("a")
-    for step in range(start, config.steps):
-        window = next(data_iter)
-        batch = to_global_batch(model_batch(window, policy_cfg, config.mask_padded_actions), mesh)
-        state, metrics = step_fn(state, batch)
-        done = step + 1
-        if done % config.log_every == 0 or done == config.steps:
-            loss = float(metrics["loss"])
-            losses.append((done, loss))
-            log.write(json.dumps({"step": done, "loss": loss}) + "\n")
-            log.flush()
-            bar.set_postfix(loss=f"{loss:.4f}", gnorm=f"{float(metrics['grad_norm']):.2f}")
-        if done % config.checkpoint_every == 0 or done == config.steps:
-            checkpoint.save(manager, done, state, meta, data_iter)
-        bar.update(1)
-        if step == start:  # leave compilation out of the throughput figure
-            jax.block_until_ready(metrics["loss"])
-            t0, timed_from = time.perf_counter(), done
-    bar.close()
-    log.close()
-    manager.wait_until_finished()
-    manager.close()
+    last_time, last_step = t0, start
+    logger = TrainLogger(run_dir, config.wandb_project, meta["train_config"])
+    try:
+        for step in range(start, config.steps):
+            window = next(data_iter)
+            batch = to_global_batch(model_batch(window, policy_cfg, config.mask_padded_actions), mesh)
+            state, metrics = step_fn(state, batch)
+            done = step + 1
+            if done % config.log_every == 0 or done == config.steps:
+                loss = float(metrics["loss"])  # a device sync, hence only every log_every steps
+                now = time.perf_counter()
+                rate = (done - last_step) / max(now - last_time, 1e-9)
+                last_time, last_step = now, done
+                losses.append((done, loss))
+                logger.log(
+                    done,
+                    {
+                        "loss": loss,
+                        "grad_norm": float(metrics["grad_norm"]),
+                        "lr": float(lr_at(step)),
+                        "steps_per_s": rate,
+                    },
+                )
+                bar.set_postfix(loss=f"{loss:.4f}", steps_s=f"{rate:.2f}")
+            if eval_hook is not None and config.eval_every and done % config.eval_every == 0:
+                logger.log(done, dict(eval_hook(done, state["ema_params"])), prefix="eval")
+            if done % config.checkpoint_every == 0 or done == config.steps:
+                checkpoint.save(manager, done, state, meta, data_iter)
+            bar.update(1)
+            if step == start:  # leave compilation out of the throughput figure
+                jax.block_until_ready(metrics["loss"])
+                t0, timed_from = time.perf_counter(), done
+                last_time = t0
+    finally:
+        bar.close()
+        logger.close()
+        manager.wait_until_finished()
+        manager.close()
     elapsed = time.perf_counter() - t0
     timed_steps = config.steps - timed_from
     return TrainResult(
