@@ -75,7 +75,14 @@ def test_stage1_then_stage2_then_evaluation(tmp_path):
     )
     train(stage2, progress=False)
     assert any((tmp_path / "ds_embeddings").rglob("dataset_info.json"))  # cached next to the dataset
-    train(TrainConfig(**{**stage2.__dict__, "steps": 3}), progress=False)  # resumes; reuses the cache
+    # Resumes and reuses the cache; the periodic evaluation hook runs a 2-step rollout at step 3.
+    more = {"steps": 3, "eval_every": 3, "eval_episodes": 1, "eval_max_steps": 2}
+    train(TrainConfig(**{**stage2.__dict__, **more}), progress=False)
+    log = [json.loads(x) for x in (tmp_path / "s2" / "train_log.jsonl").read_text().splitlines()]
+    evals = [x for x in log if x.get("kind") == "eval"]
+    assert [(x["step"], x["episode_steps"]) for x in evals] == [(3, 2.0)] and 0 <= evals[0][
+        "success_rate"
+    ] <= 1
 
     policy = load_policy(tmp_path / "s2")
     assert policy.meta["stage1_encoder"]["checkpoint"].endswith("s1/checkpoints/2")

@@ -31,7 +31,9 @@ class TrainConfig:
         log_every: steps between loss read-outs (each forces a device sync, so not every step).
         data: window stride, normalization modes, instruction length and read threads.
         color_jitter: on-device colour jitter of training images (off by default; never at evaluation).
-        eval_every: steps between calls of the training loop's evaluation hook, if one is given (0: never).
+        eval_every: steps between evaluations of the EMA weights during training (0: never): the
+            given evaluation hook, or else `eval_episodes` rollouts on the task's first fixed initial
+            states, capped at `eval_max_steps` steps (0: the task's cap).
         wandb_project: also log to this wandb project (needs the wandb package; "" = off). TensorBoard
             event files are always written to `out/tensorboard/`.
         encoder: PTP multistage: a stage-1 run (or checkpoint) whose frozen image encoder embeds
@@ -61,6 +63,8 @@ class TrainConfig:
     mask_padded_actions: bool = False
     mesh: MeshConfig = field(default_factory=MeshConfig)
     eval_every: int = 0
+    eval_episodes: int = 2
+    eval_max_steps: int = 0
     encoder: str = ""
     wandb_project: str = ""
 
@@ -78,7 +82,7 @@ class TrainConfig:
             )
         if self.keep_period is not None and self.keep_period < 1:
             raise ValueError(f"TrainConfig: keep_period must be None or >= 1, got {self.keep_period}")
-        if self.eval_every < 0:
-            raise ValueError(f"TrainConfig: eval_every must be >= 0, got {self.eval_every}")
+        if min(self.eval_every, self.eval_episodes, self.eval_max_steps) < 0:
+            raise ValueError("TrainConfig: eval_every, eval_episodes and eval_max_steps must be >= 0")
         if not 0 < self.ema_max_decay < 1 or self.ema_power <= 0:
             raise ValueError("TrainConfig: need 0 < ema_max_decay < 1 and ema_power > 0")

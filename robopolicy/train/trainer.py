@@ -134,7 +134,7 @@ def train(
     """Train a policy; resumes from `config.out/checkpoints` when a checkpoint exists there.
 
     `eval_hook`, if given, runs every `config.eval_every` steps on the current EMA weights; what it
-    returns is logged under `eval/`.
+    returns is logged under `eval/`. Without one, `eval_every` runs `eval_episodes` short rollouts.
     """
     if config.mesh.distributed and not jax.distributed.is_initialized():
         # Before anything touches a device: the cluster environment names the coordinator and this process.
@@ -183,6 +183,10 @@ def train(
         _check_resume_compatible(checkpoint.restore_meta(manager, start), meta, run_dir)
         state, _ = checkpoint.restore(manager, start, state, data_iter)
 
+    if eval_hook is None and config.eval_every and config.eval_episodes:
+        from robopolicy.train.rollout_hook import rollout_eval_hook
+
+        eval_hook = rollout_eval_hook(meta, run_dir, config.eval_episodes, config.eval_max_steps, config.seed)
     step_fn = make_train_step(graphdef, tx, config, mesh, shardings)
     lr_at = learning_rate_schedule(config.optimizer, config.steps)
     losses: list[tuple[int, float]] = []
