@@ -16,6 +16,7 @@ from typing import Any
 import grain
 import jax
 import orbax.checkpoint as ocp
+from absl import logging as absl_logging
 
 from robopolicy.errors import UserError
 
@@ -98,7 +99,12 @@ def restore_policy_params(directory: Path, step: int, abstract_params: Any) -> A
 def param_mismatches(directory: Path, step: int, abstract_params: Any) -> list[str]:
     """Differences between the saved EMA weights and `abstract_params`: each entry names a parameter
     path with its saved and expected shape, or one that only one side has. Empty when they fit."""
-    saved = ocp.StandardCheckpointer().metadata(directory.resolve() / str(step) / "policy").item_metadata
+    level = absl_logging.get_verbosity()
+    absl_logging.set_verbosity(absl_logging.ERROR)  # orbax warns that the item has no step-level metadata
+    try:
+        saved = ocp.StandardCheckpointer().metadata(directory.resolve() / str(step) / "policy").item_metadata
+    finally:
+        absl_logging.set_verbosity(level)
 
     def shapes(tree: Any) -> dict[str, tuple[int, ...]]:
         flat = jax.tree_util.tree_flatten_with_path(tree, is_leaf=lambda x: hasattr(x, "shape"))[0]
