@@ -1,3 +1,22 @@
 """robopolicy: visuomotor robot policies from demonstrations, in JAX."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from robopolicy.eval.policy_runner import LoadedPolicy
+
 __version__ = "0.1.0"
+
+
+def load_policy(path: str | Path) -> LoadedPolicy:
+    """A trained policy (EMA weights, config, statistics) from a run, checkpoint or exported bundle.
+
+    Imported lazily, so `import robopolicy` stays light.
+    """
+    from robopolicy.eval.policy_runner import load_policy as _load
+
+    return _load(path)

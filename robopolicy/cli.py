@@ -50,6 +50,12 @@ def _train(config: Any) -> None:
     )
 
 
+def _export(config: Any) -> None:
+    from robopolicy.train.export import export_bundle
+
+    print(f"inference bundle written to {export_bundle(config)}")
+
+
 def _eval(config: Any) -> None:
     from robopolicy.eval.evaluate_checkpoint import evaluate_checkpoint, format_summary
 
@@ -155,7 +161,10 @@ def _pretrain(config: Any) -> None:
 
 VERBS: dict[str, Verb] = {
     "collect": Verb("record scripted-expert demonstrations of a task as an RLDS dataset", _collect),
-    "train": Verb("train a flow-matching policy on an RLDS dataset (resumes an existing run)", _train),
+    "train": Verb("train a policy (flow or diffusion, any preset) on an RLDS dataset; resumes a run", _train),
+    "export": Verb(
+        "write an inference bundle (EMA weights, stats, vocabulary, config) of a checkpoint", _export
+    ),
     "eval": Verb("evaluate a checkpoint on fixed initial states (of a suite), with 95% intervals", _eval),
     "sweep": Verb(
         "evaluate checkpoints × tasks × initial states × seeds × settings into a results database", _sweep

@@ -6,16 +6,21 @@ about a quarter of an hour on a 2-core CPU; `tiny` exists for smoke tests.
 
 from __future__ import annotations
 
+import dataclasses
+
 from robopolicy.data.collect import CollectConfig
 from robopolicy.data.data_commands import DataCheckConfig, DataInfoConfig
+from robopolicy.data.data_config import DataConfig
 from robopolicy.data.embedding_cache import CacheEmbeddingsConfig
 from robopolicy.eval.eval_config import EvalConfig
 from robopolicy.eval.verb_configs import CompareConfig, ReportConfig, SweepCommandConfig
 from robopolicy.models.dynamo_config import TINY_DYNAMO
 from robopolicy.models.policy_config import PolicyConfig
+from robopolicy.models.policy_presets import POLICY_PRESETS
 from robopolicy.quickstart import QuickstartConfig
 from robopolicy.sim.expert_check import ExpertCheckConfig
 from robopolicy.sim.suites_listing import SuitesConfig
+from robopolicy.train.export import ExportConfig
 from robopolicy.train.optimizer import OptimizerConfig
 from robopolicy.train.pretrain_dynamo_config import PretrainDynamoConfig
 from robopolicy.train.train_config import TrainConfig
@@ -70,6 +75,35 @@ TRAIN = {
     ),
 }
 
+# Paper settings (shared/DESIGN.md): AdamW lr 1e-4, betas (0.9, 0.95), weight decay 1e-3, 1000 warm-up
+# steps of a cosine schedule, batch 64, EMA weights for evaluation. Diffusion Policy's transformer
+# variant trains with the same optimizer; its image setting is To=2, H=16, 8 executed, DDIM 10 steps.
+_PAPER_OPTIMIZER = OptimizerConfig(
+    learning_rate=1e-4, b1=0.9, b2=0.95, weight_decay=1e-3, warmup_steps=1000, grad_clip_norm=1.0
+)
+TRAIN["diffusion_policy"] = TrainConfig(
+    steps=100_000,
+    batch_size=64,
+    checkpoint_every=5000,
+    policy=POLICY_PRESETS["diffusion_policy"],
+    optimizer=_PAPER_OPTIMIZER,
+    out="runs/diffusion_policy/train",
+)
+# PTP long context end to end: To=16, H=32 over history subsampled every 20 steps (long tasks).
+TRAIN["ptp_long_context"] = TrainConfig(
+    steps=100_000,
+    batch_size=64,
+    checkpoint_every=5000,
+    policy=POLICY_PRESETS["ptp_long_context"],
+    optimizer=_PAPER_OPTIMIZER,
+    data=DataConfig(frame_stride=20),
+    out="runs/ptp_long_context/train",
+)
+# PTP stage 2: the same long-context head on embeddings of a frozen stage-1 encoder (--encoder RUN).
+TRAIN["ptp_stage2"] = dataclasses.replace(
+    TRAIN["ptp_long_context"], policy=POLICY_PRESETS["ptp_stage2"], out="runs/ptp_stage2/train"
+)
+
 EVAL = {
     "default": EvalConfig(),
     "quickstart": EvalConfig(checkpoint="runs/quickstart/train", init_states="0:50"),
@@ -113,6 +147,7 @@ PRESETS = {
     "collect": COLLECT,
     "train": TRAIN,
     "eval": EVAL,
+    "export": {"default": ExportConfig()},
     "quickstart": QUICKSTART,
     "data info": {"default": DataInfoConfig()},
     "data check": {"default": DataCheckConfig()},

@@ -99,7 +99,8 @@ def test_training_refuses_bad_episodes_with_one_line(tmp_path):
         dataset="demos", out=str(tmp_path / "run"), steps=1, batch_size=4, policy=SMALL_POLICY
     )
     with pytest.raises(
-        UserError, match=r"^demos: episode 2: key 'state' contains NaN or Inf at 1 step\(s\), first at step 5$"
+        UserError,
+        match=r"^demos: episode 2: key 'state' contains NaN or Inf at 1 step\(s\), first at step 5$",
     ):
         train(config, episodes, progress=False)
     short = _episodes()
@@ -111,7 +112,8 @@ def test_training_refuses_bad_episodes_with_one_line(tmp_path):
         frames={c: f[:1] for c, f in short[1].frames.items()},
     )
     with pytest.raises(
-        UserError, match=r"^demos: episode 1: key 'action' has 1 step: one-step episode, needs at least 2 steps$"
+        UserError,
+        match=r"^demos: episode 1: key 'action' has 1 step: one-step episode, needs at least 2 steps$",
     ):
         train(config, short, progress=False)
     assert not (tmp_path / "run").exists()  # refused before anything was written

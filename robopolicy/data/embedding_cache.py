@@ -32,7 +32,7 @@ from robopolicy.data.rlds_reader import RldsDataset, find_dataset_dir, iter_epis
 from robopolicy.data.rlds_writer import load_builder_module
 from robopolicy.data.validate import DatasetError, raise_if_problems
 from robopolicy.errors import UserError
-from robopolicy.models.flow_policy import FlowPolicy
+from robopolicy.models.policy import Policy
 from robopolicy.models.policy_config import PolicyConfig
 from robopolicy.train import checkpoint
 
@@ -79,7 +79,7 @@ Embeddings = dict[str, Float[np.ndarray, "t d"]]
 
 
 class FrameEncoder:
-    """The per-camera image encoders of a `FlowPolicy` checkpoint, batched and jitted."""
+    """The per-camera image encoders of a `Policy` checkpoint, batched and jitted."""
 
     def __init__(self, path: str | Path, batch_size: int = 256) -> None:
         directory, step, meta = checkpoint.load_meta(path)
@@ -87,7 +87,7 @@ class FrameEncoder:
             self.config = PolicyConfig.from_dict(meta["policy_config"])
         except (KeyError, TypeError, ValueError) as e:
             raise UserError(f"{directory / str(step)}: checkpoint has no valid policy config ({e})") from e
-        abstract = nnx.eval_shape(lambda: FlowPolicy(self.config, rngs=nnx.Rngs(0)))
+        abstract = nnx.eval_shape(lambda: Policy(self.config, rngs=nnx.Rngs(0)))
         self.params = checkpoint.restore_policy_params(directory, step, nnx.state(abstract, nnx.Param))
         self.checkpoint_dir, self.step, self.batch_size = directory, step, batch_size
         self._graphdef = nnx.graphdef(abstract)
@@ -128,7 +128,7 @@ class FrameEncoder:
 def _encode(graphdef: nnx.GraphDef, params: nnx.State, images: dict[str, jax.Array]) -> dict[str, jax.Array]:
     """Jitted once per policy shape (the graphdef is static), shared by every `FrameEncoder`."""
     model = nnx.merge(graphdef, params)
-    return {cam: model.encoders[cam](frames) for cam, frames in images.items()}
+    return model.embed_frames(images)
 
 
 def default_out(dataset: str) -> Path:

@@ -7,6 +7,7 @@ actions To−1 … To−1+n_action_steps−1, i.e. from the current step on.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import deque
 from collections.abc import Callable
@@ -20,11 +21,12 @@ import numpy as np
 from flax import nnx
 from jaxtyping import Float
 
+from robopolicy.data.instruction_vocab import InstructionVocab
 from robopolicy.data.normalization import NormalizationStats
 from robopolicy.data.windows import history_length, observed_frames
 from robopolicy.errors import UserError
 from robopolicy.eval.execution import ExecutionSettings
-from robopolicy.models.flow_policy import FlowPolicy
+from robopolicy.models.policy import Policy
 from robopolicy.models.policy_config import PolicyConfig
 from robopolicy.train import checkpoint
 
@@ -39,19 +41,39 @@ class LoadedPolicy:
     meta: dict[str, Any]
     checkpoint_dir: Path
     step: int
+    # A stage-2 (encoder="cached") policy's frozen stage-1 image encoder: frames → embeddings.
+    frame_encoder: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]] | None = None
 
 
 def load_policy(path: str | Path) -> LoadedPolicy:
-    """Load the EMA weights and metadata of the latest checkpoint at `path` (run or checkpoint folder)."""
+    """Load the EMA weights and metadata of the latest checkpoint at `path`: a run folder, its
+    `checkpoints/` folder, a step folder or an inference bundle written by `robopolicy export`."""
     directory, step, meta = checkpoint.load_meta(path)
     try:
         config = PolicyConfig.from_dict(meta["policy_config"])
         stats = NormalizationStats.from_dict(meta["stats"])
     except (KeyError, TypeError, ValueError) as e:
         raise UserError(f"{directory / str(step)}: checkpoint metadata is missing or invalid ({e})") from e
-    abstract = nnx.eval_shape(lambda: FlowPolicy(config, rngs=nnx.Rngs(0)))
-    params = checkpoint.restore_policy_params(directory, step, nnx.state(abstract, nnx.Param))
-    return LoadedPolicy(config, params, stats, meta, directory, step)
+    abstract = nnx.state(nnx.eval_shape(lambda: Policy(config, rngs=nnx.Rngs(0))), nnx.Param)
+    mismatches = checkpoint.param_mismatches(directory, step, abstract)
+    if mismatches:
+        more = f"; and {len(mismatches) - 4} more" if len(mismatches) > 4 else ""
+        raise UserError(
+            f"{directory / str(step)}: weights do not fit the policy config in its metadata "
+            f"({'; '.join(mismatches[:4])}{more})"
+        )
+    params = checkpoint.restore_policy_params(directory, step, abstract)
+    frame_encoder = None
+    if config.encoder == "cached":
+        stage1 = meta.get("stage1_encoder")
+        if not stage1:
+            raise UserError(
+                f"{directory / str(step)}: policy trains on cached embeddings but names no stage-1 encoder"
+            )
+        from robopolicy.data.embedding_cache import FrameEncoder
+
+        frame_encoder = FrameEncoder(stage1["checkpoint"], batch_size=max(config.obs_horizon, 1))
+    return LoadedPolicy(config, params, stats, meta, directory, step, frame_encoder)
 
 
 def past_token_steps(config: PolicyConfig) -> int:
@@ -109,25 +131,51 @@ _SAMPLERS: dict[PolicyConfig, Callable[..., jax.Array]] = {}
 
 
 def _sampler(cfg: PolicyConfig) -> Callable[..., jax.Array]:
-    """One jitted sampler per policy shape, shared by runners, so checkpoints of a run compile once."""
-    if cfg not in _SAMPLERS:
-        graphdef = nnx.graphdef(nnx.eval_shape(lambda: FlowPolicy(cfg, rngs=nnx.Rngs(0))))
+    """One jitted sampler per policy shape, shared by runners, so checkpoints of a run compile once.
 
-        @jax.jit
-        def sample(
-            params: nnx.State, images: dict[str, jax.Array], state: jax.Array, key: jax.Array
-        ) -> jax.Array:
-            return nnx.merge(graphdef, params).sample(images, state, key)
+    It encodes one observation window once and draws `num` candidate chunks from it in one batched
+    pass: (params, batch, key, num) → [num, H, A] normalized.
+    """
+    if cfg not in _SAMPLERS:
+        graphdef = nnx.graphdef(nnx.eval_shape(lambda: Policy(cfg, rngs=nnx.Rngs(0))))
+
+        @functools.partial(jax.jit, static_argnums=3)
+        def sample(params: nnx.State, batch: dict[str, Any], key: jax.Array, num: int) -> jax.Array:
+            model = nnx.merge(graphdef, params)
+            cond = model.encode(
+                batch.get("images"),
+                batch["state"],
+                obs_valid=batch.get("obs_valid"),
+                instruction=batch.get("instruction"),
+                embeddings=batch.get("embeddings"),
+            )
+            return model.sample_candidates(cond, key, num)[0]
 
         _SAMPLERS[cfg] = sample
     return _SAMPLERS[cfg]
+
+
+def instruction_ids(policy: LoadedPolicy, instruction: str | None = None) -> np.ndarray | None:
+    """int32 [1, L] word ids of `instruction` (default: the training task's) for a text-conditioned
+    policy, encoded with the vocabulary stored in its checkpoint; None for a policy without text."""
+    if policy.config.text == "none":
+        return None
+    where = str(policy.checkpoint_dir / str(policy.step))
+    if "instruction_vocab" not in policy.meta:
+        raise UserError(f"{where}: text-conditioned policy without an instruction vocabulary in its metadata")
+    text = instruction if instruction is not None else str(policy.meta.get("instruction", ""))
+    return InstructionVocab.from_dict(policy.meta["instruction_vocab"]).encode(text)[None]
 
 
 class PolicyRunner:
     """Closed-loop action selection for one environment, under given execution settings."""
 
     def __init__(
-        self, policy: LoadedPolicy, seed: int = 0, execution: ExecutionSettings | None = None
+        self,
+        policy: LoadedPolicy,
+        seed: int = 0,
+        execution: ExecutionSettings | None = None,
+        instruction: str | None = None,
     ) -> None:
         self.policy = policy
         cfg = policy.config
@@ -137,6 +185,7 @@ class PolicyRunner:
         self._candidates = self.execution.self_verify_candidates
         self._past = past_token_steps(cfg)
         self._sample = _sampler(cfg)
+        self._instruction = instruction_ids(policy, instruction)
         self._key = jax.random.key(seed)
         # Policies trained on subsampled history (frame_stride > 1) keep enough steps to subsample alike.
         data_cfg = policy.meta.get("train_config", {}).get("data", {})
@@ -196,19 +245,31 @@ class PolicyRunner:
         return chunk
 
     def _plan(self) -> Float[np.ndarray, "h a"]:
+        cfg = self.policy.config
         n = self._candidates
-        frames = observed_frames(self._history, self.policy.config.obs_horizon, self._stride)
-        images = {
-            cam: jnp.asarray(np.repeat(np.stack([o[cam] for o in frames])[None], n, axis=0))
-            for cam in self._cameras
+        frames = observed_frames(self._history, cfg.obs_horizon, self._stride)
+        # Steps before the episode's first observation are padding, marked invalid as in training.
+        first_valid = (cfg.obs_horizon - 1) - self._t // self._stride
+        images = {cam: np.stack([o[cam] for o in frames]) for cam in self._cameras}
+        batch: dict[str, Any] = {
+            "state": jnp.asarray(
+                self.policy.stats.state.normalize(np.stack([o["state"] for o in frames]))[None], jnp.float32
+            ),
+            "obs_valid": jnp.asarray(np.arange(cfg.obs_horizon)[None] >= first_valid),
         }
-        state = self.policy.stats.state.normalize(np.stack([o["state"] for o in frames]))[None]
-        state = np.repeat(state, n, axis=0)
+        if self.policy.frame_encoder is not None:  # stage 2: the frozen stage-1 encoder embeds the frames
+            batch["embeddings"] = {
+                k: jnp.asarray(v[None]) for k, v in self.policy.frame_encoder(images).items()
+            }
+        else:
+            batch["images"] = {cam: jnp.asarray(v[None]) for cam, v in images.items()}
+        if self._instruction is not None:
+            batch["instruction"] = jnp.asarray(self._instruction)
         self._key, key = jax.random.split(self._key)
-        chunks = np.asarray(self._sample(self.policy.params, images, jnp.asarray(state, jnp.float32), key))
+        chunks = np.asarray(self._sample(self.policy.params, batch, key, n))
         best = 0
         # Only with a full history of executed actions: before that the past tokens have nothing to match.
         if n > 1 and len(self._executed) == self._past:
-            start = self.policy.config.obs_horizon - 1 - self._past
+            start = cfg.obs_horizon - 1 - self._past
             best = select_by_past_actions(chunks, np.stack(self._executed), start)
         return self.policy.stats.action.unnormalize(chunks[best]).astype(np.float32)

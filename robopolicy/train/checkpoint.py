@@ -16,14 +16,18 @@ from typing import Any
 import grain
 import jax
 import orbax.checkpoint as ocp
+from absl import logging as absl_logging
 
 from robopolicy.errors import UserError
 
 
-def checkpoint_manager(directory: Path, max_to_keep: int = 3) -> ocp.CheckpointManager:
-    """A manager for `directory` (created if needed) that keeps the last `max_to_keep` steps."""
+def checkpoint_manager(
+    directory: Path, max_to_keep: int = 3, keep_period: int | None = None
+) -> ocp.CheckpointManager:
+    """A manager for `directory` (created if needed) that keeps the last `max_to_keep` steps, and
+    every step divisible by `keep_period` besides. Saves are asynchronous."""
     options = ocp.CheckpointManagerOptions(
-        max_to_keep=max_to_keep, create=True, enable_async_checkpointing=True
+        max_to_keep=max_to_keep, keep_period=keep_period, create=True, enable_async_checkpointing=True
     )
     return ocp.CheckpointManager(directory.resolve(), options=options)
 
@@ -77,8 +81,12 @@ def restore_meta(manager: ocp.CheckpointManager, step: int) -> dict[str, Any]:
 
 
 def restore_policy_params(directory: Path, step: int, abstract_params: Any) -> Any:
-    """Only the EMA weights of a checkpoint, shaped like `abstract_params`."""
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_params)
+    """Only the EMA weights of a checkpoint, shaped like `abstract_params`, on one device (whatever
+    mesh the run was trained on)."""
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    abstract = jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), abstract_params
+    )
     manager = ocp.CheckpointManager(directory.resolve())
     try:
         return manager.restore(
@@ -86,6 +94,37 @@ def restore_policy_params(directory: Path, step: int, abstract_params: Any) -> A
         ).policy
     finally:
         manager.close()
+
+
+def param_mismatches(directory: Path, step: int, abstract_params: Any) -> list[str]:
+    """Differences between the saved EMA weights and `abstract_params`: each entry names a parameter
+    path with its saved and expected shape, or one that only one side has. Empty when they fit."""
+    level = absl_logging.get_verbosity()
+    absl_logging.set_verbosity(absl_logging.ERROR)  # orbax warns that the item has no step-level metadata
+    try:
+        saved = ocp.StandardCheckpointer().metadata(directory.resolve() / str(step) / "policy").item_metadata
+    finally:
+        absl_logging.set_verbosity(level)
+
+    def shapes(tree: Any) -> dict[str, tuple[int, ...]]:
+        flat = jax.tree_util.tree_flatten_with_path(tree, is_leaf=lambda x: hasattr(x, "shape"))[0]
+        named = {}
+        for path, leaf in flat:
+            keys = [str(getattr(k, "key", getattr(k, "name", k))) for k in path]
+            if keys and keys[-1] == "value":  # saved nnx Variables carry their array as `.value`
+                keys = keys[:-1]
+            named["/".join(keys)] = tuple(leaf.shape)
+        return named
+
+    have, want = shapes(saved), shapes(abstract_params)
+    out = [
+        f"{k}: saved {have[k]}, expected {want[k]}"
+        for k in sorted(set(have) & set(want))
+        if have[k] != want[k]
+    ]
+    out += [f"{k}: missing in the checkpoint" for k in sorted(set(want) - set(have))]
+    out += [f"{k}: not in this policy config" for k in sorted(set(have) - set(want))]
+    return out
 
 
 def resolve_checkpoint(path: str | Path) -> tuple[Path, int]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from robopolicy.data.data_config import DataConfig
 from robopolicy.models.augment import ColorJitter
 from robopolicy.models.policy_config import PolicyConfig
+from robopolicy.train.mesh import MeshConfig
 from robopolicy.train.optimizer import OptimizerConfig
 
 
@@ -25,9 +26,21 @@ class TrainConfig:
         seed: seeds initialisation, data order and flow noise.
         checkpoint_every: steps between checkpoints (the last step is always saved).
         keep_checkpoints: how many recent checkpoints to keep.
+        keep_period: also keep every checkpoint whose step is a multiple of this (None: only the last
+            `keep_checkpoints`).
         log_every: steps between loss read-outs (each forces a device sync, so not every step).
         data: window stride, normalization modes, instruction length and read threads.
         color_jitter: on-device colour jitter of training images (off by default; never at evaluation).
+        eval_every: steps between evaluations of the EMA weights during training (0: never): the
+            given evaluation hook, or else `eval_episodes` rollouts on the task's first fixed initial
+            states, capped at `eval_max_steps` steps (0: the task's cap).
+        wandb_project: also log to this wandb project (needs the wandb package; "" = off). TensorBoard
+            event files are always written to `out/tensorboard/`.
+        encoder: PTP multistage: a stage-1 run (or checkpoint) whose frozen image encoder embeds
+            `dataset` once; the policy (encoder="cached", e.g. preset ptp_stage2) trains on the embeddings.
+        mesh: the (data, fsdp) device mesh; batch_size must be a multiple of its devices.
+        mask_padded_actions: leave actions padded past an episode's end out of the loss (default: they
+            count, as in Diffusion Policy, teaching the policy to stay put once done).
     """
 
     dataset: str = "runs/quickstart/dataset"
@@ -39,6 +52,7 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 1000
     keep_checkpoints: int = 2
+    keep_period: int | None = None
     log_every: int = 50
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
@@ -46,6 +60,13 @@ class TrainConfig:
     color_jitter: ColorJitter = field(default_factory=ColorJitter)
     ema_power: float = 0.75
     ema_max_decay: float = 0.9999
+    mask_padded_actions: bool = False
+    mesh: MeshConfig = field(default_factory=MeshConfig)
+    eval_every: int = 0
+    eval_episodes: int = 2
+    eval_max_steps: int = 0
+    encoder: str = ""
+    wandb_project: str = ""
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "checkpoint_every", "keep_checkpoints", "log_every"):
@@ -59,5 +80,9 @@ class TrainConfig:
                 f"TrainConfig: dataset_weights needs one positive weight per dataset "
                 f"({1 + len(self.extra_datasets)}), got {self.dataset_weights}"
             )
+        if self.keep_period is not None and self.keep_period < 1:
+            raise ValueError(f"TrainConfig: keep_period must be None or >= 1, got {self.keep_period}")
+        if min(self.eval_every, self.eval_episodes, self.eval_max_steps) < 0:
+            raise ValueError("TrainConfig: eval_every, eval_episodes and eval_max_steps must be >= 0")
         if not 0 < self.ema_max_decay < 1 or self.ema_power <= 0:
             raise ValueError("TrainConfig: need 0 < ema_max_decay < 1 and ema_power > 0")

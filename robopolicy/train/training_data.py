@@ -15,7 +15,13 @@ from robopolicy.data.instruction_vocab import InstructionVocab
 from robopolicy.data.normalization import NormalizationStats
 from robopolicy.data.pipeline import window_dataset
 from robopolicy.data.rlds_reader import find_dataset_dir, load_episodes
-from robopolicy.data.window_source import WindowSource, WindowSpec, episode_arrays, validate_episodes
+from robopolicy.data.window_source import (
+    WindowSource,
+    WindowSpec,
+    episode_arrays,
+    validate_episodes,
+    with_embeddings,
+)
 from robopolicy.errors import UserError
 from robopolicy.models.policy_config import PolicyConfig
 from robopolicy.train.train_config import TrainConfig
@@ -39,6 +45,18 @@ class TrainingData:
 def policy_config_for(episodes: list[Episode], requested: PolicyConfig, where: str) -> PolicyConfig:
     """The requested policy config with its data-dependent fields taken from the dataset."""
     first = episodes[0]
+    if requested.encoder == "cached":  # an embedding cache: per-frame features instead of images
+        missing = [cam for cam in requested.cameras if cam not in first.embeddings]
+        if missing:
+            raise UserError(
+                f"{where}: no embeddings of camera {missing[0]!r} (it has {sorted(first.embeddings)})"
+            )
+        return dataclasses.replace(
+            requested,
+            feature_dim=int(first.embeddings[requested.cameras[0]].shape[1]),
+            state_dim=int(first.state.shape[1]),
+            action_dim=int(first.action.shape[1]),
+        )
     missing = [cam for cam in requested.cameras if cam not in first.frames]
     if missing:
         raise UserError(f"{where}: dataset has no camera {missing[0]!r} (it has {sorted(first.frames)})")
@@ -71,13 +89,18 @@ def prepare_training_data(config: TrainConfig, episodes: list[Episode] | None = 
     arrays = []
     for name, _, eps in groups:
         policy_config_for(eps, config.policy, name)  # every dataset has the cameras
-        arrays.append([episode_arrays(e, policy_cfg.cameras) for e in eps])
+        if policy_cfg.encoder == "cached":
+            arrays.append([with_embeddings(episode_arrays(e, ()), e.embeddings) for e in eps])
+        else:
+            arrays.append([episode_arrays(e, policy_cfg.cameras) for e in eps])
         validate_episodes(arrays[-1], name)  # before statistics, so bad values get a precise error
     per_dataset = [load_or_compute_stats(ds_dir, eps) for _, ds_dir, eps in groups]
     all_episodes = [e for _, _, eps in groups for e in eps]
     dataset_stats = per_dataset[0] if len(groups) == 1 else _union_stats(groups)
     stats = NormalizationStats.from_key_stats(dataset_stats.keys, config.data.normalization)
     vocab = dataset_stats.vocab(config.data.instruction_length)
+    if policy_cfg.text != "none":  # the text encoder's embedding table covers the pipeline's vocabulary
+        policy_cfg = dataclasses.replace(policy_cfg, vocab_size=vocab.size)
     spec = WindowSpec(policy_cfg.obs_horizon, policy_cfg.action_horizon, config.data.frame_stride)
     sources = [
         WindowSource(
