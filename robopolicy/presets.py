@@ -29,15 +29,7 @@ from robopolicy.train.train_config import TrainConfig
 # Diffusion Policy, but a single observation step: with To=2 the proprio history let the policy copy
 # its own motion instead of looking for the cube (40 % vs 62 % success in the tuning log,
 # benchmarks/RESULTS.md).
-_CPU_POLICY = PolicyConfig(
-    image_size=64,
-    encoder_channels=(16, 32, 64),
-    feature_dim=64,
-    pooling="flatten",
-    obs_horizon=1,
-    image_shift=4,
-    denoiser_width=512,
-)
+_CPU_POLICY = POLICY_PRESETS["quickstart"]
 _TINY_POLICY = PolicyConfig(
     image_size=32, encoder_channels=(8, 16), feature_dim=16, denoiser_width=64, denoiser_depth=1
 )
