@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from robopolicy.data.episode import Episode
 from robopolicy.data.rlds_reader import RldsDataset, find_dataset_dir, iter_episodes, load_episodes
-from robopolicy.data.rlds_writer import load_builder_module
+from robopolicy.data.rlds_writer import load_builder_module, write_raw_episode
 from robopolicy.data.validate import DatasetError, raise_if_problems
 from robopolicy.errors import UserError
 from robopolicy.models.policy import Policy
@@ -136,26 +136,10 @@ def default_out(dataset: str) -> Path:
 
 
 def _stage(raw_dir: Path, episode: Episode, embeddings: Embeddings) -> None:
-    """One staged episode; written under a temp name first so an interruption leaves no half file."""
-    meta = {
-        "task": episode.task,
-        "instruction": episode.instruction,
-        "episode_id": episode.episode_id,
-        "seed": episode.seed,
-        "init_state_id": episode.init_state_id,
-        "success": episode.success,
-    }
-    path = raw_dir / f"episode_{episode.episode_id:05d}.npz"
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(
-        tmp,
-        meta=np.asarray(json.dumps(meta)),
-        state=episode.state.astype(np.float32),
-        action=episode.action.astype(np.float32),
-        reward=episode.reward.astype(np.float32),
-        **{f"embedding_{cam}": arr for cam, arr in embeddings.items()},
+    """One staged episode: its metadata, state, action and reward, with embeddings instead of frames."""
+    write_raw_episode(
+        raw_dir, episode, {f"embedding_{cam}": arr for cam, arr in embeddings.items()}, compressed=False
     )
-    tmp.replace(path)
 
 
 def cache_embeddings(config: CacheEmbeddingsConfig, progress: bool = True) -> CacheResult:

@@ -13,6 +13,7 @@ import io
 import json
 import shutil
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
 
@@ -26,8 +27,18 @@ from robopolicy.paths import datasets_dir
 BUILDER_NAME = "robopolicy_sim"
 
 
-def write_raw_episode(raw_dir: Path, episode: Episode) -> Path:
-    """Stage one episode as a compressed npz; written to a temp name first so a crash leaves no half file."""
+def write_raw_episode(
+    raw_dir: Path,
+    episode: Episode,
+    per_step: Mapping[str, np.ndarray] | None = None,
+    compressed: bool = True,
+) -> Path:
+    """Stage one episode as an npz; written to a temp name first so a crash leaves no half file.
+
+    `per_step` holds the episode's observation arrays to store next to state, action and reward
+    (default: its camera frames, under the camera names); `compressed=False` suits float arrays that
+    barely compress, such as embeddings.
+    """
     raw_dir.mkdir(parents=True, exist_ok=True)
     meta = {
         "task": episode.task,
@@ -39,13 +50,14 @@ def write_raw_episode(raw_dir: Path, episode: Episode) -> Path:
     }
     path = raw_dir / f"episode_{episode.episode_id:05d}.npz"
     tmp = path.with_suffix(".tmp.npz")
-    np.savez_compressed(
+    save = np.savez_compressed if compressed else np.savez
+    save(
         tmp,
         meta=np.asarray(json.dumps(meta)),
         state=episode.state.astype(np.float32),
         action=episode.action.astype(np.float32),
         reward=episode.reward.astype(np.float32),
-        **{cam: frames for cam, frames in episode.frames.items()},
+        **dict(episode.frames if per_step is None else per_step),
     )
     tmp.replace(path)
     return path
