@@ -68,22 +68,40 @@ def _fmt(values: np.ndarray | tuple[float, ...]) -> str:
     return " ".join(f"{float(v):.6g}" for v in values)
 
 
-def build_scene_xml(
-    spec: TaskSpec,
+def tabletop_mjcf(
+    name: str,
+    bodies: str,
+    *,
+    camera_pos: np.ndarray,
+    camera_target: np.ndarray,
+    camera_fovy: float,
     render: RenderConfig | None = None,
     robot: panda.PandaConfig | None = None,
     max_image_size: int = 640,
+    userdata: int = 0,
+    table_leg: bool = True,
 ) -> str:
-    """Full MJCF of the task scene. `max_image_size` sizes the offscreen framebuffer (pixels)."""
+    """Full MJCF of a tabletop scene: robot, table, lights, the agentview camera and `bodies`.
+
+    `bodies` is the MJCF of the task's objects (world-frame bodies); `userdata` reserves that many
+    mjData.userdata slots; `max_image_size` sizes the offscreen framebuffer (pixels). Every task
+    scene is built here, so physics, lighting and render options are the same across tasks.
+    """
     render = render or RenderConfig()
     robot_mjcf = panda.panda_mjcf(robot or panda.PandaConfig())
-    half = spec.cube_size / 2.0
     buffer = max(640, int(max_image_size))
-    agent_axes = look_at_xyaxes(_AGENTVIEW_POS, _AGENTVIEW_TARGET)
-    return f"""<mujoco model="{spec.name}">
+    agent_axes = look_at_xyaxes(camera_pos, camera_target)
+    size = f'  <size nuserdata="{userdata}"/>\n' if userdata else ""
+    leg = (
+        f'    <geom name="table_leg" type="box" size="0.05 0.05 {(TABLE_HEIGHT - 0.04) / 2:.4g}"\n'
+        f'          pos="0.3 0 {-(TABLE_HEIGHT + 0.04) / 2:.4g}" rgba="0.4 0.33 0.25 1" contype="0" conaffinity="0"/>\n'
+        if table_leg
+        else ""
+    )
+    return f"""<mujoco model="{name}">
   <compiler angle="radian" autolimits="true"/>
   <option timestep="{PHYSICS_TIMESTEP}" integrator="implicitfast" cone="elliptic" impratio="10"/>
-  <visual>
+{size}  <visual>
     <global offwidth="{buffer}" offheight="{buffer}"/>
     <quality numslices="{render.slices}" numstacks="{max(2, render.slices // 2)}" offsamples="{render.offsamples}" shadowsize="{render.shadowsize if render.shadows else 0}"/>
     <headlight ambient="0.35 0.35 0.35" diffuse="0.45 0.45 0.45" specular="0.05 0.05 0.05"/>
@@ -100,12 +118,30 @@ def build_scene_xml(
            specular="0.1 0.1 0.1" castshadow="{"true" if render.shadows else "false"}"/>
     <geom name="floor" type="plane" size="3 3 0.1" pos="0 0 {-TABLE_HEIGHT}" rgba="0.22 0.24 0.27 1" class="world"/>
     <geom name="table" type="box" size="0.6 0.65 0.02" pos="0.3 0 -0.02" rgba="0.78 0.66 0.5 1" class="world"/>
-    <geom name="table_leg" type="box" size="0.05 0.05 {(TABLE_HEIGHT - 0.04) / 2:.4g}"
-          pos="0.3 0 {-(TABLE_HEIGHT + 0.04) / 2:.4g}" rgba="0.4 0.33 0.25 1" contype="0" conaffinity="0"/>
-    <camera name="{AGENTVIEW_CAMERA}" pos="{_fmt(_AGENTVIEW_POS)}" xyaxes="{_fmt(agent_axes)}"
-            fovy="{_AGENTVIEW_FOVY}"/>
+{leg}    <camera name="{AGENTVIEW_CAMERA}" pos="{_fmt(camera_pos)}" xyaxes="{_fmt(agent_axes)}"
+            fovy="{camera_fovy}"/>
     {robot_mjcf.body}
-    <body name="cube" pos="0.5 -0.1 {half:.6g}">
+    {bodies}
+  </worldbody>
+  <contact>
+    {robot_mjcf.contact_excludes}
+  </contact>
+  <actuator>
+    {robot_mjcf.actuators}
+  </actuator>
+</mujoco>
+"""
+
+
+def build_scene_xml(
+    spec: TaskSpec,
+    render: RenderConfig | None = None,
+    robot: panda.PandaConfig | None = None,
+    max_image_size: int = 640,
+) -> str:
+    """Full MJCF of the cube-on-plate scene. `max_image_size` sizes the offscreen framebuffer (pixels)."""
+    half = spec.cube_size / 2.0
+    bodies = f"""<body name="cube" pos="0.5 -0.1 {half:.6g}">
       <freejoint name="cube_joint"/>
       <geom name="cube" type="box" size="{half:.6g} {half:.6g} {half:.6g}" rgba="0.9 0.08 0.06 1" mass="0.09"
             friction="1.2 0.02 0.002" condim="4" class="world"/>
@@ -116,16 +152,17 @@ def build_scene_xml(
             rgba="0.1 0.3 0.95 1" mass="0.6" friction="1 0.01 0.001" class="world"/>
       <geom name="plate_center" type="cylinder" size="{spec.plate_radius * 0.6:.6g} 0.0005"
             pos="0 0 {PLATE_HALF_HEIGHT:.6g}" rgba="0.45 0.6 1 1" contype="0" conaffinity="0" mass="0"/>
-    </body>
-  </worldbody>
-  <contact>
-    {robot_mjcf.contact_excludes}
-  </contact>
-  <actuator>
-    {robot_mjcf.actuators}
-  </actuator>
-</mujoco>
-"""
+    </body>"""
+    return tabletop_mjcf(
+        spec.name,
+        bodies,
+        camera_pos=_AGENTVIEW_POS,
+        camera_target=_AGENTVIEW_TARGET,
+        camera_fovy=_AGENTVIEW_FOVY,
+        render=render,
+        robot=robot,
+        max_image_size=max_image_size,
+    )
 
 
 @dataclass(frozen=True)
