@@ -13,6 +13,8 @@ compiles), over `--steps` calls, with `block_until_ready`.
   batch 8 and 64.
 - stage2: long context (To=16, H=32, PTP on all past tokens, DDPM loss): `ptp_stage2` on cached
   64-d embeddings vs `ptp_long_context` end to end through ResNet-18 (2 cameras × 16 frames per sample).
+- precision: the same train step of the `quickstart` preset (small CNN, residual MLP, flow) at batch
+  64 with compute_dtype float32 vs bfloat16 (`--precision-preset diffusion_policy` for the big one).
 """
 
 from __future__ import annotations
@@ -148,13 +150,35 @@ def stage2(steps: int) -> None:
     print(f"\nstage 2 / end to end: {rates['ptp_stage2'] / rates['ptp_long_context']:.1f}×")
 
 
+def precision(steps: int, preset: str = "quickstart", batch_size: int = 64) -> None:
+    print(f"\n| `{preset}` preset, batch {batch_size} | steps/s | samples/s | first step s |")
+    print("|---|---|---|---|")
+    rates = {}
+    for dtype in ("float32", "bfloat16"):
+        cfg = dataclasses.replace(POLICY_PRESETS[preset], compute_dtype=dtype)
+        rates[dtype], first = _train_rate(cfg, batch_size, steps)
+        print(
+            f"| compute_dtype {dtype} | {rates[dtype]:.3f} | {rates[dtype] * batch_size:.1f} | {first:.1f} |"
+        )
+    print(f"\nbfloat16 / float32: {rates['bfloat16'] / rates['float32']:.2f}×", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--parts", default="latency,train,stage2")
     parser.add_argument("--steps", type=int, default=3, help="timed calls after the warm-up call")
+    parser.add_argument(
+        "--precision-preset", default="quickstart", help="policy preset of the precision part"
+    )
+    parser.add_argument("--precision-batch", type=int, default=64, help="batch size of the precision part")
     args = parser.parse_args()
     print(machine_line())
-    parts = {"latency": latency, "train": train, "stage2": stage2}
+    parts = {
+        "latency": latency,
+        "train": train,
+        "stage2": stage2,
+        "precision": lambda steps: precision(steps, args.precision_preset, args.precision_batch),
+    }
     for part in args.parts.split(","):
         parts[part](args.steps)
 

@@ -17,6 +17,7 @@ from robopolicy.models.augment import random_shift
 from robopolicy.models.cnn_encoder import ConvEncoder
 from robopolicy.models.mlp_denoiser import MLPDenoiser
 from robopolicy.models.policy_config import PolicyConfig
+from robopolicy.models.precision import compute_dtype, to_float32
 
 Images = dict[str, UInt8[Array, "b to h w 3"]]
 
@@ -24,15 +25,21 @@ Images = dict[str, UInt8[Array, "b to h w 3"]]
 class FlowPolicy(nnx.Module):
     def __init__(self, config: PolicyConfig, *, rngs: nnx.Rngs) -> None:
         self.config = config
+        dtype = compute_dtype(config.compute_dtype)
         self.encoders = nnx.Dict(
             {
                 cam: ConvEncoder(
-                    config.encoder_channels, config.feature_dim, config.image_size, config.pooling, rngs=rngs
+                    config.encoder_channels,
+                    config.feature_dim,
+                    config.image_size,
+                    config.pooling,
+                    dtype=dtype,
+                    rngs=rngs,
                 )
                 for cam in config.cameras
             }
         )
-        self.state_proj = nnx.Linear(config.state_dim, config.feature_dim, rngs=rngs)
+        self.state_proj = nnx.Linear(config.state_dim, config.feature_dim, dtype=dtype, rngs=rngs)
         cond_dim = config.obs_horizon * config.feature_dim * (len(config.cameras) + 1)
         self.denoiser = MLPDenoiser(
             config.action_horizon,
@@ -40,6 +47,7 @@ class FlowPolicy(nnx.Module):
             cond_dim,
             config.denoiser_width,
             config.denoiser_depth,
+            dtype=dtype,
             rngs=rngs,
         )
 
@@ -83,7 +91,7 @@ class FlowPolicy(nnx.Module):
         t = flow_matching.sample_time(t_key, b, alpha, beta)
         noise = jax.random.normal(noise_key, actions.shape, actions.dtype)
         x_t = flow_matching.interpolate(actions, noise, t)
-        predicted = self.denoiser(x_t, t, self.encode(images, state, augment_key))
+        predicted = to_float32(self.denoiser(x_t, t, self.encode(images, state, augment_key)))
         return flow_matching.flow_matching_loss(predicted, actions, noise, self.loss_token_mask())
 
     def sample(
@@ -94,5 +102,5 @@ class FlowPolicy(nnx.Module):
         b = state.shape[0]
         noise = jax.random.normal(key, (b, self.config.action_horizon, self.config.action_dim))
         return flow_matching.euler_sample(
-            lambda x, t: self.denoiser(x, t, cond), noise, self.config.flow_steps
+            lambda x, t: to_float32(self.denoiser(x, t, cond)), noise, self.config.flow_steps
         )

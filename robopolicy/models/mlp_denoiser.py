@@ -23,11 +23,11 @@ def sinusoidal_embedding(t: Float[Array, " b"], dim: int, max_period: float = 10
 
 
 class _ResidualBlock(nnx.Module):
-    def __init__(self, width: int, cond_dim: int, *, rngs: nnx.Rngs) -> None:
-        self.norm = nnx.LayerNorm(width, use_scale=False, use_bias=False, rngs=rngs)
-        self.film = nnx.Linear(cond_dim, 2 * width, rngs=rngs)
-        self.fc1 = nnx.Linear(width, width * 2, rngs=rngs)
-        self.fc2 = nnx.Linear(width * 2, width, kernel_init=nnx.initializers.zeros, rngs=rngs)
+    def __init__(self, width: int, cond_dim: int, *, dtype: jnp.dtype = jnp.float32, rngs: nnx.Rngs) -> None:
+        self.norm = nnx.LayerNorm(width, use_scale=False, use_bias=False, dtype=dtype, rngs=rngs)
+        self.film = nnx.Linear(cond_dim, 2 * width, dtype=dtype, rngs=rngs)
+        self.fc1 = nnx.Linear(width, width * 2, dtype=dtype, rngs=rngs)
+        self.fc2 = nnx.Linear(width * 2, width, kernel_init=nnx.initializers.zeros, dtype=dtype, rngs=rngs)
 
     def __call__(self, x: Float[Array, "b w"], cond: Float[Array, "b c"]) -> Float[Array, "b w"]:
         scale, shift = jnp.split(self.film(cond), 2, axis=-1)
@@ -39,15 +39,23 @@ class MLPDenoiser(nnx.Module):
     """(x_t [B, H, A], t [B], cond [B, C]) → velocity [B, H, A]."""
 
     def __init__(
-        self, action_horizon: int, action_dim: int, cond_dim: int, width: int, depth: int, *, rngs: nnx.Rngs
+        self,
+        action_horizon: int,
+        action_dim: int,
+        cond_dim: int,
+        width: int,
+        depth: int,
+        *,
+        dtype: jnp.dtype = jnp.float32,
+        rngs: nnx.Rngs,
     ) -> None:
         self.action_horizon, self.action_dim = action_horizon, action_dim
         self.time_dim = 128
-        self.cond_proj = nnx.Linear(cond_dim + self.time_dim, width, rngs=rngs)
-        self.inp = nnx.Linear(action_horizon * action_dim, width, rngs=rngs)
-        self.blocks = nnx.List([_ResidualBlock(width, width, rngs=rngs) for _ in range(depth)])
-        self.out_norm = nnx.LayerNorm(width, rngs=rngs)
-        self.out = nnx.Linear(width, action_horizon * action_dim, rngs=rngs)
+        self.cond_proj = nnx.Linear(cond_dim + self.time_dim, width, dtype=dtype, rngs=rngs)
+        self.inp = nnx.Linear(action_horizon * action_dim, width, dtype=dtype, rngs=rngs)
+        self.blocks = nnx.List([_ResidualBlock(width, width, dtype=dtype, rngs=rngs) for _ in range(depth)])
+        self.out_norm = nnx.LayerNorm(width, dtype=dtype, rngs=rngs)
+        self.out = nnx.Linear(width, action_horizon * action_dim, dtype=dtype, rngs=rngs)
 
     def __call__(
         self, x_t: Float[Array, "b h a"], t: Float[Array, " b"], cond: Float[Array, "b c"]

@@ -25,6 +25,7 @@ from robopolicy.models.augment import random_shift
 from robopolicy.models.cnn_encoder import ConvEncoder
 from robopolicy.models.mlp_denoiser import MLPDenoiser
 from robopolicy.models.policy_config import PolicyConfig
+from robopolicy.models.precision import compute_dtype, to_float32
 from robopolicy.models.resnet_encoder import ResNet18Encoder
 from robopolicy.models.text_encoder import WordEmbeddingTextEncoder
 from robopolicy.models.transformer_denoiser import TransformerDenoiser
@@ -45,22 +46,30 @@ def _betas(num_steps: int) -> np.ndarray:
 class Policy(nnx.Module):
     def __init__(self, config: PolicyConfig, *, rngs: nnx.Rngs) -> None:
         c = self.config = config
+        # Layers compute in `dtype`; parameters stay float32 (flax's default param_dtype).
+        dtype = self.dtype = compute_dtype(c.compute_dtype)
         if c.encoder == "cached":
             self.encoders = None
         else:
             names = (SHARED,) if c.shared_encoder else c.cameras
             self.encoders = nnx.Dict({name: self._make_encoder(rngs) for name in names})
-        self.state_proj = nnx.Linear(c.state_dim, c.feature_dim, rngs=rngs)
+        self.state_proj = nnx.Linear(c.state_dim, c.feature_dim, dtype=dtype, rngs=rngs)
         step_dim = c.feature_dim * (len(c.cameras) + 1)
         text_dim = c.transformer_dim if c.denoiser == "transformer" else c.feature_dim
         if c.denoiser == "mlp":
             cond_dim = c.obs_horizon * step_dim + (text_dim if c.text != "none" else 0)
             self.denoiser = MLPDenoiser(
-                c.action_horizon, c.action_dim, cond_dim, c.denoiser_width, c.denoiser_depth, rngs=rngs
+                c.action_horizon,
+                c.action_dim,
+                cond_dim,
+                c.denoiser_width,
+                c.denoiser_depth,
+                dtype=dtype,
+                rngs=rngs,
             )
             self.obs_proj = None
         else:
-            self.obs_proj = nnx.Linear(step_dim, c.transformer_dim, rngs=rngs)
+            self.obs_proj = nnx.Linear(step_dim, c.transformer_dim, dtype=dtype, rngs=rngs)
             self.denoiser = TransformerDenoiser(
                 c.action_horizon,
                 c.action_dim,
@@ -69,17 +78,22 @@ class Policy(nnx.Module):
                 c.transformer_layers,
                 c.transformer_heads,
                 c.attention_dropout,
+                dtype=dtype,
                 rngs=rngs,
             )
         self.text_encoder = (
-            WordEmbeddingTextEncoder(c.vocab_size, text_dim, c.text, rngs=rngs) if c.text != "none" else None
+            WordEmbeddingTextEncoder(c.vocab_size, text_dim, c.text, dtype=dtype, rngs=rngs)
+            if c.text != "none"
+            else None
         )
 
     def _make_encoder(self, rngs: nnx.Rngs) -> nnx.Module:
         c = self.config
         if c.encoder == "resnet18":
-            return ResNet18Encoder(c.feature_dim, c.num_keypoints, rngs=rngs)
-        return ConvEncoder(c.encoder_channels, c.feature_dim, c.image_size, c.pooling, rngs=rngs)
+            return ResNet18Encoder(c.feature_dim, c.num_keypoints, dtype=self.dtype, rngs=rngs)
+        return ConvEncoder(
+            c.encoder_channels, c.feature_dim, c.image_size, c.pooling, dtype=self.dtype, rngs=rngs
+        )
 
     # --- observations -------------------------------------------------------------------------
 
@@ -120,7 +134,7 @@ class Policy(nnx.Module):
                     raise UserError(
                         f"embeddings[{cam!r}]: shape {tuple(emb.shape)}, expected {(b, to, c.feature_dim)} (feature_dim)"
                     )
-                feats.append(emb.astype(jnp.float32))
+                feats.append(emb.astype(self.dtype))
                 continue
             if images is None or cam not in images:
                 raise UserError(f"policy input has no images for camera {cam!r}")
@@ -170,10 +184,14 @@ class Policy(nnx.Module):
         cond: Conditioning,
         dropout_key: PRNGKeyArray | None = None,
     ) -> Float[Array, "b h a"]:
-        """The network output (flow velocity or diffusion ε) at noise level t ∈ [0, 1]."""
+        """The network output (flow velocity or diffusion ε) at noise level t ∈ [0, 1], float32.
+
+        Returned as float32 whatever the compute dtype, so the loss (squared error and its masked
+        mean over the batch) and the sampler's integration run in float32.
+        """
         if self.obs_proj is None:
-            return self.denoiser(x, t, cond["vector"])
-        return self.denoiser(x, t, cond["tokens"], cond["valid"], cond.get("prefix"), dropout_key)
+            return to_float32(self.denoiser(x, t, cond["vector"]))
+        return to_float32(self.denoiser(x, t, cond["tokens"], cond["valid"], cond.get("prefix"), dropout_key))
 
     # --- training -----------------------------------------------------------------------------
 

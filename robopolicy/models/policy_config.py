@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from robopolicy.models.past_tokens import PAST_STEPS_ALL, past_token_start
+from robopolicy.models.precision import COMPUTE_DTYPES, ComputeDType
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,8 @@ class PolicyConfig:
             PAST_STEPS_ALL = −1 (every past token).
         num_candidates: self-verification at inference: sample this many chunks and execute the one
             whose predicted past tokens best match the executed history (1: off).
+        compute_dtype: "float32" or "bfloat16": the dtype layers compute in; parameters, optimizer
+            state, EMA, losses and sampled actions stay float32 (see `robopolicy.models.precision`).
     """
 
     cameras: tuple[str, ...] = ("agentview", "wrist")
@@ -89,6 +92,7 @@ class PolicyConfig:
     clip_sample: float = 1.0
     past_steps: int = 0
     num_candidates: int = 1
+    compute_dtype: ComputeDType = "float32"
 
     @classmethod
     def from_dict(cls, d: dict) -> PolicyConfig:
@@ -167,6 +171,10 @@ class PolicyConfig:
         need(
             self.num_candidates == 1 or (self.obs_horizon >= 2 and self.past_steps != 0),
             "num_candidates > 1 (self-verification) needs past_steps != 0 and obs_horizon >= 2",
+        )
+        need(
+            self.compute_dtype in COMPUTE_DTYPES,
+            f"compute_dtype must be one of {sorted(COMPUTE_DTYPES)}, got {self.compute_dtype!r}",
         )
 
     @property

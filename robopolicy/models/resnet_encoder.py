@@ -18,24 +18,29 @@ from robopolicy.models.cnn_encoder import spatial_softmax
 RESNET18_STAGES = (64, 128, 256, 512)  # channels of the four stages, two basic blocks each
 
 
-def _group_norm(channels: int, rngs: nnx.Rngs) -> nnx.GroupNorm:
-    return nnx.GroupNorm(channels, num_groups=max(channels // 16, 1), rngs=rngs)
+def _group_norm(channels: int, dtype: jnp.dtype, rngs: nnx.Rngs) -> nnx.GroupNorm:
+    # Statistics are float32 whatever `dtype` (flax promotes them); the output is `dtype`.
+    return nnx.GroupNorm(channels, num_groups=max(channels // 16, 1), dtype=dtype, rngs=rngs)
 
 
 class _BasicBlock(nnx.Module):
     """Two 3×3 convs with a residual; a 1×1 strided projection when the shape changes."""
 
-    def __init__(self, in_ch: int, out_ch: int, stride: int, *, rngs: nnx.Rngs) -> None:
-        self.conv1 = nnx.Conv(in_ch, out_ch, (3, 3), strides=(stride, stride), use_bias=False, rngs=rngs)
-        self.norm1 = _group_norm(out_ch, rngs)
-        self.conv2 = nnx.Conv(out_ch, out_ch, (3, 3), use_bias=False, rngs=rngs)
-        self.norm2 = _group_norm(out_ch, rngs)
+    def __init__(
+        self, in_ch: int, out_ch: int, stride: int, *, dtype: jnp.dtype = jnp.float32, rngs: nnx.Rngs
+    ) -> None:
+        self.conv1 = nnx.Conv(
+            in_ch, out_ch, (3, 3), strides=(stride, stride), use_bias=False, dtype=dtype, rngs=rngs
+        )
+        self.norm1 = _group_norm(out_ch, dtype, rngs)
+        self.conv2 = nnx.Conv(out_ch, out_ch, (3, 3), use_bias=False, dtype=dtype, rngs=rngs)
+        self.norm2 = _group_norm(out_ch, dtype, rngs)
         self.project = (
-            nnx.Conv(in_ch, out_ch, (1, 1), strides=(stride, stride), use_bias=False, rngs=rngs)
+            nnx.Conv(in_ch, out_ch, (1, 1), strides=(stride, stride), use_bias=False, dtype=dtype, rngs=rngs)
             if stride != 1 or in_ch != out_ch
             else None
         )
-        self.project_norm = _group_norm(out_ch, rngs) if self.project is not None else None
+        self.project_norm = _group_norm(out_ch, dtype, rngs) if self.project is not None else None
 
     def __call__(self, x: Float[Array, "b h w c"]) -> Float[Array, "b h2 w2 d"]:
         h = jax.nn.relu(self.norm1(self.conv1(x)))
@@ -51,21 +56,26 @@ class ResNet18Encoder(nnx.Module):
     block of stages 2–4 halves the resolution): an 84-px image ends as a 3×3×512 map.
     """
 
-    def __init__(self, feature_dim: int, num_keypoints: int = 32, *, rngs: nnx.Rngs) -> None:
-        self.stem = nnx.Conv(3, RESNET18_STAGES[0], (7, 7), strides=(2, 2), use_bias=False, rngs=rngs)
-        self.stem_norm = _group_norm(RESNET18_STAGES[0], rngs)
+    def __init__(
+        self, feature_dim: int, num_keypoints: int = 32, *, dtype: jnp.dtype = jnp.float32, rngs: nnx.Rngs
+    ) -> None:
+        self.stem = nnx.Conv(
+            3, RESNET18_STAGES[0], (7, 7), strides=(2, 2), use_bias=False, dtype=dtype, rngs=rngs
+        )
+        self.stem_norm = _group_norm(RESNET18_STAGES[0], dtype, rngs)
         blocks = []
         in_ch = RESNET18_STAGES[0]
         for i, out_ch in enumerate(RESNET18_STAGES):
-            blocks.append(_BasicBlock(in_ch, out_ch, 1 if i == 0 else 2, rngs=rngs))
-            blocks.append(_BasicBlock(out_ch, out_ch, 1, rngs=rngs))
+            blocks.append(_BasicBlock(in_ch, out_ch, 1 if i == 0 else 2, dtype=dtype, rngs=rngs))
+            blocks.append(_BasicBlock(out_ch, out_ch, 1, dtype=dtype, rngs=rngs))
             in_ch = out_ch
         self.blocks = nnx.List(blocks)
-        self.keypoint_logits = nnx.Conv(in_ch, num_keypoints, (1, 1), rngs=rngs)
-        self.out = nnx.Linear(2 * num_keypoints, feature_dim, rngs=rngs)
+        self.keypoint_logits = nnx.Conv(in_ch, num_keypoints, (1, 1), dtype=dtype, rngs=rngs)
+        self.out = nnx.Linear(2 * num_keypoints, feature_dim, dtype=dtype, rngs=rngs)
+        self.dtype = dtype
 
     def __call__(self, images: UInt8[Array, "b h w 3"]) -> Float[Array, "b f"]:
-        x = images.astype(jnp.float32) / 127.5 - 1.0
+        x = images.astype(self.dtype) / 127.5 - 1.0  # 0..255 are exact in bf16
         x = jax.nn.relu(self.stem_norm(self.stem(x)))
         x = nnx.max_pool(x, (3, 3), strides=(2, 2), padding="SAME")
         for block in self.blocks:

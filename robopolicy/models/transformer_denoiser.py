@@ -23,6 +23,7 @@ from flax import nnx
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from robopolicy.models.mlp_denoiser import sinusoidal_embedding
+from robopolicy.models.precision import to_float32
 
 
 def attention(
@@ -34,21 +35,25 @@ def attention(
     dropout_key: PRNGKeyArray | None,
 ) -> Float[Array, "b n h d"]:
     """Scaled dot-product attention with a boolean mask (True = may attend) and attention dropout."""
-    logits = jnp.einsum("bnhd,bmhd->bhnm", q, k) / jnp.sqrt(q.shape[-1]).astype(q.dtype)
+    # Scaling, masking and softmax in float32 whatever the compute dtype: bf16 logits would round
+    # the weights of a long memory; the weights go back to v's dtype for the second matmul.
+    logits = to_float32(jnp.einsum("bnhd,bmhd->bhnm", q, k)) / jnp.sqrt(q.shape[-1]).astype(jnp.float32)
     logits = jnp.where(mask[:, None], logits, jnp.finfo(logits.dtype).min)
     weights = jax.nn.softmax(logits, axis=-1)
     if dropout_key is not None and dropout_rate > 0:
         keep = jax.random.bernoulli(dropout_key, 1.0 - dropout_rate, weights.shape)
         weights = jnp.where(keep, weights / (1.0 - dropout_rate), 0.0)
-    return jnp.einsum("bhnm,bmhd->bnhd", weights, v)
+    return jnp.einsum("bhnm,bmhd->bnhd", weights.astype(v.dtype), v)
 
 
 class _Attention(nnx.Module):
-    def __init__(self, dim: int, heads: int, dropout_rate: float, *, rngs: nnx.Rngs) -> None:
+    def __init__(
+        self, dim: int, heads: int, dropout_rate: float, *, dtype: jnp.dtype = jnp.float32, rngs: nnx.Rngs
+    ) -> None:
         self.heads, self.dropout_rate = heads, dropout_rate
-        self.q = nnx.Linear(dim, dim, rngs=rngs)
-        self.kv = nnx.Linear(dim, 2 * dim, rngs=rngs)
-        self.out = nnx.Linear(dim, dim, rngs=rngs)
+        self.q = nnx.Linear(dim, dim, dtype=dtype, rngs=rngs)
+        self.kv = nnx.Linear(dim, 2 * dim, dtype=dtype, rngs=rngs)
+        self.out = nnx.Linear(dim, dim, dtype=dtype, rngs=rngs)
 
     def __call__(
         self,
@@ -67,14 +72,16 @@ class _Attention(nnx.Module):
 class _DecoderLayer(nnx.Module):
     """Pre-norm: causal self-attention, cross-attention to the memory, then a GELU MLP (4× width)."""
 
-    def __init__(self, dim: int, heads: int, dropout_rate: float, *, rngs: nnx.Rngs) -> None:
-        self.norm_self = nnx.LayerNorm(dim, rngs=rngs)
-        self.self_attn = _Attention(dim, heads, dropout_rate, rngs=rngs)
-        self.norm_cross = nnx.LayerNorm(dim, rngs=rngs)
-        self.cross_attn = _Attention(dim, heads, dropout_rate, rngs=rngs)
-        self.norm_mlp = nnx.LayerNorm(dim, rngs=rngs)
-        self.fc1 = nnx.Linear(dim, 4 * dim, rngs=rngs)
-        self.fc2 = nnx.Linear(4 * dim, dim, rngs=rngs)
+    def __init__(
+        self, dim: int, heads: int, dropout_rate: float, *, dtype: jnp.dtype = jnp.float32, rngs: nnx.Rngs
+    ) -> None:
+        self.norm_self = nnx.LayerNorm(dim, dtype=dtype, rngs=rngs)
+        self.self_attn = _Attention(dim, heads, dropout_rate, dtype=dtype, rngs=rngs)
+        self.norm_cross = nnx.LayerNorm(dim, dtype=dtype, rngs=rngs)
+        self.cross_attn = _Attention(dim, heads, dropout_rate, dtype=dtype, rngs=rngs)
+        self.norm_mlp = nnx.LayerNorm(dim, dtype=dtype, rngs=rngs)
+        self.fc1 = nnx.Linear(dim, 4 * dim, dtype=dtype, rngs=rngs)
+        self.fc2 = nnx.Linear(4 * dim, dim, dtype=dtype, rngs=rngs)
 
     def __call__(
         self,
@@ -113,19 +120,23 @@ class TransformerDenoiser(nnx.Module):
         heads: int,
         dropout_rate: float,
         *,
+        dtype: jnp.dtype = jnp.float32,
         rngs: nnx.Rngs,
     ) -> None:
         if dim % heads:
             raise ValueError(f"transformer dim {dim} must be divisible by heads {heads}")
         self.action_horizon, self.dim = action_horizon, dim
-        self.inp = nnx.Linear(action_dim, dim, rngs=rngs)
+        self.inp = nnx.Linear(action_dim, dim, dtype=dtype, rngs=rngs)
         self.action_pos = nnx.Param(0.02 * jax.random.normal(rngs.params(), (action_horizon, dim)))
         self.obs_pos = nnx.Param(0.02 * jax.random.normal(rngs.params(), (obs_horizon, dim)))
-        self.time_fc1 = nnx.Linear(dim, 4 * dim, rngs=rngs)
-        self.time_fc2 = nnx.Linear(4 * dim, dim, rngs=rngs)
-        self.layers = nnx.List([_DecoderLayer(dim, heads, dropout_rate, rngs=rngs) for _ in range(depth)])
-        self.out_norm = nnx.LayerNorm(dim, rngs=rngs)
-        self.out = nnx.Linear(dim, action_dim, rngs=rngs)
+        self.time_fc1 = nnx.Linear(dim, 4 * dim, dtype=dtype, rngs=rngs)
+        self.time_fc2 = nnx.Linear(4 * dim, dim, dtype=dtype, rngs=rngs)
+        self.layers = nnx.List(
+            [_DecoderLayer(dim, heads, dropout_rate, dtype=dtype, rngs=rngs) for _ in range(depth)]
+        )
+        self.out_norm = nnx.LayerNorm(dim, dtype=dtype, rngs=rngs)
+        self.out = nnx.Linear(dim, action_dim, dtype=dtype, rngs=rngs)
+        self.dtype = dtype
 
     def __call__(
         self,
@@ -140,10 +151,10 @@ class TransformerDenoiser(nnx.Module):
         b, h, _ = x_t.shape
         time = self.time_fc2(jax.nn.gelu(self.time_fc1(sinusoidal_embedding(t, self.dim))))[:, None]
         prefix = time if prefix_tokens is None else jnp.concatenate([time, prefix_tokens], axis=1)
-        memory = jnp.concatenate([prefix, obs_tokens + self.obs_pos[...][None]], axis=1)
+        memory = jnp.concatenate([prefix, obs_tokens + self.obs_pos[...].astype(self.dtype)[None]], axis=1)
         self_mask = jnp.broadcast_to(jnp.tril(jnp.ones((h, h), bool)), (b, h, h))
         cross_mask = memory_mask(h, prefix.shape[1], obs_valid)
-        x = self.inp(x_t) + self.action_pos[...][None]
+        x = self.inp(x_t) + self.action_pos[...].astype(self.dtype)[None]
         keys = (
             list(jax.random.split(dropout_key, len(self.layers)))
             if dropout_key is not None
