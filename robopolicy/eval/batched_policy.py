@@ -13,49 +13,26 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 from jaxtyping import Bool, Float
 
-from robopolicy.data.windows import history_length, observed_frames
+from robopolicy.data.windows import history_length
 from robopolicy.eval.execution import ExecutionSettings
 from robopolicy.eval.policy_runner import (
     LoadedPolicy,
     check_execution,
+    choose_chunk,
     ensemble_weights,
+    instruction_ids,
     past_token_steps,
-    select_by_past_actions,
+    row_sampler,
+    window_batch,
 )
-from robopolicy.models.flow_policy import FlowPolicy
-from robopolicy.models.policy_config import PolicyConfig
-
-_BATCHED_SAMPLERS: dict[PolicyConfig, Callable[..., jax.Array]] = {}
-
-
-def batched_sampler(cfg: PolicyConfig) -> Callable[..., jax.Array]:
-    """A jitted sampler over rows, each with its own key: (params, images, state, keys) → chunks.
-
-    images: {camera: uint8 [B, n, To, H, W, 3]}; state: float32 [B, n, To, S] (normalized);
-    keys: [B] PRNG keys; returns normalized chunks [B, n, H, A]. Row b samples its n candidates
-    with keys[b], as one unbatched call with that key would.
-    """
-    if cfg not in _BATCHED_SAMPLERS:
-        graphdef = nnx.graphdef(nnx.eval_shape(lambda: FlowPolicy(cfg, rngs=nnx.Rngs(0))))
-
-        @jax.jit
-        def sample(
-            params: nnx.State, images: dict[str, jax.Array], state: jax.Array, keys: jax.Array
-        ) -> jax.Array:
-            policy = nnx.merge(graphdef, params)
-            return jax.vmap(policy.sample)(images, state, keys)
-
-        _BATCHED_SAMPLERS[cfg] = sample
-    return _BATCHED_SAMPLERS[cfg]
 
 
 @dataclass
@@ -64,6 +41,7 @@ class _Slot:
 
     key: jax.Array
     history: deque[dict[str, np.ndarray]]
+    instruction: np.ndarray | None = None
     queue: deque[np.ndarray] = field(default_factory=deque)
     executed: deque[np.ndarray] = field(default_factory=deque)
     predictions: dict[int, list[np.ndarray]] = field(default_factory=dict)
@@ -83,7 +61,7 @@ class BatchedPolicy:
         self._n_execute = check_execution(cfg, execution, str(policy.checkpoint_dir / str(policy.step)))
         self._candidates = execution.self_verify_candidates
         self._past = past_token_steps(cfg)
-        self._sample = batched_sampler(cfg)
+        self._sample = row_sampler(cfg)
         self._slots: list[_Slot | None] = [None] * num_envs
         # Policies trained on subsampled history (frame_stride > 1) keep enough steps to subsample alike.
         data_cfg = policy.meta.get("train_config", {}).get("data", {})
@@ -92,11 +70,13 @@ class BatchedPolicy:
         self.inference_seconds = 0.0
         self.num_calls = 0
 
-    def reset_slot(self, i: int, seed: int) -> None:
-        """Start an episode in slot i; its sampling noise is a function of `seed` alone."""
+    def reset_slot(self, i: int, seed: int, instruction: str | None = None) -> None:
+        """Start an episode in slot i; its sampling noise is a function of `seed` alone, and
+        `instruction` (the episode's task) conditions a text-conditioned policy."""
         self._slots[i] = _Slot(
             key=jax.random.key(seed),
             history=deque(maxlen=self._history_length),
+            instruction=instruction_ids(self.policy, instruction),
             executed=deque(maxlen=max(self._past, 1)),
         )
 
@@ -157,39 +137,23 @@ class BatchedPolicy:
 
     def _plan(self, rows: list[int]) -> dict[int, np.ndarray]:
         """Unnormalized chunks [H, A] for the slots in `rows`, from one sampler call of batch N."""
-        cfg = self.policy.config
-        n, b = self._candidates, self.num_envs
-        first = self._slots[rows[0]]
-        assert first is not None
-        images = {
-            cam: np.zeros((b, n, cfg.obs_horizon, *first.history[0][cam].shape), np.uint8)
-            for cam in cfg.cameras
-        }
-        state = np.zeros((b, n, cfg.obs_horizon, first.history[0]["state"].shape[0]), np.float32)
-        keys = [jax.random.key(0)] * b
+        windows: list[dict[str, Any]] = []
+        keys = []
         for i in rows:
             slot = self._slots[i]
             assert slot is not None
-            frames = observed_frames(slot.history, cfg.obs_horizon, self._stride)
-            for cam in cfg.cameras:
-                images[cam][i] = np.stack([o[cam] for o in frames])[None]
-            state[i] = self.policy.stats.state.normalize(np.stack([o["state"] for o in frames]))[None]
-            slot.key, keys[i] = jax.random.split(slot.key)
-        out = self._sample(
-            self.policy.params,
-            {cam: jnp.asarray(v) for cam, v in images.items()},
-            jnp.asarray(state),
-            jnp.stack(keys),
+            windows.append(window_batch(self.policy, slot.history, slot.t, self._stride, slot.instruction))
+            slot.key, key = jax.random.split(slot.key)
+            keys.append(key)
+        # Rows of envs that do not plan repeat the first window, so the call always has N rows.
+        pad = self.num_envs - len(rows)
+        batch = jax.tree.map(lambda *rows_: np.stack(rows_ + rows_[:1] * pad), *windows)
+        out = np.asarray(
+            self._sample(self.policy.params, batch, jnp.stack(keys + keys[:1] * pad), self._candidates)
         )
-        out = np.asarray(out)
         chunks: dict[int, np.ndarray] = {}
-        for i in rows:
+        for row, i in enumerate(rows):
             slot = self._slots[i]
             assert slot is not None
-            best = 0
-            # Only with a full history of executed actions: before that the past tokens have nothing to match.
-            if n > 1 and len(slot.executed) == self._past:
-                past_start = cfg.obs_horizon - 1 - self._past
-                best = select_by_past_actions(out[i], np.stack(slot.executed), past_start)
-            chunks[i] = self.policy.stats.action.unnormalize(out[i, best]).astype(np.float32)
+            chunks[i] = choose_chunk(self.policy, out[row], slot.executed, self._past)
         return chunks

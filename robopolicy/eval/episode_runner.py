@@ -70,7 +70,7 @@ def run_stored_episode(
     success, steps, reason = False, 0, None
     info: dict[str, Any] = {}
     obs, info = env.reset(init_state=init_state)
-    runner.reset(seed=episode_seed(key))
+    runner.reset(seed=episode_seed(key), instruction=env.instruction)
     noop = np.asarray(NOOP_ACTION, np.float64)
     for _ in range(settings.settle_steps):
         obs, _, _, _, info = env.step(noop)

@@ -10,13 +10,12 @@ from __future__ import annotations
 import functools
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 from jaxtyping import Float
@@ -128,31 +127,93 @@ def ensemble_weights(num_predictions: int, decay: float) -> Float[np.ndarray, " 
 
 
 _SAMPLERS: dict[PolicyConfig, Callable[..., jax.Array]] = {}
+_ROW_SAMPLERS: dict[PolicyConfig, Callable[..., jax.Array]] = {}
+
+
+def _sample_fn(cfg: PolicyConfig) -> Callable[..., jax.Array]:
+    """(params, batch, key, num) → [num, H, A] normalized: encode one window once, draw `num` chunks."""
+    graphdef = nnx.graphdef(nnx.eval_shape(lambda: Policy(cfg, rngs=nnx.Rngs(0))))
+
+    def sample(params: nnx.State, batch: dict[str, Any], key: jax.Array, num: int) -> jax.Array:
+        model = nnx.merge(graphdef, params)
+        cond = model.encode(
+            batch.get("images"),
+            batch["state"],
+            obs_valid=batch.get("obs_valid"),
+            instruction=batch.get("instruction"),
+            embeddings=batch.get("embeddings"),
+        )
+        return model.sample_candidates(cond, key, num)[0]
+
+    return sample
 
 
 def _sampler(cfg: PolicyConfig) -> Callable[..., jax.Array]:
-    """One jitted sampler per policy shape, shared by runners, so checkpoints of a run compile once.
-
-    It encodes one observation window once and draws `num` candidate chunks from it in one batched
-    pass: (params, batch, key, num) → [num, H, A] normalized.
-    """
+    """One jitted sampler per policy shape, shared by runners, so checkpoints of a run compile once."""
     if cfg not in _SAMPLERS:
-        graphdef = nnx.graphdef(nnx.eval_shape(lambda: Policy(cfg, rngs=nnx.Rngs(0))))
+        _SAMPLERS[cfg] = jax.jit(_sample_fn(cfg), static_argnums=3)
+    return _SAMPLERS[cfg]
+
+
+def row_sampler(cfg: PolicyConfig) -> Callable[..., jax.Array]:
+    """The sampler over rows of windows, each with its own key: (params, batch, keys, num) → [B, num, H, A].
+
+    Every leaf of `batch` is one `window_batch` per row, stacked: [B, 1, ...]. Row b draws exactly what
+    one unbatched call with keys[b] would, so an episode's actions do not depend on its batch-mates.
+    """
+    if cfg not in _ROW_SAMPLERS:
+        sample = _sample_fn(cfg)
 
         @functools.partial(jax.jit, static_argnums=3)
-        def sample(params: nnx.State, batch: dict[str, Any], key: jax.Array, num: int) -> jax.Array:
-            model = nnx.merge(graphdef, params)
-            cond = model.encode(
-                batch.get("images"),
-                batch["state"],
-                obs_valid=batch.get("obs_valid"),
-                instruction=batch.get("instruction"),
-                embeddings=batch.get("embeddings"),
-            )
-            return model.sample_candidates(cond, key, num)[0]
+        def sample_rows(params: nnx.State, batch: dict[str, Any], keys: jax.Array, num: int) -> jax.Array:
+            return jax.vmap(lambda row, key: sample(params, row, key, num))(batch, keys)
 
-        _SAMPLERS[cfg] = sample
-    return _SAMPLERS[cfg]
+        _ROW_SAMPLERS[cfg] = sample_rows
+    return _ROW_SAMPLERS[cfg]
+
+
+def window_batch(
+    policy: LoadedPolicy,
+    history: Sequence[dict[str, np.ndarray]],
+    t: int,
+    stride: int,
+    instruction: np.ndarray | None,
+) -> dict[str, Any]:
+    """The model input for the window ending at step `t` of an episode (batch axis 1, numpy).
+
+    `history` holds the last `history_length(To, stride)` observations (padded with the first one at
+    the episode start); steps before the first observation are marked invalid, as in training.
+    """
+    cfg = policy.config
+    frames = observed_frames(history, cfg.obs_horizon, stride)
+    first_valid = (cfg.obs_horizon - 1) - t // stride
+    images = {cam: np.stack([o[cam] for o in frames]) for cam in cfg.cameras}
+    batch: dict[str, Any] = {
+        "state": policy.stats.state.normalize(np.stack([o["state"] for o in frames]))[None].astype(
+            np.float32
+        ),
+        "obs_valid": np.arange(cfg.obs_horizon)[None] >= first_valid,
+    }
+    if policy.frame_encoder is not None:  # stage 2: the frozen stage-1 encoder embeds the frames
+        batch["embeddings"] = {k: np.asarray(v)[None] for k, v in policy.frame_encoder(images).items()}
+    else:
+        batch["images"] = {cam: v[None] for cam, v in images.items()}
+    if instruction is not None:
+        batch["instruction"] = instruction
+    return batch
+
+
+def choose_chunk(
+    policy: LoadedPolicy, chunks: Float[np.ndarray, "n h a"], executed: Sequence[np.ndarray], past: int
+) -> Float[np.ndarray, "h a"]:
+    """The candidate to execute, unnormalized: with several candidates and a full history of executed
+    (normalized) actions, the one whose past tokens match it best (self-verification); else the first."""
+    best = 0
+    # Only with a full history of executed actions: before that the past tokens have nothing to match.
+    if len(chunks) > 1 and past and len(executed) == past:
+        start = policy.config.obs_horizon - 1 - past
+        best = select_by_past_actions(chunks, np.stack(list(executed)), start)
+    return policy.stats.action.unnormalize(chunks[best]).astype(np.float32)
 
 
 def instruction_ids(policy: LoadedPolicy, instruction: str | None = None) -> np.ndarray | None:
@@ -200,8 +261,11 @@ class PolicyRunner:
         self.inference_seconds = 0.0
         self.num_inferences = 0
 
-    def reset(self, seed: int | None = None) -> None:
-        """Start an episode; a seed makes its sampling noise independent of earlier episodes."""
+    def reset(self, seed: int | None = None, instruction: str | None = None) -> None:
+        """Start an episode; a seed makes its sampling noise independent of earlier episodes, and an
+        instruction (the episode's task) conditions a text-conditioned policy."""
+        if instruction is not None:
+            self._instruction = instruction_ids(self.policy, instruction)
         self._history.clear()
         self._queue.clear()
         self._executed.clear()
@@ -245,31 +309,7 @@ class PolicyRunner:
         return chunk
 
     def _plan(self) -> Float[np.ndarray, "h a"]:
-        cfg = self.policy.config
-        n = self._candidates
-        frames = observed_frames(self._history, cfg.obs_horizon, self._stride)
-        # Steps before the episode's first observation are padding, marked invalid as in training.
-        first_valid = (cfg.obs_horizon - 1) - self._t // self._stride
-        images = {cam: np.stack([o[cam] for o in frames]) for cam in self._cameras}
-        batch: dict[str, Any] = {
-            "state": jnp.asarray(
-                self.policy.stats.state.normalize(np.stack([o["state"] for o in frames]))[None], jnp.float32
-            ),
-            "obs_valid": jnp.asarray(np.arange(cfg.obs_horizon)[None] >= first_valid),
-        }
-        if self.policy.frame_encoder is not None:  # stage 2: the frozen stage-1 encoder embeds the frames
-            batch["embeddings"] = {
-                k: jnp.asarray(v[None]) for k, v in self.policy.frame_encoder(images).items()
-            }
-        else:
-            batch["images"] = {cam: jnp.asarray(v[None]) for cam, v in images.items()}
-        if self._instruction is not None:
-            batch["instruction"] = jnp.asarray(self._instruction)
+        batch = window_batch(self.policy, self._history, self._t, self._stride, self._instruction)
         self._key, key = jax.random.split(self._key)
-        chunks = np.asarray(self._sample(self.policy.params, batch, key, n))
-        best = 0
-        # Only with a full history of executed actions: before that the past tokens have nothing to match.
-        if n > 1 and len(self._executed) == self._past:
-            start = cfg.obs_horizon - 1 - self._past
-            best = select_by_past_actions(chunks, np.stack(self._executed), start)
-        return self.policy.stats.action.unnormalize(chunks[best]).astype(np.float32)
+        chunks = np.asarray(self._sample(self.policy.params, batch, key, self._candidates))
+        return choose_chunk(self.policy, chunks, self._executed, self._past)

@@ -142,7 +142,7 @@ class _Wave:
                 settle_left=self.settings.settle_steps,
                 frames=[] if item.video is not None else None,
             )
-            self.policy.reset_slot(i, episode_seed(item.key))
+            self.policy.reset_slot(i, episode_seed(item.key), self.instructions[i])
             mask[i], ids[i] = True, item.key.init_state_id
         if not mask.any():
             return obs
