@@ -12,6 +12,7 @@ from robopolicy.data.embedding_cache import CacheEmbeddingsConfig, cache_embeddi
 from robopolicy.data.episode import Episode
 from robopolicy.data.rlds_writer import build_rlds_dataset, write_raw_episode
 from robopolicy.errors import UserError
+from robopolicy.eval.policy_runner import load_policy
 from robopolicy.models.dynamo_config import DynamoConfig
 from robopolicy.models.policy import Policy
 from robopolicy.models.policy_config import PolicyConfig
@@ -94,17 +95,17 @@ def setup(tmp_path_factory):
 
 def _train(setup, out: str, **overrides) -> TrainConfig:
     root, dataset, _ = setup
-    config = TrainConfig(
-        dataset=dataset,
-        out=str(root / out),
-        steps=2,
-        batch_size=4,
-        log_every=1,
-        checkpoint_every=2,
-        policy=HEAD,
-        optimizer=OptimizerConfig(learning_rate=1e-2, warmup_steps=0),
-        **overrides,
-    )
+    settings = {
+        "dataset": dataset,
+        "out": str(root / out),
+        "steps": 2,
+        "batch_size": 4,
+        "log_every": 1,
+        "checkpoint_every": 2,
+        "policy": HEAD,
+        "optimizer": OptimizerConfig(learning_rate=1e-2, warmup_steps=0),
+    }
+    config = TrainConfig(**{**settings, **overrides})
     train(config, progress=False)
     return config
 
@@ -221,3 +222,13 @@ def test_cache_embeddings_of_a_dynamo_checkpoint_equal_the_encoder_applied_direc
         for cam in CAMERAS:
             want = np.asarray(encoder(source[episode.episode_id].frames[cam]))
             np.testing.assert_allclose(episode.embeddings[cam], want, rtol=1e-5, atol=1e-5)
+
+
+def test_stage2_head_trains_on_dynamo_features_and_evaluation_composes_the_encoder(setup):
+    root, _, dynamo = setup
+    cached = dataclasses.replace(HEAD, encoder="cached", image_shift=0)
+    _train(setup, "stage2", encoder=dynamo, policy=cached)
+    policy = load_policy(str(root / "stage2"))
+    assert policy.meta["encoder_source"]["kind"] == "stage1_cache"
+    assert policy.meta["stage1_encoder"]["policy_config"]["feature_dim"] == MODEL.feature_dim
+    assert policy.frame_encoder is not None and policy.frame_encoder.weights == "dynamo"
