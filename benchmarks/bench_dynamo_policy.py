@@ -170,6 +170,10 @@ def main() -> None:
                 db=str(out / "results.db"),
                 video_episodes=0,
                 seed=args.seed,
+                # The vector backend's batched sampler builds the older FlowPolicy, which has no
+                # instruction encoder; the local backend runs the general Policy.
+                backend="local",
+                workers=0,
             )
         )
         success[name] = _success(evaluated, args.tasks)
