@@ -5,6 +5,8 @@ encoders, with their EMA weights, once over every frame of a dataset and writes 
 embeddings as a derived RLDS dataset (`datasets/robopolicy_embeddings/`); stage 3 trains the
 long-context head on the embeddings with the encoder frozen, reading them through
 `load_embedding_episodes`. The derived dataset records its source in `embedding_source.json`.
+The encoder may also come from a DynaMo checkpoint (`robopolicy pretrain dynamo`, #6): its one
+encoder, shared by its cameras, embeds every frame.
 """
 
 from __future__ import annotations
@@ -32,9 +34,11 @@ from robopolicy.data.rlds_reader import RldsDataset, find_dataset_dir, iter_epis
 from robopolicy.data.rlds_writer import load_builder_module, write_raw_episode
 from robopolicy.data.validate import DatasetError, raise_if_problems
 from robopolicy.errors import UserError
-from robopolicy.models.policy import Policy
+from robopolicy.models.policy import SHARED, Policy
 from robopolicy.models.policy_config import PolicyConfig
 from robopolicy.train import checkpoint
+from robopolicy.train.dynamo_checkpoint import KIND as DYNAMO_KIND
+from robopolicy.train.dynamo_checkpoint import load_dynamo_encoder, policy_config_with_encoder
 
 BUILDER_NAME = "robopolicy_embeddings"
 SOURCE_FILE = "embedding_source.json"
@@ -46,7 +50,7 @@ class CacheEmbeddingsConfig:
 
     Attributes:
         encoder: a training run folder (or its checkpoints folder, or one step folder); the latest
-            checkpoint's EMA encoder weights are used.
+            checkpoint's EMA encoder weights are used. Or a DynaMo pretraining run: its encoder.
         dataset: the RLDS dataset to embed.
         out: folder for the derived dataset; default: the dataset path with `_embeddings` appended.
         mapping: key mapping of the source dataset (auto, robopolicy, libero or a .toml file).
@@ -79,18 +83,32 @@ Embeddings = dict[str, Float[np.ndarray, "t d"]]
 
 
 class FrameEncoder:
-    """The per-camera image encoders of a `Policy` checkpoint, batched and jitted."""
+    """The per-camera image encoders of a `Policy` checkpoint (EMA weights), or the shared encoder of a
+    DynaMo checkpoint, batched and jitted."""
 
     def __init__(self, path: str | Path, batch_size: int = 256) -> None:
         directory, step, meta = checkpoint.load_meta(path)
+        self.checkpoint_dir, self.step, self.batch_size = directory, step, batch_size
+        if meta.get("kind") == DYNAMO_KIND:
+            self._init_dynamo(path)
+            return
+        self.weights = "ema"
         try:
             self.config = PolicyConfig.from_dict(meta["policy_config"])
         except (KeyError, TypeError, ValueError) as e:
             raise UserError(f"{directory / str(step)}: checkpoint has no valid policy config ({e})") from e
         abstract = nnx.eval_shape(lambda: Policy(self.config, rngs=nnx.Rngs(0)))
         self.params = checkpoint.restore_policy_params(directory, step, nnx.state(abstract, nnx.Param))
-        self.checkpoint_dir, self.step, self.batch_size = directory, step, batch_size
         self._graphdef = nnx.graphdef(abstract)
+
+    def _init_dynamo(self, path: str | Path) -> None:
+        """A policy whose shared encoder holds the DynaMo weights; only its encoder ever runs."""
+        dynamo_config, encoder_params = load_dynamo_encoder(path)
+        self.weights = "dynamo"
+        self.config = policy_config_with_encoder(PolicyConfig(image_shift=0), dynamo_config)
+        policy = Policy(self.config, rngs=nnx.Rngs(0))
+        nnx.update(policy.encoders[SHARED], encoder_params)
+        self._graphdef, self.params = nnx.graphdef(policy), nnx.state(policy, nnx.Param)
 
     def check_frames(self, frames: Frames, where: str) -> None:
         """One-line error if the episode lacks a camera of the encoder or has another image size."""
@@ -188,7 +206,7 @@ def cache_embeddings(config: CacheEmbeddingsConfig, progress: bool = True) -> Ca
         "source_mapping": source.mapping.name,
         "cameras": list(encoder.config.cameras),
         "embedding_dim": encoder.config.feature_dim,
-        "weights": "ema",
+        "weights": encoder.weights,
     }
     (dataset_dir / SOURCE_FILE).write_text(json.dumps(record, indent=2))
     return CacheResult(dataset_dir, source.num_episodes, frames_done, seconds)

@@ -16,6 +16,7 @@ cache its embeddings once and train an `encoder="cached"` head on them.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,39 @@ def install_encoder(policy: Policy, config: DynamoConfig, params: nnx.State) -> 
 def policy_config_with_encoder(policy_config: Any, config: DynamoConfig) -> Any:
     """`policy_config` with the encoder fields of a DynaMo encoder (cameras, sizes, shared encoder)."""
     return dataclasses.replace(policy_config, **config.policy_encoder_fields())
+
+
+@dataclass(frozen=True)
+class PretrainedEncoder:
+    """A DynaMo encoder for a policy: its config, weights and the step folder they came from."""
+
+    config: DynamoConfig
+    params: nnx.State
+    checkpoint: str
+
+    def policy_config(self, policy_config: Any) -> Any:
+        """`policy_config` with this encoder's fields (UserError when the result is not valid)."""
+        try:
+            return policy_config_with_encoder(policy_config, self.config)
+        except ValueError as e:
+            raise UserError(
+                f"--encoder {self.checkpoint}: the policy config does not fit the encoder ({e})"
+            ) from e
+
+    def install(self, policy: Policy) -> None:
+        install_encoder(policy, self.config, self.params)
+
+
+def load_policy_encoder(path: str | Path) -> PretrainedEncoder:
+    """`train --encoder CKPT` for a policy with an image encoder: CKPT must be a DynaMo checkpoint."""
+    directory, step, meta = checkpoint.load_meta(path)
+    if meta.get("kind") != KIND:
+        raise UserError(
+            f"--encoder {path}: not a DynaMo encoder checkpoint; a policy run's encoder is reused "
+            "through its embeddings, with a policy of encoder='cached' (--preset ptp_stage2)"
+        )
+    config, params = load_dynamo_encoder(path)
+    return PretrainedEncoder(config, params, str((directory / str(step)).resolve()))
 
 
 def trainable_params(frozen_encoder: bool) -> nnx.filterlib.Filter:

@@ -1,6 +1,6 @@
 """Multistage long-context training (Past-Token Prediction), the training side.
 
-Stage 1 is an ordinary run. For stage 2, `robopolicy train --preset ptp_stage2 --encoder RUN
+Stage 1 is an ordinary run, or DynaMo pretraining (`--encoder` then names the DynaMo checkpoint). For stage 2, `robopolicy train --preset ptp_stage2 --encoder RUN
 --dataset D` embeds every frame of D once with RUN's EMA encoder (or reuses the cache written
 earlier next to D, `D_embeddings`, when it came from the same checkpoint) and trains the
 `encoder="cached"` head on the embeddings; the encoder stays frozen because it is not in the model.
@@ -34,7 +34,7 @@ def embedding_episodes(config: TrainConfig, progress: bool = True) -> tuple[list
             f"--encoder {config.encoder}: needs a policy with encoder='cached' (e.g. --preset ptp_stage2), "
             f"this one has encoder={config.policy.encoder!r}"
         )
-    directory, step, meta = checkpoint.load_meta(config.encoder)
+    directory, step, _ = checkpoint.load_meta(config.encoder)
     step_dir = str((directory / str(step)).resolve())
     cache = default_out(config.dataset)
     if cache.exists() and any(cache.rglob("dataset_info.json")):
@@ -46,6 +46,7 @@ def embedding_episodes(config: TrainConfig, progress: bool = True) -> tuple[list
             )
     else:
         cache_embeddings(CacheEmbeddingsConfig(encoder=config.encoder, dataset=config.dataset), progress)
+    encoder_config = read_embedding_source(cache)["policy_config"]
     return load_embedding_episodes(cache), {
-        STAGE1_KEY: {"checkpoint": step_dir, "policy_config": meta["policy_config"]}
+        STAGE1_KEY: {"checkpoint": step_dir, "policy_config": encoder_config}
     }

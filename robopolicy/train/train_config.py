@@ -36,8 +36,14 @@ class TrainConfig:
             states, capped at `eval_max_steps` steps (0: the task's cap).
         wandb_project: also log to this wandb project (needs the wandb package; "" = off). TensorBoard
             event files are always written to `out/tensorboard/`.
-        encoder: PTP multistage: a stage-1 run (or checkpoint) whose frozen image encoder embeds
-            `dataset` once; the policy (encoder="cached", e.g. preset ptp_stage2) trains on the embeddings.
+        encoder: a checkpoint whose image encoder the policy uses. With a policy of encoder="cached"
+            (PTP multistage, e.g. preset ptp_stage2): a stage-1 policy run or a DynaMo checkpoint, whose
+            encoder embeds `dataset` once; the head trains on the embeddings. With an image-encoder
+            policy: a DynaMo checkpoint (`robopolicy pretrain dynamo`); its encoder architecture
+            replaces the preset's encoder fields (cameras, sizes, one encoder shared by the cameras)
+            and its weights initialise the encoder.
+        freeze_encoder: train the policy with its image encoders frozen (no gradient, no optimizer
+            update: they keep their pretrained or random initial weights); off: trained end to end.
         mesh: the (data, fsdp) device mesh; batch_size must be a multiple of its devices.
         mask_padded_actions: leave actions padded past an episode's end out of the loss (default: they
             count, as in Diffusion Policy, teaching the policy to stay put once done).
@@ -66,6 +72,7 @@ class TrainConfig:
     eval_episodes: int = 2
     eval_max_steps: int = 0
     encoder: str = ""
+    freeze_encoder: bool = False
     wandb_project: str = ""
 
     def __post_init__(self) -> None:

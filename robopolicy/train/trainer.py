@@ -28,6 +28,7 @@ from robopolicy.models.policy import Policy
 from robopolicy.models.policy_config import PolicyConfig
 from robopolicy.train import checkpoint
 from robopolicy.train.ema import ema_decay, ema_update
+from robopolicy.train.frozen_encoder import frozen_mask, keep_frozen, masked_optimizer, stop_frozen_gradients
 from robopolicy.train.mesh import check_batch_size, make_mesh, state_shardings
 from robopolicy.train.optimizer import learning_rate_schedule, make_optimizer
 from robopolicy.train.train_config import TrainConfig
@@ -65,8 +66,12 @@ def make_train_step(
     config: TrainConfig,
     mesh: Mesh | None = None,
     shardings: Any = None,
+    frozen: Any = None,
 ) -> TrainStep:
     """A pure (state, batch) → (state, metrics) step, jitted with the state donated.
+
+    `frozen` (a tree of bools like the params, from `frozen_mask`) marks leaves that get no gradient
+    and keep their values; `tx` must then be the matching `masked_optimizer`.
 
     With a mesh, the state keeps `shardings` in and out (parameters FSDP-split, the rest
     replicated), the batch comes split over the data axes and the metrics come out replicated;
@@ -84,6 +89,8 @@ def make_train_step(
             batch = {**batch, "images": jitter_batch_images(batch["images"], jitter_key, config.color_jitter)}
 
         def loss_fn(params: nnx.State) -> jax.Array:
+            if frozen is not None:
+                params = stop_frozen_gradients(params, frozen)
             model = nnx.merge(graphdef, params)
             return model.loss_batch(batch, step_key)
 
@@ -91,10 +98,14 @@ def make_train_step(
         updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
         params = optax.apply_updates(state["params"], updates)
         decay = ema_decay(state["step"], config.ema_power, config.ema_max_decay)
+        ema_params = ema_update(state["ema_params"], params, decay)
+        if frozen is not None:
+            params = keep_frozen(params, state["params"], frozen)
+            ema_params = keep_frozen(ema_params, state["ema_params"], frozen)
         new_state = {
             "step": state["step"] + 1,
             "params": params,
-            "ema_params": ema_update(state["ema_params"], params, decay),
+            "ema_params": ema_params,
             "opt_state": opt_state,
             "rng": jax.random.key_data(key),
         }
@@ -141,7 +152,13 @@ def train(
         jax.distributed.initialize()
     mesh = _training_mesh(config)
     stage1: dict[str, Any] = {}
-    if config.encoder:
+    data_config, pretrained = config, None
+    if config.encoder and config.policy.encoder != "cached":
+        from robopolicy.train.dynamo_checkpoint import load_policy_encoder
+
+        pretrained = load_policy_encoder(config.encoder)
+        data_config = dataclasses.replace(config, policy=pretrained.policy_config(config.policy))
+    elif config.encoder:
         if episodes is not None:
             raise UserError(
                 "--encoder: stage-2 training reads its embeddings from --dataset, not from memory"
@@ -149,13 +166,19 @@ def train(
         from robopolicy.train.stage2 import embedding_episodes
 
         episodes, stage1 = embedding_episodes(config, progress)
-    data = prepare_training_data(config, episodes)
+    data = prepare_training_data(data_config, episodes)
     policy_cfg, stats = data.policy_config, data.stats
     data_iter = batch_iterator(data.batches, config.data.read_threads, config.data.prefetch)
 
     model = Policy(policy_cfg, rngs=nnx.Rngs(config.seed))
+    if pretrained is not None:
+        pretrained.install(model)
     graphdef = nnx.graphdef(model)
+    freeze = config.freeze_encoder and policy_cfg.encoder != "cached"
+    frozen = frozen_mask(nnx.state(model, nnx.Param), freeze) if freeze else None
     tx = make_optimizer(config.optimizer, config.steps)
+    if frozen is not None:
+        tx = masked_optimizer(tx, frozen)
     state = init_train_state(model, tx, config.seed)
     del model
     shardings = state_shardings(state, mesh, config.mesh.min_shard_size)
@@ -172,6 +195,7 @@ def train(
         "task": data.task,
         "instruction": data.instruction,
         "num_episodes": data.num_episodes,
+        ENCODER_SOURCE_KEY: _encoder_source(config, pretrained, freeze, stage1),
         **stage1,
     }
     manager = checkpoint.checkpoint_manager(
@@ -187,7 +211,7 @@ def train(
         from robopolicy.train.rollout_hook import rollout_eval_hook
 
         eval_hook = rollout_eval_hook(meta, run_dir, config.eval_episodes, config.eval_max_steps, config.seed)
-    step_fn = make_train_step(graphdef, tx, config, mesh, shardings)
+    step_fn = make_train_step(graphdef, tx, config, mesh, shardings, frozen)
     lr_at = learning_rate_schedule(config.optimizer, config.steps)
     losses: list[tuple[int, float]] = []
     bar = tqdm(
@@ -244,6 +268,20 @@ def train(
     )
 
 
+ENCODER_SOURCE_KEY = "encoder_source"  # meta key: where the image encoder's initial weights came from
+
+
+def _encoder_source(
+    config: TrainConfig, pretrained: Any, frozen: bool, stage1: dict[str, Any]
+) -> dict[str, Any]:
+    """`{"kind": "random_init" | "dynamo" | "stage1_cache", "frozen": bool, "checkpoint": step folder}`."""
+    if pretrained is not None:
+        return {"kind": "dynamo", "checkpoint": pretrained.checkpoint, "frozen": frozen}
+    if stage1:
+        return {"kind": "stage1_cache", "checkpoint": config.encoder, "frozen": True}
+    return {"kind": "random_init", "checkpoint": "", "frozen": frozen}
+
+
 def model_batch(window: dict[str, Any], policy: PolicyConfig, mask_padded_actions: bool) -> dict[str, Any]:
     """The keys of a pipeline batch that the policy's loss reads; only these go to the device.
 
@@ -279,6 +317,12 @@ def _config_differences(old: dict[str, Any], new: dict[str, Any], defaults: dict
 
 def _check_resume_compatible(saved: dict[str, Any], current: dict[str, Any], run_dir: Path) -> None:
     """Resuming a run with another policy shape would fail deep inside orbax; say which keys differ."""
+    old_source = saved.get(ENCODER_SOURCE_KEY, current[ENCODER_SOURCE_KEY])
+    if old_source != current[ENCODER_SOURCE_KEY]:
+        raise UserError(
+            f"{run_dir}: existing run has another encoder source ({old_source}, now "
+            f"{current[ENCODER_SOURCE_KEY]}); use a new --out"
+        )
     old, new = saved.get("policy_config", {}), current["policy_config"]
     defaults = json.loads(json.dumps(dataclasses.asdict(PolicyConfig())))
     differing = _config_differences(old, new, defaults)
