@@ -170,8 +170,7 @@ def main() -> None:
                 db=str(out / "results.db"),
                 video_episodes=0,
                 seed=args.seed,
-                # The vector backend's batched sampler builds the older FlowPolicy, which has no
-                # instruction encoder; the local backend runs the general Policy.
+                # One process, episodes in sequence: the way the recorded results were run.
                 backend="local",
                 workers=0,
             )

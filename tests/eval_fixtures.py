@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 from flax import nnx
 
+from robopolicy.data.instruction_vocab import InstructionVocab
 from robopolicy.data.normalization import NormalizationStats
-from robopolicy.models.flow_policy import FlowPolicy
+from robopolicy.models.policy import Policy
 from robopolicy.models.policy_config import PolicyConfig
 from robopolicy.train import checkpoint
 
@@ -37,9 +38,12 @@ def make_checkpoint(out: Path, steps: tuple[int, ...] = (1,), config: PolicyConf
         rng.normal(size=(64, config.state_dim)).astype(np.float32),
     )
     meta = {"policy_config": dataclasses.asdict(config), "stats": stats.to_dict(), "task": "cube_on_plate"}
+    if config.text != "none":
+        vocab = InstructionVocab.build(["put the red cube on the blue plate"], max_length=8)
+        meta.update(instruction="put the red cube on the blue plate", instruction_vocab=vocab.to_dict())
     manager = checkpoint.checkpoint_manager(out / "checkpoints", max_to_keep=10)
     for step in steps:
-        params = nnx.state(FlowPolicy(config, rngs=nnx.Rngs(step)), nnx.Param)
+        params = nnx.state(Policy(config, rngs=nnx.Rngs(step)), nnx.Param)
         manager.save(
             step,
             args=checkpoint.ocp.args.Composite(

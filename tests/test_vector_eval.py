@@ -36,6 +36,29 @@ def _obs(rng, n):
     }
 
 
+# Shared encoder, instruction words, transformer denoiser and DDIM diffusion head: every input the
+# general policy reads on the way to an action goes through the batched path too.
+RICH_POLICY = dataclasses.replace(
+    POLICY,
+    shared_encoder=True,
+    text="mean",
+    vocab_size=9,
+    denoiser="transformer",
+    transformer_dim=16,
+    transformer_layers=1,
+    transformer_heads=2,
+    head="diffusion",
+    diffusion_train_steps=10,
+    diffusion_sampler="ddim",
+    diffusion_inference_steps=2,
+)
+
+
+@pytest.fixture(scope="module")
+def rich_dir(tmp_path_factory):
+    return make_checkpoint(tmp_path_factory.mktemp("rich") / "run", config=RICH_POLICY)
+
+
 @pytest.fixture(scope="module")
 def ptp_dir(tmp_path_factory):
     return make_checkpoint(tmp_path_factory.mktemp("ptp") / "run", config=replace(POLICY, past_steps=1))
@@ -48,13 +71,16 @@ def ptp_dir(tmp_path_factory):
         (ExecutionSettings(mode="temporal_ensemble"), 1),
         (ExecutionSettings(mode="chunk", n_action_steps=1, self_verify_candidates=3), 1),
         (ExecutionSettings(mode="chunk", n_action_steps=1), 2),
+        (ExecutionSettings(mode="chunk"), -1),
     ],
-    ids=["chunk", "temporal_ensemble", "self_verify", "frame_stride_2"],
+    ids=["chunk", "temporal_ensemble", "self_verify", "frame_stride_2", "text_transformer_diffusion"],
 )
 def test_batched_actions_equal_per_env_actions_whichever_slot_runs_the_episode(
-    run_dir, ptp_dir, settings, frame_stride
+    run_dir, ptp_dir, rich_dir, settings, frame_stride
 ):
     policy = load_policy(ptp_dir if settings.self_verify_candidates > 1 else run_dir)
+    if frame_stride == -1:
+        policy, frame_stride = load_policy(rich_dir), 1
     if frame_stride > 1:  # as if trained on history subsampled every `frame_stride` steps
         meta = {**policy.meta, "train_config": {"data": {"frame_stride": frame_stride}}}
         policy = replace(policy, meta=meta)
