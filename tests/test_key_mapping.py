@@ -1,8 +1,8 @@
 """Reading another project's RLDS dataset through a key mapping: the LIBERO schema of OpenVLA/openpi."""
 
-import importlib.util
 import json
 import shutil
+import sys
 
 import numpy as np
 import pytest
@@ -99,9 +99,9 @@ def test_libero_preset_is_the_published_schema():
     assert libero.instruction == "language_instruction"
 
 
-def test_tfrecord_dataset_without_tensorflow_says_which_extra(libero_dataset, tmp_path):
-    if importlib.util.find_spec("tensorflow") is not None:
-        pytest.skip("only meaningful where TensorFlow is absent")
+def test_tfrecord_dataset_without_tensorflow_says_which_extra(libero_dataset, tmp_path, monkeypatch):
+    # A None entry in sys.modules makes `import tensorflow` fail, as on an install without the [tf] extra.
+    monkeypatch.setitem(sys.modules, "tensorflow", None)
     path, _ = libero_dataset
     legacy = tmp_path / "legacy"
     shutil.copytree(path, legacy)
