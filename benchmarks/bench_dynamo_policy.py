@@ -187,9 +187,10 @@ def main() -> None:
     )
     header = " | ".join(f"{t} success" for t in args.tasks)
     print(
-        f"| encoder | state linear | state kNN | action linear | action kNN | final loss | {header} | all tasks |"
+        f"| encoder | state linear | state kNN | action linear | action kNN | held-out eff. rank "
+        f"| final loss | {header} | all tasks |"
     )
-    print("|---" * (7 + len(args.tasks)) + "|")
+    print("|---" * (8 + len(args.tasks)) + "|")
     for name, probe in probes.items():
         s, a = probe["state"], probe["action"]
         per_task = [_rate(*success[name][task]) for task in args.tasks]
@@ -197,7 +198,7 @@ def main() -> None:
         n = sum(v[1] for v in success[name].values())
         print(
             f"| {name} | {s['linear']:.3f} | {s['knn']:.3f} | {a['linear']:.3f} | {a['knn']:.3f} | "
-            f"{runs[name][1].final_loss:.4f} | {' | '.join(per_task)} | {_rate(k, n)} |"
+            f"{probe['spread']['effective_rank']:.1f} | {runs[name][1].final_loss:.4f} | {' | '.join(per_task)} | {_rate(k, n)} |"
         )
     print("wall time: " + ", ".join(f"{k} {v:.0f} s" for k, v in times.items()))
     print(json.dumps({"probes": probes, "success": success, "seconds": times}))

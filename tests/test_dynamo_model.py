@@ -76,6 +76,8 @@ def test_shapes_for_multiple_views(cameras):
         "dynamics": (),
         "covariance": (),
         "embedding_std": (),
+        "normalized_std": (),
+        "effective_rank": (),
     }
 
 

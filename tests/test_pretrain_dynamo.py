@@ -107,7 +107,9 @@ def test_resume_reproduces_uninterrupted_run_and_policy_takes_the_encoder(tmp_pa
     full = pretrain_dynamo(config, episodes, progress=False)
     assert [s for s, _ in full.losses] == [1, 2, 3, 4]
     assert [p["step"] for p in full.probes] == [0, 2, 4]
-    assert set(full.probes[-1]["probe"]) == {"state", "action"}
+    assert set(full.probes[-1]["probe"]) == {"state", "action", "spread"}
+    spread = full.probes[-1]["probe"]["spread"]
+    assert spread["effective_rank"] >= 1.0 and spread["normalized_std"] > 0.0
 
     # A copy of the run that "died" after its step-2 checkpoint.
     shutil.copytree(tmp_path / "a", tmp_path / "b")

@@ -25,6 +25,7 @@ from robopolicy.models.causal_transformer import CausalTransformer
 from robopolicy.models.cnn_encoder import ConvEncoder
 from robopolicy.models.dynamo_config import DynamoConfig
 from robopolicy.models.dynamo_loss import cosine_prediction_loss, covariance_regularizer
+from robopolicy.models.embedding_collapse import effective_rank, normalized_std
 from robopolicy.models.resnet_encoder import ResNet18Encoder
 
 WindowImages = dict[str, UInt8[Array, "b w h w2 3"]]
@@ -90,10 +91,13 @@ class DynaMo(nnx.Module):
     def losses(
         self, images: WindowImages, target_z: Float[Array, "b w v e"] | None = None
     ) -> dict[str, Float[Array, ""]]:
-        """{"loss", "dynamics", "covariance", "embedding_std"} for a batch of windows.
+        """{"loss", "dynamics", "covariance", "embedding_std", "normalized_std", "effective_rank"}.
 
-        `embedding_std` (mean over dimensions of the std over all embeddings) is not part of the
-        loss: it watches for collapse, under which the cosine loss would also go to 0.
+        The last three are not part of the loss; they watch for collapse, under which the cosine
+        loss would also go to 0. `embedding_std` (mean over dimensions of the raw std over all
+        embeddings) shrinks whenever the encoder scales its output down, which the covariance term
+        rewards, so read collapse off the scale-free `normalized_std` and `effective_rank`
+        (`robopolicy.models.embedding_collapse`).
 
         `target_z`: embeddings of the same windows by a target (EMA) encoder; None uses this
         encoder's own embeddings. Either way the target is stop-gradiented.
@@ -104,9 +108,12 @@ class DynaMo(nnx.Module):
         dynamics = cosine_prediction_loss(pred, target[:, 1:])
         flat = z.reshape(-1, z.shape[-1])
         covariance = covariance_regularizer(flat)
+        watched = jax.lax.stop_gradient(flat)
         return {
             "loss": dynamics + self.config.covariance_weight * covariance,
             "dynamics": dynamics,
             "covariance": covariance,
-            "embedding_std": jnp.mean(jnp.std(jax.lax.stop_gradient(flat), axis=0)),
+            "embedding_std": jnp.mean(jnp.std(watched, axis=0)),
+            "normalized_std": normalized_std(watched),
+            "effective_rank": effective_rank(watched),
         }

@@ -38,6 +38,7 @@ from robopolicy.eval.embedding_probes import probe_mse
 from robopolicy.models.dynamo import DynaMo, embed_views
 from robopolicy.models.dynamo_config import DynamoConfig
 from robopolicy.models.dynamo_loss import target_ema_decay
+from robopolicy.models.embedding_collapse import effective_rank, normalized_std
 from robopolicy.train import checkpoint, dynamo_checkpoint
 from robopolicy.train.ema import ema_update
 from robopolicy.train.pretrain_dynamo_config import PretrainDynamoConfig
@@ -130,11 +131,17 @@ def run_probes(
     ridge: float,
     k: int,
 ) -> dict[str, dict[str, float]]:
-    """Held-out probe MSEs (standardised units; 1.0 = predicting the mean) for state and action."""
+    """Held-out probe MSEs (standardised units; 1.0 = predicting the mean) for state and action,
+    and the held-out embeddings' scale-free spread ({"normalized_std", "effective_rank"}, views
+    concatenated)."""
     x_train, x_test = embed(params, train.images), embed(params, test.images)
     return {
         "state": probe_mse(x_train, train.state, x_test, test.state, ridge, k),
         "action": probe_mse(x_train, train.action, x_test, test.action, ridge, k),
+        "spread": {
+            "normalized_std": float(normalized_std(jnp.asarray(x_test))),
+            "effective_rank": float(effective_rank(jnp.asarray(x_test))),
+        },
     }
 
 
