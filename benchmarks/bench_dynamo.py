@@ -27,6 +27,7 @@ from robopolicy.data.collect import collect
 from robopolicy.data.rlds_reader import load_episodes
 from robopolicy.models.dynamo import make_encoder
 from robopolicy.presets import COLLECT, PRETRAIN_DYNAMO
+from robopolicy.train.dynamo_plots import plot_pretraining, read_log
 from robopolicy.train.pretrain_dynamo import (
     ProbeSplit,
     dynamo_config_for,
@@ -40,29 +41,6 @@ from robopolicy.train.pretrain_dynamo import (
 def _row(name: str, probe: dict) -> str:
     s, a = probe["state"], probe["action"]
     return f"| {name} | {s['linear']:.3f} | {s['knn']:.3f} | {a['linear']:.3f} | {a['knn']:.3f} |"
-
-
-def _plot(probes: list[dict], random: list[dict], path: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5), sharey=True)
-    steps = [p["step"] for p in probes]
-    for ax, target in zip(axes, ("state", "action"), strict=True):
-        for kind, colour in (("linear", "C0"), ("knn", "C1")):
-            ax.plot(
-                steps, [p["probe"][target][kind] for p in probes], "o-", color=colour, label=f"DynaMo {kind}"
-            )
-            level = sum(r[target][kind] for r in random) / len(random)
-            ax.axhline(level, color=colour, ls="--", label=f"random init {kind} (mean of {len(random)})")
-        ax.set_title(f"held-out probe MSE → {target}")
-        ax.set_xlabel("pretraining step")
-    axes[0].set_ylabel("MSE (standardised)")
-    axes[1].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
 
 
 def main() -> None:
@@ -112,7 +90,13 @@ def main() -> None:
         print(_row(f"DynaMo, step {p['step']}", p["probe"]))
     print(json.dumps({"probes": result.probes, "random": random}))
     if args.plot:
-        _plot(result.probes, random, args.plot)
+        losses, _ = read_log(Path(args.out) / "train_log.jsonl")
+        plot_pretraining(
+            losses,
+            result.probes,
+            args.plot,
+            baselines={f"random init seed {i}": r for i, r in enumerate(random)},
+        )
         print(f"plot: {args.plot}")
 
 

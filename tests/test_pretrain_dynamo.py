@@ -109,6 +109,7 @@ def test_resume_reproduces_uninterrupted_run_and_policy_takes_the_encoder(tmp_pa
     assert [p["step"] for p in full.probes] == [0, 2, 4]
     assert set(full.probes[-1]["probe"]) == {"state", "action", "spread"}
     spread = full.probes[-1]["probe"]["spread"]
+    assert (tmp_path / "a" / "pretraining.png").stat().st_size > 10_000
     assert spread["effective_rank"] >= 1.0 and spread["normalized_std"] > 0.0
 
     # A copy of the run that "died" after its step-2 checkpoint.

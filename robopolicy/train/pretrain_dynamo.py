@@ -4,7 +4,8 @@ The loop reads only camera frames for training. Every `probe_every` steps (and b
 after the last step) it embeds frames of training and held-out episodes with the current encoder and
 fits linear (ridge) and kNN probes to the robot state and to the actions, scored on the held-out
 episodes; probes are evaluation, so they may read state and actions. Each probe is a row of the
-train log: {"step", "probe": {"state": {"linear", "knn"}, "action": {...}}}.
+train log: {"step", "probe": {"state": {"linear", "knn"}, "action": {...}, "spread": {...}}}, and
+`<run>/pretraining.png` is redrawn with the losses, probe curves and embedding spread so far.
 
 Steps are data-parallel over all local devices (replicated state, batch split over a "data" mesh
 axis); orbax saves and restores the arrays with their shardings.
@@ -40,6 +41,7 @@ from robopolicy.models.dynamo_config import DynamoConfig
 from robopolicy.models.dynamo_loss import target_ema_decay
 from robopolicy.models.embedding_collapse import effective_rank, normalized_std
 from robopolicy.train import checkpoint, dynamo_checkpoint
+from robopolicy.train.dynamo_plots import plot_pretraining, read_log
 from robopolicy.train.ema import ema_update
 from robopolicy.train.pretrain_dynamo_config import PretrainDynamoConfig
 
@@ -267,6 +269,7 @@ def pretrain_dynamo(
         probes.append(result)
         log.write(json.dumps(result) + "\n")
         log.flush()
+        plot_pretraining(*read_log(log_path), run_dir / "pretraining.png")
         probe_seconds += time.perf_counter() - t
 
     if start == 0:
