@@ -11,7 +11,10 @@ can compare it with the committed `docs/cli.md`.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
+import inspect
+import re
 import sys
 import warnings
 from dataclasses import dataclass
@@ -90,8 +93,48 @@ def verb_parser(verb: str, preset: str = "default") -> argparse.ArgumentParser:
         return tyro.extras.get_parser(type(default), default=default, prog=f"robopolicy {verb}")
 
 
-def _option(action: argparse.Action) -> Option:
+# One `name: text` (or `name_a, name_b: text`) entry of a docstring's attribute list.
+_ENTRY = re.compile(r"^(\s*)([A-Za-z_]\w*(?:\s*,\s*[A-Za-z_]\w*)*)\s*:\s+(.*)$")
+
+
+@functools.cache
+def field_docs(cls: type) -> dict[str, str]:
+    """Help per field from a dataclass docstring's `name: text` lines, including the entries tyro
+    leaves unattributed: several fields documented at once (`a, b: text`) and lists outside an
+    `Attributes:` section."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    docs: dict[str, str] = {}
+    current: list[str] = []
+    indent = 0
+    for line in (inspect.getdoc(cls) or "").splitlines():
+        match = _ENTRY.match(line)
+        entry = [n.strip() for n in match.group(2).split(",")] if match else []
+        if entry and set(entry) <= names and (not current or len(match.group(1)) <= indent):
+            current, indent = entry, len(match.group(1))
+            text = match.group(3).strip()
+            docs.update(dict.fromkeys(entry, f"({', '.join(entry)}) {text}" if len(entry) > 1 else text))
+        elif current and line.strip() and len(line) - len(line.lstrip()) > indent:
+            for name in current:
+                docs[name] += " " + line.strip()
+        else:
+            current = []
+    return docs
+
+
+def _docstring_help(config: Any, dest: str) -> str:
+    """The docstring help of the field a dotted `dest` (e.g. "policy.transformer-dim") names."""
+    *path, name = dest.replace("-", "_").split(".")
+    for part in path:
+        config = getattr(config, part, None)
+    if not dataclasses.is_dataclass(config):
+        return ""
+    return field_docs(type(config)).get(name, "")
+
+
+def _option(action: argparse.Action, config: Any) -> Option:
     help_text, default = _split_default(_one_line(action.help))
+    if not help_text:
+        help_text = _one_line(_docstring_help(config, action.dest))
     metavar = action.metavar if isinstance(action.metavar, str) else ""
     return Option(tuple(action.option_strings), action.dest, metavar, default, help_text)
 
@@ -99,10 +142,12 @@ def _option(action: argparse.Action) -> Option:
 @functools.cache
 def verb_groups(verb: str, preset: str = "default") -> tuple[OptionGroup, ...]:
     """The options of a command, grouped by config as in its --help; positional arguments first."""
+    from robopolicy.presets import PRESETS
+
     groups: list[OptionGroup] = []
     for group in verb_parser(verb, preset)._action_groups:
         options = tuple(
-            _option(action)
+            _option(action, PRESETS[verb][preset])
             for action in group._group_actions
             if action.help != argparse.SUPPRESS and "--help" not in action.option_strings
         )

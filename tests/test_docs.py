@@ -3,13 +3,14 @@ documented command lines name real commands and options, and the README's Python
 
 import re
 import shlex
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from eval_fixtures import make_checkpoint
 
 from robopolicy.cli import VERBS
-from robopolicy.cli_reference import render_markdown, verb_flags
+from robopolicy.cli_reference import field_docs, render_markdown, verb_flags
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -96,6 +97,34 @@ def test_cli_reference_covers_every_command_and_option() -> None:
         assert f"## `robopolicy {verb}`" in text
         for flag in verb_flags(verb) - {"--preset", "-h", "--help"}:
             assert f"`{flag}`" in text, f"{verb}: {flag} missing from the reference"
+
+
+@dataclass(frozen=True)
+class _Documented:
+    """A config.
+
+    Attributes:
+        alpha: the first
+            field, on two lines.
+        beta, gamma: documented together.
+    delta: a list outside the Attributes section
+        counts too.
+    """
+
+    alpha: int = 0
+    beta: int = 0
+    gamma: int = 0
+    delta: int = 0
+    epsilon: int = 0
+
+
+def test_field_docs_reads_grouped_and_plain_entries() -> None:
+    assert field_docs(_Documented) == {
+        "alpha": "the first field, on two lines.",
+        "beta": "(beta, gamma) documented together.",
+        "gamma": "(beta, gamma) documented together.",
+        "delta": "a list outside the Attributes section counts too.",
+    }
 
 
 def test_relative_links_resolve() -> None:
