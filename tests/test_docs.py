@@ -171,7 +171,13 @@ def test_command_checker_reports_unknown_commands_and_options() -> None:
     ]
 
 
-def test_readme_python_example_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_readme_python_example_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from robopolicy.sim import TabletopEnv
+
+    # A shorter step cap keeps the test fast; the example's loop ends on it exactly as on the task's.
+    monkeypatch.setattr(TabletopEnv, "max_steps", property(lambda self: 20))
     example = _blocks((ROOT / "README.md").read_text(encoding="utf-8"), "python")[0]
     assert len([ln for ln in example.splitlines() if ln.strip()]) <= 10
     assert '"runs/quickstart/train"' in example
