@@ -10,6 +10,7 @@ import pytest
 from eval_fixtures import make_checkpoint
 
 from robopolicy.cli import VERBS
+from robopolicy.cli import main as cli_main
 from robopolicy.cli_reference import field_docs, render_markdown, verb_flags
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -116,6 +117,23 @@ class _Documented:
     gamma: int = 0
     delta: int = 0
     epsilon: int = 0
+
+
+def test_reference_options_are_those_the_cli_help_shows(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    for verb in VERBS:
+        with pytest.raises(SystemExit):
+            cli_main([*verb.split(), "--help"])
+        help_text = capsys.readouterr().out
+        # An option's line starts with its flags (a box border and up to two spaces before them), then
+        # its metavar, then, after a wider gap, the description; wrapped descriptions are indented more.
+        heads = [m.group(1).split("  ")[0] for m in re.finditer(r"^[│ ]{0,3}(-.*)$", help_text, re.MULTILINE)]
+        shown = {flag for head in heads for flag in re.findall(r"(?<![\w-])-{1,2}[a-z][\w.-]*", head)}
+        reference = verb_flags(verb) - {"--preset"}
+        assert reference <= set(re.findall(r"-{1,2}[a-z][\w.-]*", help_text)), verb
+        assert shown and shown <= reference, f"{verb}: {sorted(shown - reference)} missing from the reference"
 
 
 def test_field_docs_reads_grouped_and_plain_entries() -> None:
