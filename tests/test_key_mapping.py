@@ -12,6 +12,7 @@ from robopolicy.cli import main
 from robopolicy.data.key_mapping import libero_mapping, load_mapping_file, preset_names
 from robopolicy.data.rlds_reader import RldsDataset, load_episodes
 from robopolicy.errors import UserError
+from robopolicy.train import checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -113,3 +114,20 @@ def test_tfrecord_dataset_without_tensorflow_says_which_extra(libero_dataset, tm
     ):
         load_episodes(legacy)
     assert RldsDataset(legacy).file_format == "tfrecord"
+
+
+def test_train_reads_a_dataset_through_a_custom_mapping(libero_dataset, tmp_path, capsys):
+    path, _ = libero_dataset
+    toml = tmp_path / "front_only.toml"
+    toml.write_text(
+        'cameras = { "observation/image" = "front" }\nstate = "observation/joint_state"\naction_dim = 7\n'
+    )
+    run = tmp_path / "run"
+    args = ["train", "--preset", "tiny", "--dataset", str(path), "--mapping", str(toml)]
+    args += ["--policy.cameras", "front", "--steps", "2", "--out", str(run)]
+    assert main(args) == 0
+    _, step, meta = checkpoint.load_meta(run)
+    assert step == 2 and meta["policy_config"]["cameras"] == ["front"]
+    # Without the mapping, the foreign camera name is not in the dataset: one line, exit 2.
+    assert main([*args[:5], "--policy.cameras", "front", "--steps", "2", "--out", str(tmp_path / "r2")]) == 2
+    assert "front" in capsys.readouterr().err

@@ -9,7 +9,16 @@ import optax
 
 @dataclass(frozen=True)
 class OptimizerConfig:
-    """AdamW hyperparameters. Defaults follow the Past-Token Prediction setup (lr 1e-4, β2 0.95, wd 1e-3)."""
+    """AdamW hyperparameters. Defaults follow the Past-Token Prediction setup (lr 1e-4, β2 0.95, wd 1e-3).
+
+    Attributes:
+        learning_rate: peak learning rate, reached after the warm-up.
+        b1, b2: Adam's moment decay rates.
+        weight_decay: AdamW's decoupled weight decay.
+        warmup_steps: linear warm-up from 0 to `learning_rate`, then cosine decay to the last step.
+        grad_clip_norm: clip gradients to this global L2 norm before the update.
+        final_lr_fraction: the learning rate at the last step, as a fraction of the peak.
+    """
 
     learning_rate: float = 1e-4
     b1: float = 0.9

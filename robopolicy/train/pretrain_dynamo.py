@@ -217,7 +217,7 @@ def pretrain_dynamo(
 ) -> PretrainResult:
     """Pretrain a DynaMo encoder; resumes from `config.out/checkpoints` when a checkpoint exists there."""
     if episodes is None:
-        episodes = load_episodes(config.dataset)
+        episodes = load_episodes(config.dataset, config.mapping)
     model_cfg = dynamo_config_for(episodes, config.model, config.dataset)
     train_eps, held_eps = split_episodes(episodes, config.holdout_fraction)
     loader = ImageWindowLoader(train_eps, model_cfg.cameras, model_cfg.window, config.batch_size, config.seed)

@@ -12,7 +12,10 @@ class PretrainDynamoConfig:
     """What to pretrain, on what, for how long, and how often to probe.
 
     Attributes:
-        dataset: an RLDS dataset folder written by `robopolicy collect`.
+        dataset: an RLDS dataset folder written by `robopolicy collect`, or any RLDS dataset that
+            `mapping` describes.
+        mapping: key mapping of the dataset: "auto", a preset name from `datasets/key_mappings/` or a
+            TOML file (see docs/datasets.md).
         out: run folder; checkpoints go to `out/checkpoints/`, the log to `out/train_log.jsonl`.
             An existing run there is resumed.
         steps: total optimizer steps.
@@ -33,6 +36,7 @@ class PretrainDynamoConfig:
     """
 
     dataset: str = "runs/quickstart/dataset"
+    mapping: str = "auto"
     out: str = "runs/dynamo"
     steps: int = 10000
     batch_size: int = 64

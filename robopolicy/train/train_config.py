@@ -16,7 +16,10 @@ class TrainConfig:
     """What to train, on what, for how long.
 
     Attributes:
-        dataset: an RLDS dataset folder written by `robopolicy collect`.
+        dataset: an RLDS dataset folder written by `robopolicy collect`, or any RLDS dataset that
+            `mapping` describes.
+        mapping: key mapping of the datasets: "auto" (robopolicy's layout, embedding caches, LIBERO),
+            a preset name from `datasets/key_mappings/` or a TOML file (see docs/datasets.md).
         extra_datasets: more RLDS datasets mixed into training (same cameras, state and action dims).
         dataset_weights: sampling weight of each dataset, `dataset` first then `extra_datasets`; empty
             means in proportion to their numbers of windows, as if concatenated.
@@ -45,11 +48,14 @@ class TrainConfig:
         freeze_encoder: train the policy with its image encoders frozen (no gradient, no optimizer
             update: they keep their pretrained or random initial weights); off: trained end to end.
         mesh: the (data, fsdp) device mesh; batch_size must be a multiple of its devices.
+        ema_power, ema_max_decay: the EMA of the weights used for evaluation decays with
+            min(1 − (1 + step)^−ema_power, ema_max_decay), as in Diffusion Policy.
         mask_padded_actions: leave actions padded past an episode's end out of the loss (default: they
             count, as in Diffusion Policy, teaching the policy to stay put once done).
     """
 
     dataset: str = "runs/quickstart/dataset"
+    mapping: str = "auto"
     extra_datasets: tuple[str, ...] = ()
     dataset_weights: tuple[float, ...] = ()
     out: str = "runs/train"

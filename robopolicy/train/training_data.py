@@ -81,7 +81,7 @@ def prepare_training_data(config: TrainConfig, episodes: list[Episode] | None = 
             groups.append((name, None, episodes))
             continue
         dataset_dir = find_dataset_dir(name)
-        groups.append((name, dataset_dir, load_episodes(dataset_dir)))
+        groups.append((name, dataset_dir, load_episodes(dataset_dir, config.mapping)))
     for name, _, eps in groups:
         if not eps:
             raise UserError(f"{name}: no episodes")
