@@ -2,8 +2,10 @@
 
 Run: `PYTHONPATH=. python benchmarks/bench_dynamo_collapse.py [--steps 600] [--plot PNG]`.
 Pretrains the `tiny` preset on the 50 cube_on_plate demos of `bench_dynamo.py` (collected first if
-missing) once per variant: the paper's covariance weight 0.04, no covariance term, a 25× stronger one
-(1.0), and the EMA target encoder. For each, prints the raw embedding spread (`embedding_std`), the
+missing) once per variant: losses on the small CNN's output (after its LayerNorm) or on its features
+before the norm (the default), each with the paper's covariance weight 0.04 and without the
+covariance term, and with the EMA target. A variant whose run folder already holds a finished
+log with the same number of steps is read back, not rerun. For each, prints the raw embedding spread (`embedding_std`), the
 scale-free spread of the training batch (`normalized_std`, √E·std of unit-normalised embeddings,
 ≈1 isotropic, 0 collapsed; `effective_rank` of the batch embeddings), the same two on the held-out
 frames (views concatenated), and the held-out probe MSEs, at every probe step.
@@ -28,11 +30,16 @@ from robopolicy.data.rlds_reader import load_episodes
 from robopolicy.presets import COLLECT, PRETRAIN_DYNAMO
 from robopolicy.train.pretrain_dynamo import pretrain_dynamo
 
-VARIANTS: dict[str, dict] = {
-    "covariance 0.04 (paper)": {},
-    "no covariance term": {"covariance_weight": 0.0},
-    "covariance 1.0": {"covariance_weight": 1.0},
-    "EMA target, covariance 0.04": {"ema_target": True},
+# name → (run folder, DynamoConfig overrides of the `tiny` preset)
+VARIANTS: dict[str, tuple[str, dict]] = {
+    "output features, covariance 0.04": ("output_cov", {"dynamics_features": "output"}),
+    "output features, no covariance term": (
+        "output_nocov",
+        {"dynamics_features": "output", "covariance_weight": 0.0},
+    ),
+    "before output norm, covariance 0.04 (default)": ("prenorm_cov", {}),
+    "before output norm, no covariance term": ("prenorm_nocov", {"covariance_weight": 0.0}),
+    "before output norm, EMA target": ("prenorm_ema", {"ema_target": True}),
 }
 
 
@@ -90,7 +97,11 @@ def main() -> None:
     curves: dict[str, tuple[list[dict], list[dict]]] = {}
     seconds: dict[str, float] = {}
     for name in args.variants:
-        run = Path(args.out) / name.split(",")[0].replace(" ", "_").replace("(", "").replace(")", "")
+        folder, overrides = VARIANTS[name]
+        run = Path(args.out) / folder
+        if (run / "train_log.jsonl").exists() and any(p["step"] == args.steps for p in _log_rows(run)[1]):
+            curves[name] = _log_rows(run)  # finished earlier with these settings: reuse
+            continue
         shutil.rmtree(run, ignore_errors=True)
         config = dataclasses.replace(
             base,
@@ -100,7 +111,7 @@ def main() -> None:
             checkpoint_every=args.steps,
             probe_every=args.probe_every,
             log_every=max(args.steps // 30, 1),
-            model=dataclasses.replace(base.model, **VARIANTS[name]),
+            model=dataclasses.replace(base.model, **overrides),
         )
         t = time.perf_counter()
         pretrain_dynamo(config, episodes, progress=False)

@@ -148,3 +148,23 @@ def test_loss_decreases_on_a_moving_blob(tiny_model):
         params, opt_state, loss = step(params, opt_state, {"agentview": video[idx], "wrist": mirrored[idx]})
         losses.append(float(loss))
     assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:5]), losses
+
+
+@pytest.mark.parametrize("features", ["before_output_norm", "output"])
+def test_losses_see_the_features_the_config_names(features):
+    config = DynamoConfig(**{**TINY.__dict__, "cameras": ("a",), "dynamics_features": features})
+    model = DynaMo(config, rngs=nnx.Rngs(0))
+    frames = jnp.asarray(np.random.default_rng(0).integers(0, 256, (2, 4, 16, 16, 3)), jnp.uint8)
+    z = model.embed({"a": frames})
+    flat = frames.reshape(8, 16, 16, 3)
+    pre = model.encoder.features_before_norm(flat).reshape(z.shape)
+    # The output LayerNorm gives each embedding zero mean and unit variance over features; the raw
+    # features before it do not.
+    expected = pre if features == "before_output_norm" else model.encoder(flat).reshape(z.shape)
+    np.testing.assert_allclose(z, expected, rtol=1e-6)
+    assert not np.allclose(pre, model.encoder(flat).reshape(z.shape), atol=1e-3)
+
+
+def test_dynamics_features_is_validated():
+    with pytest.raises(ValueError, match="dynamics_features"):
+        DynamoConfig(**{**TINY.__dict__, "dynamics_features": "pre"})

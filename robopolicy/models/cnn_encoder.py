@@ -63,9 +63,13 @@ class ConvEncoder(nnx.Module):
         self.dtype = dtype
 
     def __call__(self, images: Float[Array, "b h w 3"]) -> Float[Array, "b f"]:
+        return self.out_norm(self.features_before_norm(images))
+
+    def features_before_norm(self, images: Float[Array, "b h w 3"]) -> Float[Array, "b f"]:
+        """The output projection before the final LayerNorm (what DynaMo's losses see, see `DynamoConfig`)."""
         x = images.astype(self.dtype) / 127.5 - 1.0  # 0..255 are exact in bf16
         for conv, norm in zip(self.convs, self.norms, strict=True):
             x = jax.nn.gelu(norm(conv(x)))
         if self.pooling == "spatial_softmax":
-            return self.out_norm(self.out(spatial_softmax(self.keypoint_logits(x))))
-        return self.out_norm(self.out(x.reshape(x.shape[0], -1)))
+            return self.out(spatial_softmax(self.keypoint_logits(x)))
+        return self.out(x.reshape(x.shape[0], -1))

@@ -41,14 +41,19 @@ def make_encoder(config: DynamoConfig, *, rngs: nnx.Rngs) -> nnx.Module:
 
 
 def embed_views(
-    encoder: nnx.Module, images: WindowImages, cameras: tuple[str, ...]
+    encoder: nnx.Module, images: WindowImages, cameras: tuple[str, ...], before_norm: bool = False
 ) -> Float[Array, "b w v e"]:
-    """Every frame of every view through one encoder: {camera: [B, W, H, W, 3]} → [B, W, V, E]."""
+    """Every frame of every view through one encoder: {camera: [B, W, H, W, 3]} → [B, W, V, E].
+
+    `before_norm`: the encoder's features before its output norm, if it has one (the features the
+    DynaMo losses see); otherwise its output, as a policy sees it.
+    """
     first = images[cameras[0]]
     b, w = first.shape[:2]
     stacked = jnp.stack([images[cam] for cam in cameras], axis=2)  # [B, W, V, H, W, 3]
     flat = stacked.reshape(b * w * len(cameras), *stacked.shape[3:])
-    return encoder(flat).reshape(b, w, len(cameras), -1)
+    z = encoder.features_before_norm(flat) if before_norm else encoder(flat)
+    return z.reshape(b, w, len(cameras), -1)
 
 
 class DynaMo(nnx.Module):
@@ -76,7 +81,9 @@ class DynaMo(nnx.Module):
         )
 
     def embed(self, images: WindowImages) -> Float[Array, "b w v e"]:
-        return embed_views(self.encoder, images, self.config.cameras)
+        return embed_views(
+            self.encoder, images, self.config.cameras, self.config.dynamics_features == "before_output_norm"
+        )
 
     def predict_next(
         self, z: Float[Array, "b w v e"]

@@ -31,6 +31,15 @@ class DynamoConfig:
         ema_target: embed prediction targets with an EMA copy of the encoder instead of the encoder
             itself (with a stop-gradient either way).
         ema_start: EMA decay at step 0, cosine-annealed to 1 at the last step.
+        dynamics_features: which features the losses see. "before_output_norm" (default): the small
+            CNN's features before its output LayerNorm (ResNet-18 has no output norm, so both settings
+            are the same for it). "output": after it, as a policy sees them. With "output" the
+            LayerNorm fixes every embedding's norm, so the only way to shrink the covariance term is to
+            move the embeddings' energy into one shared direction, which also makes the cosine loss
+            trivially small: on 50 cube_on_plate demos 94 % of the second moment became that shared
+            mean within 300 steps (benchmarks/RESULTS.md, "DynaMo collapse"). Before the norm, the
+            covariance term can be met by shrinking the scale, which the cosine loss ignores, as with
+            the paper's ResNet-18.
     """
 
     cameras: tuple[str, ...] = ("agentview", "wrist")
@@ -48,6 +57,7 @@ class DynamoConfig:
     covariance_weight: float = 0.04
     ema_target: bool = False
     ema_start: float = 0.99
+    dynamics_features: Literal["before_output_norm", "output"] = "before_output_norm"
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DynamoConfig:
@@ -86,6 +96,10 @@ class DynamoConfig:
         )
         need(self.covariance_weight >= 0, f"covariance_weight must be >= 0, got {self.covariance_weight}")
         need(0 < self.ema_start <= 1, f"ema_start must be in (0, 1], got {self.ema_start}")
+        need(
+            self.dynamics_features in ("before_output_norm", "output"),
+            f"dynamics_features must be 'before_output_norm' or 'output', got {self.dynamics_features!r}",
+        )
 
     def policy_encoder_fields(self) -> dict[str, Any]:
         """The PolicyConfig fields that make a policy build this encoder, shared over its cameras.

@@ -74,6 +74,10 @@ class ResNet18Encoder(nnx.Module):
         self.out = nnx.Linear(2 * num_keypoints, feature_dim, dtype=dtype, rngs=rngs)
         self.dtype = dtype
 
+    def features_before_norm(self, images: UInt8[Array, "b h w 3"]) -> Float[Array, "b f"]:
+        """The features themselves: this encoder ends in a linear layer, with no output norm."""
+        return self(images)
+
     def __call__(self, images: UInt8[Array, "b h w 3"]) -> Float[Array, "b f"]:
         x = images.astype(self.dtype) / 127.5 - 1.0  # 0..255 are exact in bf16
         x = jax.nn.relu(self.stem_norm(self.stem(x)))

@@ -194,7 +194,8 @@ def make_pretrain_step(
         target_z = None
         if "target_params" in state:
             target = nnx.merge(encoder_graphdef, state["target_params"])
-            target_z = jax.lax.stop_gradient(embed_views(target, images, config.cameras))
+            before_norm = config.dynamics_features == "before_output_norm"
+            target_z = jax.lax.stop_gradient(embed_views(target, images, config.cameras, before_norm))
 
         def loss_fn(params: nnx.State) -> tuple[jax.Array, dict[str, jax.Array]]:
             terms = nnx.merge(graphdef, params).losses(images, target_z)
