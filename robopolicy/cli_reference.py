@@ -132,7 +132,8 @@ def _docstring_help(config: Any, dest: str) -> str:
 
 
 def _option(action: argparse.Action, config: Any) -> Option:
-    help_text, default = _split_default(_one_line(action.help))
+    # argparse help strings are %-format templates, so tyro escapes a literal % as %%.
+    help_text, default = _split_default(_one_line((action.help or "").replace("%%", "%")))
     if not help_text:
         help_text = _one_line(_docstring_help(config, action.dest))
     metavar = action.metavar if isinstance(action.metavar, str) else ""
