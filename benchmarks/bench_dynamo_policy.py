@@ -91,6 +91,13 @@ def main() -> None:
     parser.add_argument("--init-states", default="0:10")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="runs/bench_dynamo_policy")
+    parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    parser.add_argument(
+        "--dynamics-features",
+        default=PRETRAIN_DYNAMO["tiny"].model.dynamics_features,
+        choices=["before_output_norm", "output"],
+        help="which encoder features DynaMo's losses see (see DynamoConfig)",
+    )
     args = parser.parse_args()
     out = Path(args.out)
     times: dict[str, float] = {}
@@ -115,6 +122,7 @@ def main() -> None:
         log_every=max(args.pretrain_steps // 20, 1),
         holdout_fraction=len(held_eps) / len(everything),  # exactly our held-out episodes
         seed=args.seed,
+        model=dataclasses.replace(PRETRAIN_DYNAMO["tiny"].model, dynamics_features=args.dynamics_features),
     )
     dynamo_result = pretrain_dynamo(pretrain, everything, progress=False)
     dynamo_config, _ = load_dynamo_encoder(out / "dynamo")
@@ -123,7 +131,8 @@ def main() -> None:
     # vocab_size is a placeholder: training sets it from the instructions.
     head = dataclasses.replace(QUICKSTART, text="mean", vocab_size=2, **dynamo_config.policy_encoder_fields())
     runs = {}
-    for name, (from_dynamo, frozen) in ARMS.items():
+    for name in args.arms:
+        from_dynamo, frozen = ARMS[name]
         t = time.perf_counter()
         run = out / name.replace(" ", "_")
         config = dataclasses.replace(
@@ -183,7 +192,8 @@ def main() -> None:
         f"tasks {', '.join(args.tasks)}: {len(train_eps)} training / {len(held_eps)} held-out episodes "
         f"({sum(len(e) for e in train_eps)} training steps); DynaMo {args.pretrain_steps} steps "
         f"(loss {dynamo_result.losses[0][1]:.4f} → {dynamo_result.final_loss:.4f}); policies "
-        f"{args.train_steps} steps at batch {args.batch_size}, seed {args.seed}; init states {args.init_states}"
+        f"{args.train_steps} steps at batch {args.batch_size}, seed {args.seed}; init states {args.init_states}; "
+        f"DynaMo losses on {args.dynamics_features} features"
     )
     header = " | ".join(f"{t} success" for t in args.tasks)
     print(
