@@ -23,7 +23,7 @@ from robopolicy.models.policy import Policy
 
 # To=3, H=5: chunk tokens 0, 1 are past actions, token 2 is the current step.
 PTP_POLICY = dataclasses.replace(
-    TINY_POLICY, obs_horizon=3, action_horizon=5, n_action_steps=1, past_steps=-1
+    TINY_POLICY, cameras=("wrist",), obs_horizon=3, action_horizon=5, n_action_steps=1, past_steps=-1
 )
 T = 12
 ACTIONS = np.arange(T * 7, dtype=np.float32).reshape(T, 7) / 10.0  # step s, dim d → (7s + d) / 10
@@ -61,7 +61,8 @@ def test_recorded_past_actions_are_the_normalized_actions_at_the_past_token_step
 
 @pytest.fixture(scope="module")
 def params():
-    return nnx.state(Policy(PTP_POLICY, rngs=nnx.Rngs(0)), nnx.Param)
+    # Initialised in one compiled call: eager initialisation compiles every initializer separately.
+    return nnx.state(nnx.jit(lambda: Policy(PTP_POLICY, rngs=nnx.Rngs(0)))(), nnx.Param)
 
 
 def _observations(rng: np.random.Generator) -> list[dict[str, np.ndarray]]:
