@@ -28,6 +28,7 @@ from robopolicy.eval.policy_runner import (
     check_execution,
     choose_chunk,
     ensemble_weights,
+    executed_history_length,
     instruction_ids,
     past_token_steps,
     row_sampler,
@@ -77,7 +78,7 @@ class BatchedPolicy:
             key=jax.random.key(seed),
             history=deque(maxlen=self._history_length),
             instruction=instruction_ids(self.policy, instruction),
-            executed=deque(maxlen=max(self._past, 1)),
+            executed=deque(maxlen=executed_history_length(self._past, self._stride)),
         )
 
     def release_slot(self, i: int) -> None:
@@ -155,5 +156,5 @@ class BatchedPolicy:
         for row, i in enumerate(rows):
             slot = self._slots[i]
             assert slot is not None
-            chunks[i] = choose_chunk(self.policy, out[row], slot.executed, self._past)
+            chunks[i] = choose_chunk(self.policy, out[row], slot.executed, self._past, self._stride)
         return chunks

@@ -203,16 +203,30 @@ def window_batch(
     return batch
 
 
+def executed_history_length(past: int, stride: int = 1) -> int:
+    """Executed actions to keep for self-verification: the past tokens sit `stride` steps apart, the
+    newest at t−stride, so the oldest is `past·stride` steps back (at least 1, for an empty deque)."""
+    return max(past * stride, 1)
+
+
 def choose_chunk(
-    policy: LoadedPolicy, chunks: Float[np.ndarray, "n h a"], executed: Sequence[np.ndarray], past: int
+    policy: LoadedPolicy,
+    chunks: Float[np.ndarray, "n h a"],
+    executed: Sequence[np.ndarray],
+    past: int,
+    stride: int = 1,
 ) -> Float[np.ndarray, "h a"]:
     """The candidate to execute, unnormalized: with several candidates and a full history of executed
-    (normalized) actions, the one whose past tokens match it best (self-verification); else the first."""
+    (normalized) actions, the one whose past tokens match it best (self-verification); else the first.
+
+    `executed` holds the last `past·stride` executed actions, oldest first; with a frame stride the
+    past tokens stand for every `stride`-th of them (steps t−past·stride, …, t−stride).
+    """
     best = 0
     # Only with a full history of executed actions: before that the past tokens have nothing to match.
-    if len(chunks) > 1 and past and len(executed) == past:
+    if len(chunks) > 1 and past and len(executed) == past * stride:
         start = policy.config.obs_horizon - 1 - past
-        best = select_by_past_actions(chunks, np.stack(list(executed)), start)
+        best = select_by_past_actions(chunks, np.stack(list(executed)[::stride]), start)
     return policy.stats.action.unnormalize(chunks[best]).astype(np.float32)
 
 
@@ -255,7 +269,7 @@ class PolicyRunner:
             maxlen=history_length(cfg.obs_horizon, self._stride)
         )
         self._queue: deque[np.ndarray] = deque()
-        self._executed: deque[np.ndarray] = deque(maxlen=max(self._past, 1))
+        self._executed: deque[np.ndarray] = deque(maxlen=executed_history_length(self._past, self._stride))
         self._predictions: dict[int, list[np.ndarray]] = {}
         self._t = 0
         self.inference_seconds = 0.0
@@ -312,4 +326,4 @@ class PolicyRunner:
         batch = window_batch(self.policy, self._history, self._t, self._stride, self._instruction)
         self._key, key = jax.random.split(self._key)
         chunks = np.asarray(self._sample(self.policy.params, batch, key, self._candidates))
-        return choose_chunk(self.policy, chunks, self._executed, self._past)
+        return choose_chunk(self.policy, chunks, self._executed, self._past, self._stride)

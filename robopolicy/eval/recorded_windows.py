@@ -1,0 +1,77 @@
+"""A trained policy queried offline on a recorded episode (a demo or a stored rollout).
+
+What closed-loop evaluation does one step at a time, here at any step t of a recording: the model
+input for the window ending at t, chunks sampled for it, and the episode step each chunk token stands
+for. Comparing a Past-Token Prediction policy's predicted past tokens with the actions recorded at
+those steps, or scoring self-verification candidates against them, needs exactly these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import numpy as np
+from jaxtyping import Float, Int
+
+from robopolicy.data.windows import history_length, window_offsets
+from robopolicy.eval.policy_runner import LoadedPolicy, _sampler, instruction_ids, window_batch
+
+
+def policy_frame_stride(policy: LoadedPolicy) -> int:
+    """Steps between the frames a policy observes (its training run's `data.frame_stride`; 1 if absent)."""
+    return int(policy.meta.get("train_config", {}).get("data", {}).get("frame_stride", 1))
+
+
+def chunk_steps(policy: LoadedPolicy, t: int) -> Int[np.ndarray, " h"]:
+    """Episode step of each token of a chunk planned at step t: past tokens every `frame_stride`
+    steps up to t−stride, then t, t+1, … (index To−1 is step t). Steps before 0 come out negative."""
+    cfg = policy.config
+    _, action_offsets = window_offsets(cfg.obs_horizon, cfg.action_horizon, policy_frame_stride(policy))
+    return t + action_offsets
+
+
+def recorded_window(
+    policy: LoadedPolicy,
+    observations: Sequence[dict[str, np.ndarray]],
+    t: int,
+    instruction: str | None = None,
+) -> dict[str, Any]:
+    """The model input (batch axis 1) for the window ending at step t of recorded `observations`.
+
+    Steps before the episode start repeat the first observation and are marked invalid, exactly as
+    the closed-loop runner and the training windows do. `instruction` defaults to the training task's.
+    """
+    if not 0 <= t < len(observations):
+        raise ValueError(f"step {t} is outside the recording's {len(observations)} observations")
+    n = history_length(policy.config.obs_horizon, policy_frame_stride(policy))
+    history = [observations[max(s, 0)] for s in range(t - n + 1, t + 1)]
+    return window_batch(policy, history, t, policy_frame_stride(policy), instruction_ids(policy, instruction))
+
+
+def recorded_past_actions(
+    policy: LoadedPolicy, actions: Float[np.ndarray, "T a"], t: int
+) -> Float[np.ndarray, "p a"]:
+    """The recorded actions at the steps of the chunk's past tokens [start, To−1), normalized.
+
+    `start` is the first past token the policy was trained on (`config.past_token_start`). These are
+    what self-verification compares candidates' past tokens with; every one must lie in the episode.
+    """
+    cfg = policy.config
+    steps = chunk_steps(policy, t)[cfg.past_token_start : cfg.obs_horizon - 1]
+    if len(steps) == 0:
+        raise ValueError("the policy predicts no past tokens (past_steps=0 or obs_horizon=1)")
+    if steps[0] < 0 or steps[-1] >= len(actions):
+        raise ValueError(
+            f"step {t}: past tokens cover steps {steps[0]}..{steps[-1]}, outside the {len(actions)} recorded actions"
+        )
+    return policy.stats.action.normalize(np.asarray(actions)[steps]).astype(np.float32)
+
+
+def sample_chunks(
+    policy: LoadedPolicy, batch: dict[str, Any], key: jax.Array, num: int = 1
+) -> Float[np.ndarray, "n h a"]:
+    """`num` chunks for one window, in normalized action space, drawn in one batched pass (the same
+    jitted sampler as closed-loop evaluation); `policy.stats.action.unnormalize` gives env actions."""
+    return np.asarray(_sampler(policy.config)(policy.params, batch, key, num))
