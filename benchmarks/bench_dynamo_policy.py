@@ -37,6 +37,7 @@ from robopolicy.models.policy import SHARED
 from robopolicy.models.policy_presets import QUICKSTART
 from robopolicy.presets import PRETRAIN_DYNAMO, TRAIN
 from robopolicy.train.dynamo_checkpoint import load_dynamo_encoder
+from robopolicy.train.dynamo_plots import read_log
 from robopolicy.train.optimizer import OptimizerConfig
 from robopolicy.train.pretrain_dynamo import ProbeSplit, make_embedder, pretrain_dynamo, run_probes
 from robopolicy.train.trainer import train
@@ -93,6 +94,11 @@ def main() -> None:
     parser.add_argument("--out", default="runs/bench_dynamo_policy")
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     parser.add_argument(
+        "--reuse-dynamo",
+        action="store_true",
+        help="use the finished DynaMo run in OUT/dynamo (e.g. a link to another run's) instead of pretraining",
+    )
+    parser.add_argument(
         "--dynamics-features",
         default=PRETRAIN_DYNAMO["tiny"].model.dynamics_features,
         choices=["before_output_norm", "output"],
@@ -102,7 +108,8 @@ def main() -> None:
     out = Path(args.out)
     times: dict[str, float] = {}
     # Fresh runs every time (the collected demonstrations are kept): no resumed pretraining or policy.
-    for old in ["dynamo", "results.db", *(name.replace(" ", "_") for name in ARMS)]:
+    stale = ["results.db", *(name.replace(" ", "_") for name in ARMS)]
+    for old in stale if args.reuse_dynamo else ["dynamo", *stale]:
         shutil.rmtree(out / old, ignore_errors=True)
         (out / old).unlink(missing_ok=True) if (out / old).is_file() else None
 
@@ -124,7 +131,9 @@ def main() -> None:
         seed=args.seed,
         model=dataclasses.replace(PRETRAIN_DYNAMO["tiny"].model, dynamics_features=args.dynamics_features),
     )
-    dynamo_result = pretrain_dynamo(pretrain, everything, progress=False)
+    # Resuming a finished run only reads it back, so --reuse-dynamo costs no training.
+    pretrain_dynamo(pretrain, everything, progress=False)
+    dynamo_losses, _ = read_log(out / "dynamo" / "train_log.jsonl")
     dynamo_config, _ = load_dynamo_encoder(out / "dynamo")
     times["pretrain DynaMo"] = time.perf_counter() - t
 
@@ -191,7 +200,7 @@ def main() -> None:
     print(
         f"tasks {', '.join(args.tasks)}: {len(train_eps)} training / {len(held_eps)} held-out episodes "
         f"({sum(len(e) for e in train_eps)} training steps); DynaMo {args.pretrain_steps} steps "
-        f"(loss {dynamo_result.losses[0][1]:.4f} → {dynamo_result.final_loss:.4f}); policies "
+        f"(loss {dynamo_losses[0]['loss']:.4f} → {dynamo_losses[-1]['loss']:.4f}); policies "
         f"{args.train_steps} steps at batch {args.batch_size}, seed {args.seed}; init states {args.init_states}; "
         f"DynaMo losses on {args.dynamics_features} features"
     )
