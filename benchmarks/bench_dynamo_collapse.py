@@ -2,8 +2,8 @@
 
 Run: `PYTHONPATH=. python benchmarks/bench_dynamo_collapse.py [--steps 600] [--plot PNG]`.
 Pretrains the `tiny` preset on the 50 cube_on_plate demos of `bench_dynamo.py` (collected first if
-missing) once per variant: losses on the small CNN's output (after its LayerNorm) or on its features
-before the norm (the default), each with the paper's covariance weight 0.04 and without the
+missing) once per variant: losses on the small CNN's output (after its LayerNorm, the default) or on
+its features before the norm, each with the paper's covariance weight 0.04 and without the
 covariance term, and with the EMA target. A variant whose run folder already holds a finished
 log with the same number of steps is read back, not rerun. For each, prints the raw embedding spread (`embedding_std`), the
 scale-free spread of the training batch (`normalized_std`, √E·std of unit-normalised embeddings,
@@ -31,15 +31,16 @@ from robopolicy.presets import COLLECT, PRETRAIN_DYNAMO
 from robopolicy.train.pretrain_dynamo import pretrain_dynamo
 
 # name → (run folder, DynamoConfig overrides of the `tiny` preset)
+PRE = {"dynamics_features": "before_output_norm"}
 VARIANTS: dict[str, tuple[str, dict]] = {
-    "output features, covariance 0.04": ("output_cov", {"dynamics_features": "output"}),
+    "output features, covariance 0.04 (default)": ("output_cov", {"dynamics_features": "output"}),
     "output features, no covariance term": (
         "output_nocov",
         {"dynamics_features": "output", "covariance_weight": 0.0},
     ),
-    "before output norm, covariance 0.04 (default)": ("prenorm_cov", {}),
-    "before output norm, no covariance term": ("prenorm_nocov", {"covariance_weight": 0.0}),
-    "before output norm, EMA target": ("prenorm_ema", {"ema_target": True}),
+    "before output norm, covariance 0.04": ("prenorm_cov", PRE),
+    "before output norm, no covariance term": ("prenorm_nocov", {**PRE, "covariance_weight": 0.0}),
+    "output features, EMA target": ("output_ema", {"dynamics_features": "output", "ema_target": True}),
 }
 
 
