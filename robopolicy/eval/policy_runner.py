@@ -148,8 +148,11 @@ def _sample_fn(cfg: PolicyConfig) -> Callable[..., jax.Array]:
     return sample
 
 
-def _sampler(cfg: PolicyConfig) -> Callable[..., jax.Array]:
-    """One jitted sampler per policy shape, shared by runners, so checkpoints of a run compile once."""
+def window_sampler(cfg: PolicyConfig) -> Callable[..., jax.Array]:
+    """The jitted sampler of one window: (params, batch, key, num) → [num, H, A] chunks (normalized).
+
+    One per policy shape, shared by runners, so checkpoints of a run compile once.
+    """
     if cfg not in _SAMPLERS:
         _SAMPLERS[cfg] = jax.jit(_sample_fn(cfg), static_argnums=3)
     return _SAMPLERS[cfg]
@@ -259,7 +262,7 @@ class PolicyRunner:
         self._n_execute = check_execution(cfg, self.execution, str(policy.checkpoint_dir / str(policy.step)))
         self._candidates = self.execution.self_verify_candidates
         self._past = past_token_steps(cfg)
-        self._sample = _sampler(cfg)
+        self._sample = window_sampler(cfg)
         self._instruction = instruction_ids(policy, instruction)
         self._key = jax.random.key(seed)
         # Policies trained on subsampled history (frame_stride > 1) keep enough steps to subsample alike.

@@ -16,7 +16,7 @@ import numpy as np
 from jaxtyping import Float, Int
 
 from robopolicy.data.windows import history_length, window_offsets
-from robopolicy.eval.policy_runner import LoadedPolicy, _sampler, instruction_ids, window_batch
+from robopolicy.eval.policy_runner import LoadedPolicy, instruction_ids, window_batch, window_sampler
 
 
 def policy_frame_stride(policy: LoadedPolicy) -> int:
@@ -74,4 +74,4 @@ def sample_chunks(
 ) -> Float[np.ndarray, "n h a"]:
     """`num` chunks for one window, in normalized action space, drawn in one batched pass (the same
     jitted sampler as closed-loop evaluation); `policy.stats.action.unnormalize` gives env actions."""
-    return np.asarray(_sampler(policy.config)(policy.params, batch, key, num))
+    return np.asarray(window_sampler(policy.config)(policy.params, batch, key, num))
