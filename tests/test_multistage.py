@@ -4,6 +4,7 @@ stage-1 encoder → one closed-loop evaluation episode composing the two."""
 import json
 
 import numpy as np
+from eval_fixtures import TINY_TRANSFORMER_DDIM
 
 from robopolicy.data.episode import Episode
 from robopolicy.data.rlds_writer import build_rlds_dataset, write_raw_episode
@@ -25,14 +26,7 @@ STAGE2 = PolicyConfig(
     obs_horizon=3,
     action_horizon=6,
     n_action_steps=1,
-    denoiser="transformer",
-    transformer_dim=16,
-    transformer_layers=1,
-    transformer_heads=2,
-    head="diffusion",
-    diffusion_train_steps=10,
-    diffusion_sampler="ddim",
-    diffusion_inference_steps=2,
+    **TINY_TRANSFORMER_DDIM,
     past_steps=PAST_STEPS_ALL,
 )
 

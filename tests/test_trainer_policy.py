@@ -3,6 +3,7 @@
 import dataclasses
 
 import numpy as np
+from eval_fixtures import TINY_TRANSFORMER_DDIM
 from test_train_resume import _episodes
 
 from robopolicy.eval.execution import ExecutionSettings
@@ -20,14 +21,7 @@ TINY_PTP = PolicyConfig(
     obs_horizon=2,
     action_horizon=4,
     n_action_steps=2,
-    denoiser="transformer",
-    transformer_dim=16,
-    transformer_layers=1,
-    transformer_heads=2,
-    head="diffusion",
-    diffusion_train_steps=10,
-    diffusion_sampler="ddim",
-    diffusion_inference_steps=2,
+    **TINY_TRANSFORMER_DDIM,
     past_steps=1,
     text="mean",
     vocab_size=2,  # any placeholder: training sets it to the dataset vocabulary's size

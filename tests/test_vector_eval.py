@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from eval_fixtures import TINY_POLICY, make_checkpoint
+from eval_fixtures import TINY_POLICY, TINY_TRANSFORMER_DDIM, make_checkpoint
 
 from robopolicy.eval.batched_policy import BatchedPolicy
 from robopolicy.eval.execution import ExecutionSettings
@@ -43,14 +43,7 @@ RICH_POLICY = dataclasses.replace(
     shared_encoder=True,
     text="mean",
     vocab_size=9,
-    denoiser="transformer",
-    transformer_dim=16,
-    transformer_layers=1,
-    transformer_heads=2,
-    head="diffusion",
-    diffusion_train_steps=10,
-    diffusion_sampler="ddim",
-    diffusion_inference_steps=2,
+    **TINY_TRANSFORMER_DDIM,
 )
 
 
