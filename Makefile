@@ -6,10 +6,14 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # Headless MuJoCo rendering through EGL (Mesa's llvmpipe on CPU machines).
 export MUJOCO_GL ?= egl
-# Debian packages MuJoCo's EGL/OSMesa renderers load at run time.
-DEB_PACKAGES := libegl1 libegl-mesa0 libgl1-mesa-dri libgbm1 libosmesa6
+# Debian packages MuJoCo's EGL/OSMesa renderers load at run time, and the venv module that stock
+# Debian/Ubuntu Pythons leave out.
+DEB_PACKAGES := libegl1 libegl-mesa0 libgl1-mesa-dri libgbm1 libosmesa6 python3-venv
+# Exact versions CI tested (see the file's header); pip takes them as constraints.
+CONSTRAINTS := constraints.txt
+PIP_INSTALL := $(BIN)/pip install -q -c $(CONSTRAINTS)
 
-.PHONY: install install-dev system-deps quickstart test lint format clean
+.PHONY: install install-dev system-deps check-python quickstart test lint format clean constraints
 
 system-deps:
 	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -19,22 +23,32 @@ system-deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
 
-$(BIN)/python:
+check-python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
+	  echo "robopolicy needs Python >= 3.11; '$(PYTHON)' is $$($(PYTHON) --version 2>&1)." \
+	       "Run with PYTHON=python3.11 (or newer)."; exit 1; }
+
+$(BIN)/python: | check-python
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+$(VENV)/.installed: pyproject.toml $(CONSTRAINTS) | $(BIN)/python
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e .
+	$(PIP_INSTALL) -e .
 	touch $@
 
 # The tests also need the dev tools and the optional Ray backend (tested against a local ray.init).
-$(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
-	$(BIN)/pip install -q -e '.[dev,ray]'
+$(VENV)/.installed-dev: pyproject.toml $(CONSTRAINTS) $(VENV)/.installed
+	$(PIP_INSTALL) -e '.[dev,ray]'
 	touch $@
 
-install: system-deps $(VENV)/.installed
+install: check-python system-deps $(VENV)/.installed
 
-install-dev: system-deps $(VENV)/.installed-dev
+install-dev: check-python system-deps $(VENV)/.installed-dev
+
+# Pin what the dev venv holds now (after changing dependencies in pyproject.toml).
+constraints: install-dev
+	{ sed -n '1,3p' $(CONSTRAINTS); $(BIN)/pip freeze --exclude-editable | grep -v '^robopolicy'; } > $(CONSTRAINTS).new
+	mv $(CONSTRAINTS).new $(CONSTRAINTS)
 
 quickstart: install
 	$(BIN)/robopolicy quickstart
@@ -43,8 +57,9 @@ lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# The slowest 15 tests are listed at the end, to keep the suite's time in view.
 test: lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 format: install-dev
 	$(BIN)/ruff format .

@@ -2,7 +2,11 @@
 
 Each verb parses one frozen config dataclass with tyro, starting from a named preset, so
 `robopolicy train --preset quickstart --steps 500` is the quickstart's training with fewer steps.
-Errors in user input print one line and exit with status 2.
+
+Exit statuses: 0 success; 2 a problem with the user's input, printed as one line without a
+traceback: bad arguments or config values (tyro's parse errors and the configs' own validation) and
+`robopolicy.errors.UserError`, which code raises where a user's file, flag or dataset is at fault;
+1 anything else, which is a bug and keeps its traceback; 130 interrupted.
 """
 
 from __future__ import annotations
@@ -204,7 +208,9 @@ def _split_preset(args: list[str]) -> tuple[str, list[str]]:
 
 
 def _parse(verb: str, cls: type, default: Any, args: list[str], description: str) -> Any:
-    """Parse with tyro; a parse error becomes one line on stderr (and None) instead of tyro's panel."""
+    """Parse with tyro; a parse or validation error becomes one line on stderr (and None) instead of
+    tyro's panel. Config validation (`__post_init__` raising ValueError) is reported by tyro the same
+    way, so it lands here too."""
     import tyro
 
     captured = io.StringIO()
@@ -217,10 +223,25 @@ def _parse(verb: str, cls: type, default: Any, args: list[str], description: str
         if not exit_.code:
             sys.stderr.write(captured.getvalue())
             raise
-        lines = [ln.strip(" │╭╮╰╯─") for ln in captured.getvalue().splitlines()]
-        detail = next((ln for ln in lines[1:] if ln and not ln.startswith(("For full", "Argument"))), "")
-        print(f"robopolicy {verb}: error: {detail or 'invalid arguments'} (see --help)", file=sys.stderr)
+        print(
+            f"robopolicy {verb}: error: {_panel_message(captured.getvalue())} (see --help)", file=sys.stderr
+        )
         return None
+
+
+def _panel_message(panel: str) -> str:
+    """The message of tyro's error panel, its wrapped lines joined into one."""
+    lines = [ln.strip(" │╭╮╰╯─") for ln in panel.splitlines()]
+    body: list[str] = []
+    for line in lines[1:]:
+        if not line:
+            if body:
+                break  # the separator line (all rule characters) ends the message
+            continue
+        if line.startswith(("For full", "Argument")):
+            break
+        body.append(line)
+    return " ".join(body) or "invalid arguments"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -268,8 +289,8 @@ def main(argv: list[str] | None = None) -> int:
         if config is None:
             return 2
         status = VERBS[verb].run(config)
-    except (UserError, ValueError) as e:
-        # ValueError covers config validation (__post_init__) and task-spec errors, which name the field.
+    except UserError as e:
+        # Only errors that code marked as the user's: anything else is a bug and keeps its traceback.
         print(f"robopolicy {verb}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -66,3 +66,43 @@ def test_invalid_config_value_names_field(tmp_path):
 
 def test_unknown_task_names_task(tmp_path):
     _assert_one_line_error(_run("collect", "--task", "juggle", "--out", str(tmp_path)), "juggle")
+
+
+def test_config_validation_error_keeps_its_whole_message():
+    proc = _run("train", "--steps", "0")
+    _assert_one_line_error(proc, "steps must be a positive integer", "got 0")
+
+
+def test_a_bug_keeps_its_traceback_and_is_not_a_user_error(monkeypatch):
+    """Only UserError means "your input is wrong"; a ValueError from deep inside a library is a bug."""
+    from robopolicy import cli
+    from robopolicy.errors import UserError
+
+    def bug(_config):
+        raise ValueError("an internal inconsistency")
+
+    monkeypatch.setitem(cli.VERBS, "suites", cli.Verb("list suites", bug))
+    with pytest.raises(ValueError, match="internal inconsistency"):
+        main(["suites"])
+
+    def user_error(_config):
+        raise UserError("some.toml: field 'x' must be a string")
+
+    monkeypatch.setitem(cli.VERBS, "suites", cli.Verb("list suites", user_error))
+    assert main(["suites"]) == 2
+
+
+def test_uncaught_bug_exits_1_with_traceback(tmp_path):
+    """What the console script does with a bug: Python's own traceback and status 1."""
+    script = tmp_path / "bug.py"
+    script.write_text(
+        "import sys\n"
+        "from robopolicy import cli\n"
+        "def bug(_config):\n"
+        "    raise ValueError('an internal inconsistency')\n"
+        "cli.VERBS['suites'] = cli.Verb('list suites', bug)\n"
+        "sys.exit(cli.main(['suites']))\n"
+    )
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    assert "Traceback" in proc.stderr and "an internal inconsistency" in proc.stderr

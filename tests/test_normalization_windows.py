@@ -3,6 +3,7 @@ import pytest
 
 from robopolicy.data.episode import Episode
 from robopolicy.data.normalization import KeyStats, NormalizationConfig, NormalizationStats, Normalizer
+from robopolicy.data.validate import DatasetError, check_episode, raise_if_problems
 from robopolicy.data.windows import history_length, observed_frames, window_indices, window_offsets
 
 
@@ -99,8 +100,8 @@ def _episode(eid: int, n: int) -> Episode:
 def test_episode_validate_names_episode_and_key():
     ep = _episode(3, 4)
     ep.action[2, 0] = np.inf
-    with pytest.raises(ValueError, match=r"data.rlds: episode 3: key 'action' contains NaN or Inf"):
-        ep.validate("data.rlds")
+    with pytest.raises(DatasetError, match=r"data.rlds: episode 3: key 'action' contains NaN or Inf"):
+        raise_if_problems(check_episode(ep, "data.rlds"))
 
 
 def test_inference_history_is_subsampled_like_training():

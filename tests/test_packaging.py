@@ -53,3 +53,71 @@ def test_wheel_carries_envs_and_datasets(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "50" in proc.stdout and "RobopolicySim" in proc.stdout
+
+
+# Import name → distribution name, where they differ.
+_DISTRIBUTION = {
+    "PIL": "pillow",
+    "absl": "absl-py",
+    "orbax": "orbax-checkpoint",
+    "tensorflow_datasets": "tensorflow-datasets",
+    "tensorboardX": "tensorboardx",
+    "IPython": "ipython",
+}
+
+
+def _third_party_imports() -> dict[str, str]:
+    """Top-level modules that robopolicy/ imports from outside the standard library → a file importing it."""
+    import ast
+
+    found: dict[str, str] = {}
+    for path in sorted((ROOT / "robopolicy").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            for name in names:
+                top = name.split(".")[0]
+                if top not in sys.stdlib_module_names and top != "robopolicy":
+                    found.setdefault(top, str(path.relative_to(ROOT)))
+    return found
+
+
+def _declared() -> set[str]:
+    """Distribution names in pyproject.toml's dependencies and optional dependencies (lower case)."""
+    import re
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    specs = list(project["dependencies"])
+    for extra in project["optional-dependencies"].values():
+        specs.extend(extra)
+    return {re.split(r"[<>=!~\[; ]", spec, maxsplit=1)[0].lower() for spec in specs}
+
+
+def test_every_imported_package_is_declared():
+    declared = _declared()
+    missing = {
+        module: where
+        for module, where in _third_party_imports().items()
+        if _DISTRIBUTION.get(module, module).lower().replace("_", "-") not in declared
+    }
+    assert missing == {}, f"imported but not declared in pyproject.toml: {missing}"
+
+
+def test_tested_majors_are_bounded_and_pinned():
+    """The core libraries carry an upper bound, and constraints.txt pins every one of them."""
+    import tomllib
+
+    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    pinned = {
+        line.split("==")[0].lower().replace("_", "-")
+        for line in (ROOT / "constraints.txt").read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    }
+    for name in ("jax", "flax", "orbax-checkpoint", "mujoco", "grain", "tensorflow-datasets", "optax"):
+        spec = next(d for d in dependencies if d.split(">")[0].split("<")[0] == name)
+        assert "<" in spec, f"{spec}: no upper bound"
+        assert name in pinned, f"{name} is not pinned in constraints.txt"

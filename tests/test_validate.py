@@ -15,6 +15,8 @@ from robopolicy.data.validate import (
     Problem,
     check_action_dims,
     check_arrays,
+    check_episode,
+    raise_if_problems,
     validate_episodes,
     validate_mixture,
 )
@@ -82,9 +84,7 @@ def test_episode_validate_and_training_entry_points():
     bad = _episode(3)
     bad.state[2, 1] = np.nan
     with pytest.raises(DatasetError, match=r"^mem: episode 3: key 'state' contains NaN or Inf"):
-        bad.validate("mem")
-    with pytest.raises(ValueError):  # the earlier contract of Episode.validate still holds
-        bad.validate("mem")
+        raise_if_problems(check_episode(bad, "mem"))
     with pytest.raises(DatasetError, match=r"episode 1: key 'frames/agentview' has per-step shape"):
         validate_episodes([_episode(0), _episode(1, size=6)], "mem")
     with pytest.raises(

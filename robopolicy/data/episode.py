@@ -32,12 +32,3 @@ class Episode:
 
     def __len__(self) -> int:
         return len(self.action)
-
-    def validate(self, where: str) -> None:
-        """Raise `DatasetError` (a ValueError) naming `where`, the episode and the key if anything is wrong.
-
-        The checks live in `robopolicy.data.validate`; this is the shortcut for one episode.
-        """
-        from robopolicy.data import validate
-
-        validate.raise_if_problems(validate.check_episode(self, where))

@@ -29,11 +29,8 @@ MIN_STEPS = 2  # a window needs a current and a next step; one-step episodes car
 DtypeRule = Literal["uint8", "float32", "floating"] | str
 
 
-class DatasetError(UserError, ValueError):
-    """A dataset or episode that cannot be used; the message is one line naming dataset, episode and key.
-
-    A `ValueError` too, so callers written against the earlier `Episode.validate` keep working.
-    """
+class DatasetError(UserError):
+    """A dataset or episode that cannot be used; the message is one line naming dataset, episode and key."""
 
 
 @dataclass(frozen=True)
