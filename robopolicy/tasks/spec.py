@@ -129,8 +129,8 @@ class CameraFraming:
 class TaskSpec:
     """One task; see the module docstring for the fields and their units.
 
-    min_separation: least xy distance (m) between the centres of any two objects in an initial layout,
-        on top of the objects' clearance radii (0: the radii alone).
+    min_separation: least xy distance (m) between the centres of any two objects in an initial layout;
+        the objects' clearance radii keep them apart as well (0: the radii alone).
     """
 
     name: str
