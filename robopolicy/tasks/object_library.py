@@ -165,8 +165,6 @@ def _can(name: str, rgba: str) -> str:
 
 
 _CLEARANCE = 0.002  # m: a round support's layout radius beyond its footprint
-_PLATE_RADIUS = 0.06
-_PEG_RADIUS = 0.032
 
 
 def _round_top(
@@ -191,12 +189,25 @@ def _round_top(
     )
 
 
-def _plate(name: str, rgba: str, radius: float = _PLATE_RADIUS) -> str:
+def _plate(name: str, rgba: str, radius: float) -> str:
     return _round_top(name, rgba, radius, 0.006, ("centre", 0.6, 1.6))
 
 
-def _peg(name: str, rgba: str, radius: float = _PEG_RADIUS) -> str:
+def _peg(name: str, rgba: str, radius: float) -> str:
     return _round_top(name, rgba, radius, 0.02, ("top", 0.5625, 0.5))
+
+
+def _round_support(name: str, body: Callable[..., str], radius: float, top: float) -> ObjectType:
+    """A round support with footprint radius `radius` (m) and its top `top` m above the table."""
+    return ObjectType(
+        name,
+        Role.SUPPORT,
+        radius + _CLEARANCE,
+        partial(body, radius=radius),
+        top=top,
+        footprint=(radius, radius),
+        round_footprint=True,
+    )
 
 
 def _box(name: str, rgba: str) -> str:
@@ -341,24 +352,8 @@ OBJECT_TYPES: dict[str, ObjectType] = {
         ObjectType("bowl", Role.GRASPABLE, 0.032, _bowl, half_height=0.02, grasp_period=np.pi / 2),
         ObjectType("mug", Role.GRASPABLE, 0.048, _mug, half_height=0.035, grasp_period=np.pi),
         ObjectType("can", Role.GRASPABLE, 0.026, _can, half_height=0.04, grasp_period=np.pi / 2),
-        ObjectType(
-            "plate",
-            Role.SUPPORT,
-            _PLATE_RADIUS + _CLEARANCE,
-            _plate,
-            top=0.012,
-            footprint=(_PLATE_RADIUS, _PLATE_RADIUS),
-            round_footprint=True,
-        ),
-        ObjectType(
-            "peg",
-            Role.SUPPORT,
-            _PEG_RADIUS + _CLEARANCE,
-            _peg,
-            top=0.04,
-            footprint=(_PEG_RADIUS, _PEG_RADIUS),
-            round_footprint=True,
-        ),
+        _round_support("plate", _plate, radius=0.06, top=0.012),
+        _round_support("peg", _peg, radius=0.032, top=0.04),
         ObjectType("box", Role.SUPPORT, 0.064, _box, top=0.06, footprint=(0.045, 0.045)),
         ObjectType(
             "basket", Role.CONTAINER, 0.113, _basket, footprint=(0.07, 0.07), floor=0.008, wall_top=0.054
