@@ -13,6 +13,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 from robopolicy.sim.env import EnvConfig, TabletopEnv
 from robopolicy.sim.expert import make_expert, run_expert_episode
+from robopolicy.tasks.spec import TaskSpecError
 
 
 def __getattr__(name: str) -> object:
@@ -35,6 +36,7 @@ def __getattr__(name: str) -> object:
 __all__ = [
     "EnvConfig",
     "TabletopEnv",
+    "TaskSpecError",
     "load_init_states",
     "make",
     "make_expert",
