@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,7 +27,8 @@ Learn visuomotor robot policies from demonstrations, in JAX.
 commands:
 {commands}
 
-Every command takes --preset NAME (see `robopolicy <command> --help` for its presets and options).
+Every command takes --preset NAME (see `robopolicy <command> --help` for its presets and options);
+those that run tasks take --tasks-dir DIR, a folder of task folders searched before the bundled ones.
 Start with `robopolicy quickstart`: demos → RLDS dataset → flow-matching policy → evaluation.
 """
 
@@ -35,6 +37,7 @@ Start with `robopolicy quickstart`: demos → RLDS dataset → flow-matching pol
 class Verb:
     summary: str
     run: Callable[[Any], int | None]  # returns the exit status, None meaning 0
+    takes_tasks: bool = False  # accepts --tasks-dir (the command runs or lists tasks)
 
 
 def _collect(config: Any) -> None:
@@ -140,15 +143,22 @@ def _cache_embeddings(config: Any) -> None:
 
 
 def _suites(config: Any) -> None:
-    from robopolicy.sim.suites_listing import format_suites
+    from robopolicy.tasks.suites_listing import format_suites
 
     print(format_suites(config))
 
 
 def _expert_check(config: Any) -> None:
-    from robopolicy.sim.expert_check import format_table, run_expert_check
+    from robopolicy.sim.expert_check import checked_label, format_table, run_expert_check
 
-    print(format_table(config.suite, run_expert_check(config)))
+    print(format_table(checked_label(config), run_expert_check(config)))
+
+
+def _init_states(config: Any) -> None:
+    from robopolicy.sim.init_states import write_init_states
+
+    path = write_init_states(config)
+    print(f"wrote {config.num_states} initial states to {path}")
 
 
 def _pretrain(config: Any) -> None:
@@ -164,28 +174,41 @@ def _pretrain(config: Any) -> None:
 
 
 VERBS: dict[str, Verb] = {
-    "collect": Verb("record scripted-expert demonstrations of a task as an RLDS dataset", _collect),
-    "train": Verb("train a policy (flow or diffusion, any preset) on an RLDS dataset; resumes a run", _train),
+    "collect": Verb("record scripted-expert demonstrations of a task as an RLDS dataset", _collect, True),
+    "train": Verb(
+        "train a policy (flow or diffusion, any preset) on an RLDS dataset; resumes a run", _train, True
+    ),
     "export": Verb(
         "write an inference bundle (EMA weights, stats, vocabulary, config) of a checkpoint", _export
     ),
-    "eval": Verb("evaluate a checkpoint on fixed initial states (of a suite), with 95% intervals", _eval),
+    "eval": Verb(
+        "evaluate a checkpoint on fixed initial states (of a suite), with 95% intervals", _eval, True
+    ),
     "sweep": Verb(
-        "evaluate checkpoints × tasks × initial states × seeds × settings into a results database", _sweep
+        "evaluate checkpoints × tasks × initial states × seeds × settings into a results database",
+        _sweep,
+        True,
     ),
     "report": Verb(
         "write a markdown and HTML report (tables, plots, comparisons, videos) of a results database", _report
     ),
     "compare": Verb("paired comparison of two evaluated runs: exact McNemar test and P(A > B)", _compare),
-    "quickstart": Verb("collect → train → evaluate on the default task, in one go", _quickstart),
+    "quickstart": Verb("collect → train → evaluate on the default task, in one go", _quickstart, True),
     "data info": Verb("print a dataset's schema, counts, tasks and action/state statistics", _data_info),
     "data check": Verb("validate every episode of one or more datasets and list all problems", _data_check),
     "cache-embeddings": Verb(
         "write per-frame embeddings of a dataset with a trained policy's encoder (PTP multistage)",
         _cache_embeddings,
     ),
-    "suites": Verb("list the task suites, their tasks and instructions", _suites),
-    "expert-check": Verb("scripted-expert success on each task's 50 fixed initial states", _expert_check),
+    "suites": Verb("list the task suites, their tasks and instructions", _suites, True),
+    "expert-check": Verb(
+        "scripted-expert success on each task's 50 fixed initial states", _expert_check, True
+    ),
+    "init-states": Verb(
+        "generate a task's fixed evaluation initial states (init_states.npz next to its task.toml)",
+        _init_states,
+        True,
+    ),
     "pretrain dynamo": Verb(
         "pretrain a visual encoder by DynaMo dynamics prediction, without actions", _pretrain
     ),
@@ -205,6 +228,35 @@ def _split_preset(args: list[str]) -> tuple[str, list[str]]:
         else:
             rest.append(arg)
     return preset, rest
+
+
+TASKS_DIR_HELP = "also look for task folders (DIR/TASK/task.toml) in DIR, ahead of ROBOPOLICY_TASK_PATH and the bundled tasks"
+
+
+def _use_tasks_dirs(verb: str, args: list[str]) -> list[str]:
+    """Pull every `--tasks-dir DIR` / `--tasks-dir=DIR` out of the arguments of a verb that takes tasks
+    and put the folders, in the order given, ahead of `ROBOPOLICY_TASK_PATH` in this process's
+    environment, which worker processes inherit."""
+    from robopolicy.errors import UserError
+    from robopolicy.tasks.task_path import TASK_PATH_ENV
+
+    if not VERBS[verb].takes_tasks:
+        return args
+    rest: list[str] = []
+    dirs: list[str] = []
+    it = iter(args)
+    for arg in it:
+        if arg == "--tasks-dir" or arg.startswith("--tasks-dir="):
+            folder = next(it, "") if arg == "--tasks-dir" else arg.split("=", 1)[1]
+            if not os.path.isdir(folder):
+                raise UserError(f"--tasks-dir {folder!r}: no such folder")
+            dirs.append(os.path.abspath(folder))
+        else:
+            rest.append(arg)
+    if dirs:
+        previous = os.environ.get(TASK_PATH_ENV, "")
+        os.environ[TASK_PATH_ENV] = os.pathsep.join([*dirs, *([previous] if previous else [])])
+    return rest
 
 
 def _parse(verb: str, cls: type, default: Any, args: list[str], description: str) -> Any:
@@ -284,7 +336,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{VERBS[verb].summary}.\n\n"
         f"Presets (--preset NAME, default 'default'): {', '.join(presets)}. Showing defaults of '{preset}'."
     )
+    if VERBS[verb].takes_tasks:
+        description += f"\n\n--tasks-dir DIR (repeatable): {TASKS_DIR_HELP}."
     try:
+        args = _use_tasks_dirs(verb, args)
         config = _parse(key, type(default), default, args, description)
         if config is None:
             return 2

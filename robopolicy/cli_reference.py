@@ -23,6 +23,7 @@ from typing import Any
 
 # Options every command takes besides its config's fields (cli.main handles them before tyro).
 COMMON_FLAGS = ("--preset", "-h", "--help")
+TASKS_DIR_FLAG = "--tasks-dir"  # ... and, on the commands that run or list tasks, this one
 
 _HEADER = """# CLI reference
 
@@ -159,8 +160,11 @@ def verb_groups(verb: str, preset: str = "default") -> tuple[OptionGroup, ...]:
 
 def verb_flags(verb: str) -> frozenset[str]:
     """Every option string `robopolicy VERB` accepts."""
+    from robopolicy.cli import VERBS
+
     flags = {flag for group in verb_groups(verb) for option in group.options for flag in option.flags}
-    return frozenset(flags | set(COMMON_FLAGS))
+    extra = {TASKS_DIR_FLAG} if VERBS[verb].takes_tasks else set()
+    return frozenset(flags | set(COMMON_FLAGS) | extra)
 
 
 def preset_changes(verb: str, preset: str) -> tuple[tuple[str, str], ...]:
@@ -196,7 +200,7 @@ def _anchor(verb: str) -> str:
     return verb.replace(" ", "-")
 
 
-def render_verb(verb: str, summary: str, presets: list[str]) -> str:
+def render_verb(verb: str, summary: str, presets: list[str], takes_tasks: bool = False) -> str:
     """The markdown section of one command."""
     lines = [f"## `robopolicy {verb}`", "", f"{summary[:1].upper()}{summary[1:]}.", ""]
     lines.append("Presets: " + ", ".join(f"`{name}`" for name in presets) + ".")
@@ -213,6 +217,12 @@ def render_verb(verb: str, summary: str, presets: list[str]) -> str:
         lines += ["| option | value | default | description |", "|---|---|---|---|"]
         lines += [_option_row(option) for option in group.options]
         lines.append("")
+    if takes_tasks:
+        from robopolicy.cli import TASKS_DIR_HELP
+
+        link = "[Tasks](tasks.md#where-tasks-are-found)"
+        lines += ["### task folders", "", "| option | value | default | description |", "|---|---|---|---|"]
+        lines += [f"| `{TASKS_DIR_FLAG}` | `DIR` | (none) | repeatable: {TASKS_DIR_HELP} ({link}). |", ""]
     return "\n".join(lines)
 
 
@@ -223,7 +233,7 @@ def render_markdown(verbs: dict[str, Any] | None = None) -> str:
 
     verbs = VERBS if verbs is None else verbs
     index = [f"- [`{verb}`](#robopolicy-{_anchor(verb)}): {v.summary}" for verb, v in verbs.items()]
-    sections = [render_verb(verb, v.summary, list(PRESETS[verb])) for verb, v in verbs.items()]
+    sections = [render_verb(verb, v.summary, list(PRESETS[verb]), v.takes_tasks) for verb, v in verbs.items()]
     return "\n".join([_HEADER, "## Commands", "", *index, "", *sections]).rstrip("\n") + "\n"
 
 

@@ -19,7 +19,8 @@ from robopolicy.models.policy_config import PolicyConfig
 from robopolicy.models.policy_presets import POLICY_PRESETS
 from robopolicy.quickstart import QuickstartConfig
 from robopolicy.sim.expert_check import ExpertCheckConfig
-from robopolicy.sim.suites_listing import SuitesConfig
+from robopolicy.sim.init_states import InitStatesConfig
+from robopolicy.tasks.suites_listing import SuitesConfig
 from robopolicy.train.export import ExportConfig
 from robopolicy.train.optimizer import OptimizerConfig
 from robopolicy.train.pretrain_dynamo_config import PretrainDynamoConfig
@@ -151,6 +152,7 @@ PRESETS = {
     },
     "suites": SUITES,
     "expert-check": EXPERT_CHECK,
+    "init-states": {"default": InitStatesConfig()},
     "sweep": SWEEP,
     "report": REPORT,
     "compare": COMPARE,

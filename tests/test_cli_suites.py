@@ -5,8 +5,8 @@ import sys
 
 from robopolicy.cli import main
 from robopolicy.data.rlds_reader import load_episodes
-from robopolicy.sim.scene_spec import load_spec
-from robopolicy.sim.suites import suite_tasks
+from robopolicy.tasks.spec import load_task_spec
+from robopolicy.tasks.suites import suite_tasks
 
 
 def test_suites_lists_suites_tasks_and_instructions(capsys) -> None:
@@ -17,7 +17,7 @@ def test_suites_lists_suites_tasks_and_instructions(capsys) -> None:
     assert "libero_style_memory (" in out
     assert (
         "spatial_between_plate_and_box" in out
-        and load_spec("spatial_between_plate_and_box").instruction in out
+        and load_task_spec("spatial_between_plate_and_box").instruction in out
     )
 
 
@@ -54,6 +54,6 @@ def test_collect_suite_writes_one_dataset_with_tasks_and_instructions(tmp_path) 
     episodes = load_episodes(out)
     tasks = suite_tasks("libero_style_memory")
     assert [e.task for e in episodes] == tasks
-    assert [e.instruction for e in episodes] == [load_spec(t).instruction for t in tasks]
+    assert [e.instruction for e in episodes] == [load_task_spec(t).instruction for t in tasks]
     assert [e.episode_id for e in episodes] == list(range(len(tasks)))
     assert all(e.success and e.frames["agentview"].shape[1:] == (32, 32, 3) for e in episodes)

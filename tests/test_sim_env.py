@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from robopolicy.sim import CubeOnPlateExpert, TabletopEnv, load_init_states
-from robopolicy.sim.expert import run_expert_episode
+from robopolicy.sim import TabletopEnv, load_init_states, make_expert, run_expert_episode
+from robopolicy.sim.spec_expert import SpecExpert
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,35 @@ def test_step_api(env: TabletopEnv) -> None:
     _, reward, terminated, truncated, info = env.step(np.zeros(7))
     assert reward == 0.0 and not terminated and not truncated
     assert info["sim_error"] is None
-    assert {"success", "cube_on_plate", "cube_lifted", "cube_grasped"} <= set(info)
+    assert set(info) == {"success", "On(cube, plate)", "sim_error", "failure_reason"}
+    assert info["failure_reason"] == "goal On(cube, plate) not met: cube never grasped"
+
+
+def test_failure_reason_follows_the_cube(init_states: np.ndarray) -> None:
+    e = TabletopEnv(render=False)
+    e.reset(init_state=init_states[0])
+    expert = make_expert(e)
+    expert.reset()
+    reasons = []
+    for _ in range(e.max_steps):
+        _, _, terminated, _, info = e.step(expert.act())
+        reasons.append(info["failure_reason"])
+        if terminated:
+            break
+    assert reasons[0] == "goal On(cube, plate) not met: cube never grasped"
+    assert "goal On(cube, plate) not met: cube still held" in reasons  # while carried
+    assert reasons[-1] is None and info["success"] and info["On(cube, plate)"]
+
+
+def test_layouts_keep_the_objects_apart() -> None:
+    e = TabletopEnv(render=False)
+    cube, plate = e.scene_task.handles["cube"], e.scene_task.handles["plate"]
+    gaps = []
+    for seed in range(40):
+        e.sample_init_state(seed)
+        gaps.append(np.linalg.norm(e.data.xpos[cube.body][:2] - e.data.xpos[plate.body][:2]))
+    # min_separation = 0.17 m in the spec, more than the clearance radii alone ask for (0.129 m).
+    assert min(gaps) >= 0.17 - 1e-3
 
 
 def test_reset_with_seed_matches_sample_init_state(env: TabletopEnv) -> None:
@@ -79,8 +107,11 @@ def test_fixed_states_differ_from_collection_seeds(env: TabletopEnv, init_states
 @pytest.mark.parametrize("i", [0, 17, 42])
 def test_expert_succeeds_on_fixed_states(init_states: np.ndarray, i: int) -> None:
     e = TabletopEnv(render=False)
-    ep = run_expert_episode(e, init_state=init_states[i], expert=CubeOnPlateExpert(e))
+    expert = make_expert(e)
+    assert isinstance(expert, SpecExpert)
+    ep = run_expert_episode(e, init_state=init_states[i], expert=expert)
     assert ep["success"], f"expert failed on fixed state {i}"
+    assert 40 <= ep["num_steps"] <= 70  # the old cube-on-plate script took 45-60 steps
     assert ep["actions"].shape == (ep["num_steps"], 7)
     assert np.all(np.abs(ep["actions"]) <= 1.0)
 
@@ -101,7 +132,7 @@ def test_stale_init_states_raise(tmp_path, monkeypatch) -> None:
     bad = tmp_path / "init_states.npz"
     np.savez(bad, **fields)
     monkeypatch.setattr(mod, "init_states_file", lambda task: bad)
-    with pytest.raises(mod.InitStatesError, match=r"python -m robopolicy.sim.init_states cube_on_plate"):
+    with pytest.raises(mod.InitStatesError, match=r"robopolicy init-states cube_on_plate"):
         mod.load_init_states("cube_on_plate")
 
 

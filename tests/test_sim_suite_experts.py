@@ -1,11 +1,11 @@
-"""Every composed task's scripted expert succeeds on fixed initial states (physics only)."""
+"""Every suite task's scripted expert succeeds on fixed initial states (physics only)."""
 
 import pytest
 
 from robopolicy.sim import TabletopEnv, load_init_states
 from robopolicy.sim.expert import make_expert, run_expert_episode
 from robopolicy.sim.spec_expert import SpecExpert
-from robopolicy.sim.suites import list_suites, suite_tasks
+from robopolicy.tasks.suites import list_suites, suite_tasks
 
 ALL_TASKS = [t for s in list_suites() for t in suite_tasks(s)]
 

@@ -6,9 +6,9 @@ import pytest
 
 from robopolicy.sim import TabletopEnv
 from robopolicy.sim.init_states import load_init_states
-from robopolicy.sim.object_library import CUE_RGBA, OBJECT_TYPES, Role
-from robopolicy.sim.scene_spec import SceneSpec, load_spec
-from robopolicy.sim.suites import UnknownSuiteError, list_suites, suite_tasks
+from robopolicy.tasks.object_library import CUE_RGBA, OBJECT_TYPES, Role
+from robopolicy.tasks.spec import TaskSpec, load_task_spec
+from robopolicy.tasks.suites import UnknownSuiteError, list_suites, suite_tasks
 
 ALL_TASKS = [t for s in list_suites() for t in suite_tasks(s)]
 
@@ -30,7 +30,7 @@ def test_suites_have_their_sizes() -> None:
 def test_object_library_has_ten_types_and_distinct_colours_per_scene() -> None:
     assert len(OBJECT_TYPES) >= 10
     for task in ALL_TASKS:
-        spec = load_spec(task)
+        spec = load_task_spec(task)
         targets = [o for o in spec.objects if o.kind.role is Role.GRASPABLE]
         # Same type and colour only where the suite wants look-alikes (spatial bowls).
         looks = [(o.type, o.color) for o in targets]
@@ -40,8 +40,8 @@ def test_object_library_has_ten_types_and_distinct_colours_per_scene() -> None:
 
 @pytest.mark.parametrize("task", ALL_TASKS)
 def test_every_spec_loads_with_its_init_states(task: str) -> None:
-    spec = load_spec(task)
-    assert isinstance(spec, SceneSpec) and spec.name == task and spec.instruction
+    spec = load_task_spec(task)
+    assert isinstance(spec, TaskSpec) and spec.name == task and spec.instruction
     env = TabletopEnv(task=task, render=False)
     states = load_init_states(task, env)
     assert states.shape == (50, env.state_size)

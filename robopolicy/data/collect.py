@@ -22,8 +22,8 @@ from robopolicy.data.episode import Episode
 from robopolicy.data.rlds_writer import build_rlds_dataset, write_raw_episode
 from robopolicy.errors import UserError
 from robopolicy.sim import TabletopEnv, run_expert_episode
-from robopolicy.sim.scene_spec import load_spec
-from robopolicy.sim.suites import suite_tasks
+from robopolicy.tasks.spec import load_task_spec
+from robopolicy.tasks.suites import suite_tasks
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class CollectConfig:
     """Collect scripted demonstrations of one task.
 
     Attributes:
-        task: task name (a folder under envs/).
+        task: task name (a task folder on the task search path: --tasks-dir, ROBOPOLICY_TASK_PATH, envs/).
         num_episodes: successful demonstrations to keep.
         out: output folder; the RLDS dataset is written below it.
         image_size: square camera resolution in pixels.
@@ -82,7 +82,7 @@ def collect(config: CollectConfig, progress: bool = True) -> CollectResult:
     else:
         tasks, per_task = [config.task], config.num_episodes
     for task in tasks:
-        load_spec(task)  # a bad task name or spec fails here, before any progress output
+        load_task_spec(task)  # a bad task name or spec fails here, before any progress output
     kept, failures, total_steps = 0, 0, 0
     t0 = time.perf_counter()
     label = config.suite or config.task

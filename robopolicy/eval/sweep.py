@@ -86,7 +86,7 @@ def sweep_tasks(config: SweepConfig) -> list[tuple[str, str]]:
     pairs: list[tuple[str, str]] = []
     if config.suites:
         try:
-            from robopolicy.sim.suites import suite_tasks
+            from robopolicy.tasks.suites import suite_tasks
         except ImportError:
             raise UserError(f"suite {config.suites[0]!r}: this installation has no task suites") from None
 
@@ -99,9 +99,9 @@ def sweep_tasks(config: SweepConfig) -> list[tuple[str, str]]:
 def _init_state_ids(task: str, spec: str) -> list[int]:
     from robopolicy.eval.eval_config import parse_index_range
     from robopolicy.sim import load_init_states
-    from robopolicy.sim.scene_spec import load_spec
+    from robopolicy.tasks.spec import load_task_spec
 
-    load_spec(task)  # an unknown task (or a broken spec, plain or composed) fails here, naming its file
+    load_task_spec(task)  # an unknown task (or a broken spec) fails here, naming its file
     try:
         return parse_index_range(spec, len(load_init_states(task)))
     except ValueError as e:

@@ -1,4 +1,6 @@
-"""MuJoCo simulation: tabletop scenes, a Panda-like robot, LIBERO-style control, predicates, experts.
+"""MuJoCo simulation runtime: the tabletop env, a Panda-like robot, LIBERO-style control, goal checks,
+the scripted expert, Gymnasium and vector envs, fixed initial states. Task definitions and scene
+composition live in `robopolicy.tasks`.
 
 Importing this package sets `MUJOCO_GL=egl` (headless GPU-less rendering through EGL) unless the
 variable is already set; mujoco picks its GL backend when it is first imported, so this must run
@@ -10,12 +12,12 @@ import os
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 from robopolicy.sim.env import EnvConfig, TabletopEnv
-from robopolicy.sim.expert import CubeOnPlateExpert, run_expert_episode
-from robopolicy.sim.task_spec import TaskSpec, TaskSpecError, load_task_spec
+from robopolicy.sim.expert import make_expert, run_expert_episode
+from robopolicy.tasks.spec import TaskSpecError
 
 
 def __getattr__(name: str) -> object:
-    # Imported lazily so that `python -m robopolicy.sim.init_states` does not import itself twice.
+    # Imported lazily: they pull in gymnasium and tyro, which a plain env does not need.
     if name == "load_init_states":
         from robopolicy.sim.init_states import load_init_states
 
@@ -32,14 +34,12 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
-    "CubeOnPlateExpert",
     "EnvConfig",
     "TabletopEnv",
-    "TaskSpec",
     "TaskSpecError",
     "load_init_states",
-    "load_task_spec",
     "make",
+    "make_expert",
     "make_vector",
     "run_expert_episode",
 ]

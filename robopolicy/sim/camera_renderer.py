@@ -7,7 +7,7 @@ import weakref
 import mujoco
 import numpy as np
 
-from robopolicy.sim.scene import RenderConfig
+from robopolicy.tasks.scene_mjcf import RenderConfig
 
 
 class CameraRenderer:

@@ -18,9 +18,7 @@ import mujoco
 import numpy as np
 
 from robopolicy.sim import panda
-from robopolicy.sim.rotations import matrix_to_rotvec, rotvec_to_matrix
-from robopolicy.sim.scene import SceneIndex
-from robopolicy.sim.scene_task import RobotIndex
+from robopolicy.tasks.rotations import matrix_to_rotvec, rotvec_to_matrix
 
 ACTION_DIM = 7
 
@@ -71,7 +69,7 @@ class DeltaEEController:
         self,
         model: mujoco.MjModel,
         data: mujoco.MjData,
-        index: SceneIndex | RobotIndex,
+        index: panda.RobotIndex,
         config: ControllerConfig,
     ) -> None:
         self._model = model

@@ -5,8 +5,9 @@ state = 7 arm joint angles (rad) + 2 finger openings (m); images are omitted whe
 Actions: float (7,), see `robopolicy.sim.controller`. Control runs at 20 Hz, physics at 500 Hz.
 
 Initial states are compact MuJoCo state vectors (`mj_getState` with `STATE_SPEC`: qpos, qvel, act,
-ctrl; composed scenes use `COMPOSED_STATE_SPEC`, which adds mocap poses and userdata). Collection draws them with `sample_init_state(seed)` (seed stream 0); evaluation uses the fixed
-states of `robopolicy.sim.init_states` (a disjoint seed stream). Stepping is bitwise deterministic.
+ctrl, the fixtures' mocap poses and the cue choice in userdata). Collection draws them with
+`sample_init_state(seed)` (seed stream 0); evaluation uses the fixed states of
+`robopolicy.sim.init_states` (a disjoint seed stream). Stepping is bitwise deterministic.
 
 Rendering is headless: `robopolicy.sim/__init__.py` sets `MUJOCO_GL=egl` unless it is already set
 (e.g. to `osmesa`), before any submodule imports mujoco.
@@ -21,32 +22,25 @@ from typing import Any
 import mujoco
 import numpy as np
 
-from robopolicy.sim import panda, predicates
+from robopolicy.sim import panda
 from robopolicy.sim.camera_renderer import CameraRenderer
 from robopolicy.sim.controller import ACTION_DIM, ControllerConfig, DeltaEEController
-from robopolicy.sim.rotations import yaw_to_quat
-from robopolicy.sim.scene import (
-    CAMERAS,
-    PLATE_HALF_HEIGHT,
-    SUBSTEPS,
-    RenderConfig,
-    SceneIndex,
-    build_scene_xml,
-)
-from robopolicy.sim.scene_composer import build_composed_scene_xml
-from robopolicy.sim.scene_spec import SceneSpec, load_spec
-from robopolicy.sim.scene_task import RobotIndex, SceneTask
-from robopolicy.sim.task_spec import TaskSpec
+from robopolicy.sim.scene_task import SceneTask
+from robopolicy.tasks.scene_mjcf import SUBSTEPS, RenderConfig, scene_mjcf
+from robopolicy.tasks.spec import SCENE_CAMERAS, TaskSpec, load_task_spec
 
+CAMERAS = SCENE_CAMERAS
 STATE_DIM = 9
-STATE_SPEC = int(mujoco.mjtState.mjSTATE_PHYSICS | mujoco.mjtState.mjSTATE_CTRL)
-# Composed scenes also save fixture poses (mocap) and the cue choice (userdata).
-COMPOSED_STATE_SPEC = STATE_SPEC | int(
-    mujoco.mjtState.mjSTATE_MOCAP_POS | mujoco.mjtState.mjSTATE_MOCAP_QUAT | mujoco.mjtState.mjSTATE_USERDATA
+# Physics and controls, plus the fixtures' poses (mocap) and the cue choice (userdata).
+STATE_SPEC = int(
+    mujoco.mjtState.mjSTATE_PHYSICS
+    | mujoco.mjtState.mjSTATE_CTRL
+    | mujoco.mjtState.mjSTATE_MOCAP_POS
+    | mujoco.mjtState.mjSTATE_MOCAP_QUAT
+    | mujoco.mjtState.mjSTATE_USERDATA
 )
 COLLECTION_STREAM = 0  # seed stream of `sample_init_state(seed)`; fixed eval states use another one
 _SETTLE_PHYSICS_STEPS = 50  # 0.1 s: lets objects and fingers come to rest before the state is recorded
-_MAX_LAYOUT_TRIES = 1000
 
 
 @dataclass(frozen=True)
@@ -73,15 +67,13 @@ class EnvConfig:
 
 
 def scene_xml(
-    spec: TaskSpec | SceneSpec,
+    spec: TaskSpec,
     render: RenderConfig | None = None,
     robot: panda.PandaConfig | None = None,
     max_image_size: int = 640,
 ) -> str:
-    """MJCF of a task's scene, in whichever format its spec uses."""
-    if isinstance(spec, SceneSpec):
-        return build_composed_scene_xml(spec, render, robot, max_image_size)
-    return build_scene_xml(spec, render, robot, max_image_size)
+    """MJCF of a task's scene with the robot in it. `max_image_size` sizes the offscreen framebuffer (px)."""
+    return scene_mjcf(spec, panda.panda_mjcf(robot or panda.PandaConfig()), render, max_image_size)
 
 
 def task_key(task: str) -> int:
@@ -90,7 +82,7 @@ def task_key(task: str) -> int:
 
 
 class TabletopEnv:
-    """Pick-and-place tabletop env; see the module docstring for spaces and units."""
+    """Tabletop manipulation env of one task; see the module docstring for spaces and units."""
 
     action_dim: int = ACTION_DIM
     state_dim: int = STATE_DIM
@@ -116,28 +108,19 @@ class TabletopEnv:
                 controller=controller or ControllerConfig(),
             )
         self._config = config
-        self._spec: TaskSpec | SceneSpec = load_spec(config.task)
+        self._spec = load_task_spec(config.task)
         self._xml = scene_xml(self._spec, config.render_options, config.robot, config.image_size)
         self._model = mujoco.MjModel.from_xml_string(self._xml)
         self._data = mujoco.MjData(self._model)
-        # cube_on_plate keeps its own scene and predicates; every other task is a composed scene.
-        self._task: SceneTask | None = None
-        self._index: SceneIndex | RobotIndex
-        if isinstance(self._spec, SceneSpec):
-            self._task = SceneTask(self._spec, self._model)
-            self._index = RobotIndex.from_model(self._model)
-            self._state_spec = COMPOSED_STATE_SPEC
-        else:
-            self._index = SceneIndex.from_model(self._model)
-            self._state_spec = STATE_SPEC
+        self._index = panda.RobotIndex.from_model(self._model)
+        self._task = SceneTask(self._spec, self._model, self._index.pad_geoms)
         self._controller = DeltaEEController(self._model, self._data, self._index, config.controller)
         self._renderer = (
             CameraRenderer(self._model, config.image_size, config.cameras, config.render_options)
             if config.render and config.cameras
             else None
         )
-        self._cube_half = self._spec.cube_size / 2.0 if isinstance(self._spec, TaskSpec) else 0.0
-        self._state_size = mujoco.mj_stateSize(self._model, self._state_spec)
+        self._state_size = mujoco.mj_stateSize(self._model, STATE_SPEC)
         self._seed_rng = np.random.default_rng()
         self._steps = 0
         self._needs_reset = True
@@ -148,12 +131,12 @@ class TabletopEnv:
         return self._config
 
     @property
-    def spec(self) -> TaskSpec | SceneSpec:
+    def spec(self) -> TaskSpec:
         return self._spec
 
     @property
-    def scene_task(self) -> SceneTask | None:
-        """The composed task's runtime (objects, goal, cue); None for cube_on_plate."""
+    def scene_task(self) -> SceneTask:
+        """The task's runtime: its objects' addresses, goal and cue."""
         return self._task
 
     @property
@@ -173,7 +156,7 @@ class TabletopEnv:
         return self._data
 
     @property
-    def index(self) -> SceneIndex | RobotIndex:
+    def index(self) -> panda.RobotIndex:
         return self._index
 
     @property
@@ -193,13 +176,11 @@ class TabletopEnv:
 
     # ----- state -----
     def get_state(self) -> np.ndarray:
-        """(state_size,) float64 physics state (qpos, qvel, act, ctrl) of the current moment.
-
-        Composed scenes add the fixtures' mocap poses and the cue choice (userdata), so that layout and
-        cue are restored with the state.
+        """(state_size,) float64 state of the current moment: qpos, qvel, act, ctrl, the fixtures' mocap
+        poses and the cue choice (userdata), so that layout and cue are restored with the state.
         """
         state = np.empty(self._state_size)
-        mujoco.mj_getState(self._model, self._data, state, self._state_spec)
+        mujoco.mj_getState(self._model, self._data, state, STATE_SPEC)
         return state
 
     def _set_state(self, state: np.ndarray) -> None:
@@ -209,7 +190,7 @@ class TabletopEnv:
         # Reset first so that everything outside the state vector (warm starts, time) is identical
         # on every restore: that is what makes rollouts bitwise reproducible.
         mujoco.mj_resetData(self._model, self._data)
-        mujoco.mj_setState(self._model, self._data, state, self._state_spec)
+        mujoco.mj_setState(self._model, self._data, state, STATE_SPEC)
         mujoco.mj_forward(self._model, self._data)
 
     def sample_init_state(self, seed: int, stream: int = COLLECTION_STREAM) -> np.ndarray:
@@ -218,60 +199,17 @@ class TabletopEnv:
         The env's current episode is overwritten; call `reset` afterwards.
         """
         rng = np.random.default_rng([task_key(self._spec.name), stream, seed])
-        if self._task is not None:
-            return self._sample_composed(rng)
-        cube_xy, cube_yaw, plate_xy, plate_yaw = self._sample_layout(rng)
         d = self._data
         mujoco.mj_resetData(self._model, d)
         d.qpos[self._index.arm_qpos] = panda.HOME_QPOS
         d.qpos[self._index.finger_qpos] = panda.FINGER_RANGE[1]
         d.ctrl[self._index.arm_ctrl] = panda.HOME_QPOS
         d.ctrl[self._index.finger_ctrl] = panda.FINGER_RANGE[1]
-        c, p = self._index.cube_qpos, self._index.plate_qpos
-        d.qpos[c : c + 3] = (*cube_xy, self._cube_half)
-        d.qpos[c + 3 : c + 7] = yaw_to_quat(cube_yaw)
-        d.qpos[p : p + 3] = (*plate_xy, PLATE_HALF_HEIGHT)
-        d.qpos[p + 3 : p + 7] = yaw_to_quat(plate_yaw)
-        for _ in range(_SETTLE_PHYSICS_STEPS):
-            mujoco.mj_step(self._model, d)
-        self._needs_reset = True
-        return self.get_state()
-
-    def _sample_composed(self, rng: np.random.Generator) -> np.ndarray:
-        d = self._data
-        mujoco.mj_resetData(self._model, d)
-        self._home_robot()
         self._task.sample(d, rng)
         for _ in range(_SETTLE_PHYSICS_STEPS):
             mujoco.mj_step(self._model, d)
         self._needs_reset = True
         return self.get_state()
-
-    def _home_robot(self) -> None:
-        d = self._data
-        d.qpos[self._index.arm_qpos] = panda.HOME_QPOS
-        d.qpos[self._index.finger_qpos] = panda.FINGER_RANGE[1]
-        d.ctrl[self._index.arm_ctrl] = panda.HOME_QPOS
-        d.ctrl[self._index.finger_ctrl] = panda.FINGER_RANGE[1]
-
-    def _sample_layout(self, rng: np.random.Generator) -> tuple[np.ndarray, float, np.ndarray, float]:
-        spec = self._spec
-        for _ in range(_MAX_LAYOUT_TRIES):
-            cube_xy = rng.uniform(
-                [spec.cube_region.x[0], spec.cube_region.y[0]], [spec.cube_region.x[1], spec.cube_region.y[1]]
-            )
-            plate_xy = rng.uniform(
-                [spec.plate_region.x[0], spec.plate_region.y[0]],
-                [spec.plate_region.x[1], spec.plate_region.y[1]],
-            )
-            if np.linalg.norm(cube_xy - plate_xy) >= spec.min_separation:
-                cube_yaw = float(rng.uniform(*spec.cube_region.yaw))
-                plate_yaw = float(rng.uniform(*spec.plate_region.yaw))
-                return cube_xy, cube_yaw, plate_xy, plate_yaw
-        raise RuntimeError(
-            f"task '{spec.name}': no layout with min_separation {spec.min_separation} m found in "
-            f"{_MAX_LAYOUT_TRIES} tries; widen the regions or lower min_separation"
-        )
 
     # ----- episode API -----
     def reset(
@@ -283,8 +221,7 @@ class TabletopEnv:
                 seed = int(self._seed_rng.integers(2**31))
             init_state = self.sample_init_state(seed)
         self._set_state(init_state)
-        if self._task is not None:
-            self._task.start(self._data)
+        self._task.start(self._data)
         self._controller.reset()
         self._steps = 0
         self._needs_reset = False
@@ -309,8 +246,7 @@ class TabletopEnv:
         # One forward pass so that images, contacts and predicates describe the final state.
         mujoco.mj_forward(self._model, self._data)
         self._steps += 1
-        if self._task is not None:
-            self._task.show_cue(self._steps)
+        self._task.show_cue(self._steps)
         sim_error = self._check_sim(warnings_before)
         info = self._info(sim_error)
         terminated = bool(info["success"])
@@ -339,59 +275,13 @@ class TabletopEnv:
         obs["state"] = state
         return obs
 
-    # ----- predicates -----
-    def _contacts_with_cube(self) -> tuple[int, bool]:
-        """(number of finger pads touching the cube, whether the cube touches the plate)."""
-        ncon = self._data.ncon
-        if ncon == 0:
-            return 0, False
-        geoms = self._data.contact.geom[:ncon]
-        cube = self._index.cube_geom
-        with_cube = geoms[(geoms[:, 0] == cube) | (geoms[:, 1] == cube)]
-        others = with_cube.sum(axis=1) - cube
-        pads = int(np.isin(self._index.pad_geoms, others).sum())
-        return pads, bool(np.any(others == self._index.plate_geom))
-
+    # ----- goal -----
     def evaluate(self) -> dict[str, bool]:
-        """Predicate values of the current state: cube_on_plate, cube_lifted, cube_grasped, released.
-
-        Composed tasks give their goal terms instead (and latch their `once` terms).
-        """
-        if self._task is not None:
-            return self._task.evaluate(self._data)[0]
-        d, idx = self._data, self._index
-        cube_pos = d.xpos[idx.cube_body]
-        plate_pos = d.xpos[idx.plate_body]
-        cube_speed = float(np.linalg.norm(d.qvel[idx.cube_dof : idx.cube_dof + 3]))
-        pads, cube_plate = self._contacts_with_cube()
-        on_plate = predicates.on(
-            cube_pos,
-            self._cube_half,
-            plate_pos,
-            PLATE_HALF_HEIGHT,
-            self._spec.plate_radius,
-            obj_speed=cube_speed,
-            in_contact=cube_plate,
-        )
-        return {
-            "cube_on_plate": on_plate,
-            "cube_lifted": predicates.lifted(cube_pos, self._cube_half),
-            "cube_grasped": pads == 2,
-            "released": predicates.released(pads),
-        }
+        """Goal term values of the current state, keyed like `On(cube, plate)` (latches `once` terms)."""
+        return self._task.evaluate(self._data)[0]
 
     def _info(self, sim_error: str | None) -> dict[str, Any]:
-        if self._task is not None:
-            values, success, reason = self._task.evaluate(self._data)
-        else:
-            values = self.evaluate()
-            # Success needs the cube let go of: a cube still held over the plate is not "put" there.
-            success = values["cube_on_plate"] and values["released"]
-            reason = (
-                None
-                if success
-                else ("cube is not on the plate" if not values["cube_on_plate"] else "cube is still held")
-            )
+        values, success, reason = self._task.evaluate(self._data)
         if sim_error is not None:
             success, reason = False, sim_error
         return {"success": bool(success), **values, "sim_error": sim_error, "failure_reason": reason}

@@ -26,7 +26,7 @@ import numpy as np
 from gymnasium import spaces
 
 from robopolicy.sim.env import EnvConfig, TabletopEnv
-from robopolicy.sim.scene import CONTROL_HZ
+from robopolicy.tasks.scene_mjcf import CONTROL_HZ
 
 GYM_ID = "robopolicy/Tabletop-v0"
 RESET_OPTIONS = ("init_state", "init_state_id")

@@ -6,23 +6,26 @@ Data collection uses stream 0 (`COLLECTION_STREAM`) with seeds 0, 1, 2, ...; the
 states use stream 1 (`EVAL_STREAM`) with seeds 0..n-1. Different streams give different seed
 sequences, so evaluation states never coincide with collection states, whatever seeds collection uses.
 
-The file `envs/<task>/init_states.npz` holds the states (n, D) float64 and a fingerprint of the model
-(nq, nv, state size, SHA-256 of the generated MJCF). If the scene or robot changes, loading fails with
-a message that says how to regenerate: `python -m robopolicy.sim.init_states <task>`.
+The file `init_states.npz` next to the task's `task.toml` (on the task search path, see
+`robopolicy.tasks.task_path`) holds the states (n, D) float64 and a fingerprint of the model (nq, nv,
+state size, SHA-256 of the generated MJCF). If the scene or robot changes, loading fails with a
+message that says how to regenerate: `robopolicy init-states <task>`.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
+import tyro
 
 from robopolicy.errors import UserError
-from robopolicy.paths import envs_dir
 from robopolicy.sim.env import COLLECTION_STREAM, EnvConfig, TabletopEnv, scene_xml
-from robopolicy.sim.scene import RenderConfig
+from robopolicy.tasks.scene_mjcf import RenderConfig
+from robopolicy.tasks.task_path import find_task
 
 EVAL_STREAM = 1
 NUM_INIT_STATES = 50
@@ -33,9 +36,26 @@ class InitStatesError(UserError):
     """The stored initial states are missing or no longer match the simulation model."""
 
 
+@dataclass(frozen=True)
+class InitStatesConfig:
+    """Generate a task's fixed evaluation initial states into init_states.npz next to its task.toml.
+
+    Attributes:
+        task: the task, by name (a folder on the task search path).
+        num_states: how many states (seeds 0..num_states-1 of the evaluation stream).
+    """
+
+    task: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="TASK")] = ""
+    num_states: Annotated[int, tyro.conf.arg(aliases=("-n",))] = NUM_INIT_STATES
+
+    def __post_init__(self) -> None:
+        if self.num_states < 1:
+            raise ValueError(f"InitStatesConfig: num_states must be >= 1, got {self.num_states}")
+
+
 def init_states_file(task: str) -> Path:
-    """Path of `envs/<task>/init_states.npz`."""
-    return envs_dir() / task / "init_states.npz"
+    """Path of the task's `init_states.npz`, next to its `task.toml`."""
+    return find_task(task) / "init_states.npz"
 
 
 def model_fingerprint(env: TabletopEnv) -> dict[str, np.ndarray]:
@@ -78,8 +98,18 @@ def save_init_states(task: str, n: int = NUM_INIT_STATES) -> Path:
     env.close()
     states = generate_init_states(task, n)
     path = init_states_file(task)
-    np.savez_compressed(path, states=states, stream=np.asarray(EVAL_STREAM), **fingerprint)
+    try:
+        np.savez_compressed(path, states=states, stream=np.asarray(EVAL_STREAM), **fingerprint)
+    except OSError as e:
+        raise UserError(f"{path}: cannot write the initial states ({e.strerror or e})") from None
     return path
+
+
+def write_init_states(config: InitStatesConfig) -> Path:
+    """`robopolicy init-states TASK`: the task's fixed states, written next to its task.toml."""
+    if not config.task:
+        raise UserError("name the task: robopolicy init-states TASK [-n N]")
+    return save_init_states(config.task, config.num_states)
 
 
 def load_init_states(task: str, env: TabletopEnv | None = None) -> np.ndarray:
@@ -88,7 +118,7 @@ def load_init_states(task: str, env: TabletopEnv | None = None) -> np.ndarray:
     Pass `env` to check against an existing env (saves building one); its task must match.
     """
     path = init_states_file(task)
-    regen = f"regenerate with `python -m robopolicy.sim.init_states {task}`"
+    regen = f"regenerate with `robopolicy init-states {task}`"
     if not path.is_file():
         raise InitStatesError(f"{path}: fixed initial states not found; {regen}")
     with np.load(path, allow_pickle=False) as stored:
@@ -110,16 +140,3 @@ def load_init_states(task: str, env: TabletopEnv | None = None) -> np.ndarray:
                 f"current {value.item()}); {regen}"
             )
     return data["states"]
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Generate the fixed evaluation initial states of a task.")
-    parser.add_argument("task", help="task name, e.g. cube_on_plate")
-    parser.add_argument("-n", type=int, default=NUM_INIT_STATES, help="number of states")
-    args = parser.parse_args(argv)
-    path = save_init_states(args.task, args.n)
-    print(f"wrote {args.n} initial states to {path}")
-
-
-if __name__ == "__main__":
-    main()

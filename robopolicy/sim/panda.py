@@ -13,9 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import mujoco
 import numpy as np
 
-from robopolicy.sim.rotations import look_at_xyaxes, matrix_to_quat, rot_x, rot_z
+from robopolicy.tasks.rotations import look_at_xyaxes, matrix_to_quat, rot_x, rot_z
+from robopolicy.tasks.scene_mjcf import RobotMjcf
 
 # Modified DH parameters of joints 1..7 (a_{i-1}, d_i, alpha_{i-1}).
 DH_A: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0825, -0.0825, 0.0, 0.088)
@@ -81,15 +83,6 @@ class PandaConfig:
                 raise ValueError(f"PandaConfig.{name} must be positive, got {value}")
 
 
-@dataclass(frozen=True)
-class RobotMjcf:
-    """MJCF fragments of the robot, to be placed into a scene's sections."""
-
-    body: str
-    actuators: str
-    contact_excludes: str
-
-
 def _fmt(values: np.ndarray | tuple[float, ...] | list[float]) -> str:
     # Fixed formatting keeps the generated XML (and so its hash) stable across runs.
     return " ".join(f"{float(v):.6g}" for v in values)
@@ -147,7 +140,7 @@ def _hand_body(config: PandaConfig) -> str:
 </body>"""
 
 
-def panda_defaults() -> str:
+def _defaults() -> str:
     """MJCF `<default>` classes used by the robot: `arm` (links) and `finger` (pads).
 
     Robot geoms use contype 2 / conaffinity 1: they touch the world (contype 1) but not each other,
@@ -163,7 +156,7 @@ def panda_defaults() -> str:
 
 
 def panda_mjcf(config: PandaConfig, base_pos: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> RobotMjcf:
-    """Robot body tree (with its base at `base_pos`, metres), actuators and contact exclusions."""
+    """Robot defaults, body tree (with its base at `base_pos`, metres), actuators and contact exclusions."""
     base = (
         '<geom name="link0_base" type="cylinder" size="0.09 0.03" pos="0 0 0.03" class="arm" mass="2"/>\n'
         f'<geom name="link0_column" type="capsule" fromto="0 0 0.05 0 0 {DH_D[0] - 0.06}" size="0.065" '
@@ -200,4 +193,41 @@ def panda_mjcf(config: PandaConfig, base_pos: tuple[float, float, float] = (0.0,
         for act, joint in zip(FINGER_ACTUATOR_NAMES, FINGER_JOINT_NAMES, strict=True)
     )
     excludes = '<exclude body1="link0" body2="link1"/>'
-    return RobotMjcf(body=body, actuators=f"{arm_acts}\n{finger_acts}", contact_excludes=excludes)
+    return RobotMjcf(
+        defaults=_defaults(), body=body, actuators=f"{arm_acts}\n{finger_acts}", contact_excludes=excludes
+    )
+
+
+@dataclass(frozen=True)
+class RobotIndex:
+    """Addresses of the robot in a compiled scene: what the env, controller and experts read and write."""
+
+    arm_qpos: np.ndarray  # (7,) qpos addresses of joints 1..7
+    arm_dof: np.ndarray  # (7,) dof addresses of joints 1..7
+    finger_qpos: np.ndarray  # (2,) qpos addresses of the finger slides
+    arm_ctrl: np.ndarray  # (7,) actuator ids of the arm servos
+    finger_ctrl: np.ndarray  # (2,) actuator ids of the finger servos
+    grip_site: int
+    pad_geoms: np.ndarray  # (2,) finger pad geom ids
+
+    @staticmethod
+    def from_model(model: mujoco.MjModel) -> RobotIndex:
+        def jid(name: str) -> int:
+            return mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, name)
+
+        def aid(name: str) -> int:
+            return mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_ACTUATOR, name)
+
+        arm_j = [jid(n) for n in JOINT_NAMES]
+        finger_j = [jid(n) for n in FINGER_JOINT_NAMES]
+        return RobotIndex(
+            arm_qpos=np.array([model.jnt_qposadr[j] for j in arm_j]),
+            arm_dof=np.array([model.jnt_dofadr[j] for j in arm_j]),
+            finger_qpos=np.array([model.jnt_qposadr[j] for j in finger_j]),
+            arm_ctrl=np.array([aid(n) for n in ARM_ACTUATOR_NAMES]),
+            finger_ctrl=np.array([aid(n) for n in FINGER_ACTUATOR_NAMES]),
+            grip_site=mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_SITE, GRIP_SITE),
+            pad_geoms=np.array(
+                [mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, n) for n in FINGER_PAD_GEOMS]
+            ),
+        )

@@ -1,4 +1,4 @@
-"""Reusable scripted motion primitives for composed scenes, using privileged simulator state.
+"""Reusable scripted motion primitives, using privileged simulator state.
 
 Each primitive is a generator of normalised 7-d actions ([dx, dy, dz, drx, dry, drz, gripper]); it
 returns when its motion is done. Motions are proportional controllers on a target position of the grip
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from robopolicy.sim.env import TabletopEnv
-from robopolicy.sim.object_library import (
+from robopolicy.tasks.object_library import (
     BUTTON_CAP_TOP,
     BUTTON_TRAVEL,
     DOOR_HANDLE,
@@ -27,7 +27,7 @@ from robopolicy.sim.object_library import (
     ObjectType,
     Role,
 )
-from robopolicy.sim.rotations import matrix_to_rotvec, quat_to_yaw, rot_z, wrap_angle
+from robopolicy.tasks.rotations import matrix_to_rotvec, quat_to_yaw, rot_z, wrap_angle
 
 Actions = Iterator[np.ndarray]
 _DOWN = np.diag([1.0, -1.0, -1.0])  # grip-site orientation of the home posture (pointing down)
@@ -76,11 +76,8 @@ class Motion:
     """Privileged reads of the scene and the action law shared by all primitives."""
 
     def __init__(self, env: TabletopEnv, config: PrimitiveConfig) -> None:
-        task = env.scene_task
-        if task is None:
-            raise ValueError(f"task '{env.spec.name}' is not a composed scene")
         self.env = env
-        self.task = task
+        self.task = env.scene_task
         self.config = config
         self.yaw = 0.0  # current target yaw of the gripper (rad)
         self.grip_cmd = -1.0  # current gripper command

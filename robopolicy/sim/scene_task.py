@@ -1,6 +1,6 @@
-"""Runtime of a composed-scene task: addresses of its objects, layout sampling, cue light, goal checks.
+"""Runtime of a task: addresses of its objects, layout sampling, cue light, goal checks.
 
-The env owns MuJoCo's model and data; this class reads and writes them for one `SceneSpec`. Goal terms
+The env owns MuJoCo's model and data; this class reads and writes them for one `TaskSpec`. Goal terms
 are evaluated every step on the final state of the step; success is their conjunction (a `once` term
 counts once it has held at any step of the episode). Memory predicates compare with the episode's
 start, which `start()` records from the restored initial state, so they are reproducible from it.
@@ -13,51 +13,14 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
-from robopolicy.sim import panda, predicates
-from robopolicy.sim.object_library import CUE_RGBA, DRAWER_INNER_X, Role
-from robopolicy.sim.rotations import quat_to_yaw, yaw_to_quat
-from robopolicy.sim.scene_composer import USERDATA_CUE
-from robopolicy.sim.scene_spec import CUE, NOT_CUE, GoalTerm, ObjectSpec, SceneSpec
+from robopolicy.sim import predicates
+from robopolicy.tasks.object_library import CUE_RGBA, DRAWER_INNER_X, Role
+from robopolicy.tasks.rotations import quat_to_yaw, yaw_to_quat
+from robopolicy.tasks.scene_mjcf import USERDATA_CUE
+from robopolicy.tasks.spec import CUE, NOT_CUE, GoalTerm, ObjectSpec, TaskSpec
 
 _LAYOUT_MARGIN = 0.01  # m of free space kept between the clearance radii of any two objects
 _MAX_LAYOUT_TRIES = 1000
-
-
-@dataclass(frozen=True)
-class RobotIndex:
-    """Addresses of the robot in a composed scene (the subset of `SceneIndex` the controller reads)."""
-
-    arm_qpos: np.ndarray
-    arm_dof: np.ndarray
-    finger_qpos: np.ndarray
-    arm_ctrl: np.ndarray
-    finger_ctrl: np.ndarray
-    grip_site: int
-    pad_geoms: np.ndarray
-    table_geom: int
-
-    @staticmethod
-    def from_model(model: mujoco.MjModel) -> RobotIndex:
-        def jid(name: str) -> int:
-            return mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, name)
-
-        def aid(name: str) -> int:
-            return mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_ACTUATOR, name)
-
-        arm_j = [jid(n) for n in panda.JOINT_NAMES]
-        finger_j = [jid(n) for n in panda.FINGER_JOINT_NAMES]
-        return RobotIndex(
-            arm_qpos=np.array([model.jnt_qposadr[j] for j in arm_j]),
-            arm_dof=np.array([model.jnt_dofadr[j] for j in arm_j]),
-            finger_qpos=np.array([model.jnt_qposadr[j] for j in finger_j]),
-            arm_ctrl=np.array([aid(n) for n in panda.ARM_ACTUATOR_NAMES]),
-            finger_ctrl=np.array([aid(n) for n in panda.FINGER_ACTUATOR_NAMES]),
-            grip_site=mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_SITE, panda.GRIP_SITE),
-            pad_geoms=np.array(
-                [mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, n) for n in panda.FINGER_PAD_GEOMS]
-            ),
-            table_geom=mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, "table"),
-        )
 
 
 @dataclass(frozen=True)
@@ -75,9 +38,12 @@ class ObjectHandle:
 
 
 class SceneTask:
-    """Layout sampling and goal evaluation of one composed task on a given model."""
+    """Layout sampling and goal evaluation of one task on a given model.
 
-    def __init__(self, spec: SceneSpec, model: mujoco.MjModel) -> None:
+    pad_geoms: (2,) geom ids of the robot's finger pads, which tell holding from resting.
+    """
+
+    def __init__(self, spec: TaskSpec, model: mujoco.MjModel, pad_geoms: np.ndarray) -> None:
         self._spec = spec
         self._model = model
         self.handles: dict[str, ObjectHandle] = {o.name: self._handle(o) for o in spec.objects}
@@ -92,12 +58,11 @@ class SceneTask:
                     self._geom_owner[g] = k
         self._object_index = {name: k for k, name in enumerate(names)}
         self._base_rgba = model.geom_rgba.copy()
-        self._pads = np.array(
-            [mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, n) for n in panda.FINGER_PAD_GEOMS]
-        )
+        self._pad_slot = {int(g): k for k, g in enumerate(pad_geoms)}  # pad geom id -> pad index
         self._start_xy: dict[str, np.ndarray] = {}
         self._cue_choice = 0
         self._latched: dict[str, bool] = {}
+        self._grasped: set[str] = set()  # objects held between both finger pads at some step so far
 
     def _handle(self, obj: ObjectSpec) -> ObjectHandle:
         m = self._model
@@ -116,7 +81,7 @@ class SceneTask:
         return ObjectHandle(obj, body, geom, qpos, dof, int(m.body_mocapid[body]), joint_qpos, part)
 
     @property
-    def spec(self) -> SceneSpec:
+    def spec(self) -> TaskSpec:
         return self._spec
 
     @property
@@ -130,12 +95,13 @@ class SceneTask:
         objects = self._spec.objects
         for _ in range(_MAX_LAYOUT_TRIES):
             xy = np.array([[_draw(rng, o.x), _draw(rng, o.y)] for o in objects])
-            if _separated(xy, np.array([o.kind.radius for o in objects])):
+            if _separated(xy, np.array([o.kind.radius for o in objects]), self._spec.min_separation):
                 break
         else:
             raise RuntimeError(
-                f"task '{self._spec.name}': no layout with the objects {_LAYOUT_MARGIN} m apart found in "
-                f"{_MAX_LAYOUT_TRIES} tries; move the regions apart"
+                f"task '{self._spec.name}': no layout with the objects {_LAYOUT_MARGIN} m apart "
+                f"(min_separation {self._spec.min_separation} m) found in {_MAX_LAYOUT_TRIES} tries; "
+                "move the regions apart"
             )
         for obj, (x, y) in zip(objects, xy, strict=True):
             h = self.handles[obj.name]
@@ -157,6 +123,7 @@ class SceneTask:
         self._start_xy = {n: data.xpos[h.body][:2].copy() for n, h in self.handles.items()}
         self._cue_choice = round(float(data.userdata[USERDATA_CUE])) if self._spec.cue else 0
         self._latched = {}
+        self._grasped = set()
         self.show_cue(0)
 
     def show_cue(self, step: int) -> None:
@@ -187,19 +154,19 @@ class SceneTask:
 
     # ----- predicates -----
     def contacts(self, data: mujoco.MjData) -> tuple[np.ndarray, set[tuple[int, int]]]:
-        """(pads touching each object (n_objects,), set of touching object index pairs)."""
-        pads = np.zeros(len(self.handles), dtype=int)
+        """(number of finger pads touching each object (n_objects,), set of touching object index pairs)."""
+        touched = np.zeros((len(self.handles), len(self._pad_slot)), dtype=bool)
         pairs: set[tuple[int, int]] = set()
         for c in range(data.ncon):
             g1, g2 = int(data.contact.geom[c, 0]), int(data.contact.geom[c, 1])
             o1, o2 = int(self._geom_owner[g1]), int(self._geom_owner[g2])
-            if o1 >= 0 and g2 in self._pads:
-                pads[o1] += 1
-            if o2 >= 0 and g1 in self._pads:
-                pads[o2] += 1
+            if o1 >= 0 and g2 in self._pad_slot:
+                touched[o1, self._pad_slot[g2]] = True
+            if o2 >= 0 and g1 in self._pad_slot:
+                touched[o2, self._pad_slot[g1]] = True
             if o1 >= 0 and o2 >= 0 and o1 != o2:
                 pairs.add((min(o1, o2), max(o1, o2)))
-        return pads, pairs
+        return touched.sum(axis=1), pairs
 
     def fraction(self, data: mujoco.MjData, name: str) -> float:
         """Opening of an articulated object as a fraction of its travel."""
@@ -289,9 +256,12 @@ class SceneTask:
     def evaluate(self, data: mujoco.MjData) -> tuple[dict[str, bool], bool, str | None]:
         """(term values keyed by their description, success, failure reason or None).
 
-        Call once per control step: `once` terms latch here.
+        The reason names the first unmet term and, when that term moves a graspable object, what became
+        of the object: "goal On(cube, plate) not met: cube never grasped" (or "still held", or "let go
+        elsewhere"). Call once per control step: `once` terms and grasps latch here.
         """
         pads, pairs = self.contacts(data)
+        self._grasped.update(name for name, k in self._object_index.items() if pads[k] == 2)
         values: dict[str, bool] = {}
         reason = None
         for term in self._spec.goal:
@@ -302,11 +272,20 @@ class SceneTask:
                 self._latched[key] = value
             values[key] = value
             if not value and reason is None:
-                resolved = ", ".join(self.resolve(a) for a in term.args)
-                reason = f"goal {key} not met" + (
-                    f" (resolved: {resolved})" if resolved != ", ".join(term.args) else ""
+                resolved = [self.resolve(a) for a in term.args]
+                reason = f"goal {key} not met{self._what_became_of(resolved[0], pads)}" + (
+                    f" (resolved: {', '.join(resolved)})" if resolved != list(term.args) else ""
                 )
         return values, reason is None, reason
+
+    def _what_became_of(self, name: str, pads: np.ndarray) -> str:
+        """What became of a graspable object, as a reason's suffix (never grasped, still held, let go
+        elsewhere); empty for any other object."""
+        if self.handles[name].spec.kind.role is not Role.GRASPABLE:
+            return ""
+        if name not in self._grasped:
+            return f": {name} never grasped"
+        return f": {name} still held" if pads[self._object_index[name]] > 0 else f": {name} let go elsewhere"
 
 
 def _draw(rng: np.random.Generator, intervals: tuple[tuple[float, float], ...]) -> float:
@@ -314,8 +293,9 @@ def _draw(rng: np.random.Generator, intervals: tuple[tuple[float, float], ...]) 
     return float(rng.uniform(lo, hi))
 
 
-def _separated(xy: np.ndarray, radius: np.ndarray) -> bool:
+def _separated(xy: np.ndarray, radius: np.ndarray, min_separation: float) -> bool:
+    """Whether every two of the (n, 2) centres are their clearance radii (n,) apart, and min_separation."""
     dist = np.linalg.norm(xy[:, None, :] - xy[None, :, :], axis=-1)
-    need = radius[:, None] + radius[None, :] + _LAYOUT_MARGIN
+    need = np.maximum(radius[:, None] + radius[None, :] + _LAYOUT_MARGIN, min_separation)
     np.fill_diagonal(dist, np.inf)
     return bool(np.all(dist >= need))

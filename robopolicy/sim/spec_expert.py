@@ -1,4 +1,4 @@
-"""Scripted expert for composed scenes: the spec's goal terms, in order, become motion primitives.
+"""The scripted expert of every task: the spec's goal terms, in order, become motion primitives.
 
 On / OnFarther -> pick, place on; In -> pick, place in (a drawer too); Open / Close -> slide the drawer;
 TurnOn / TurnOff -> press a button or slide a switch; Lifted -> pick and hold; AtStart -> pick, put back
@@ -15,8 +15,8 @@ import numpy as np
 
 from robopolicy.sim import primitives as prim
 from robopolicy.sim.env import TabletopEnv
-from robopolicy.sim.object_library import Role
-from robopolicy.sim.scene_spec import GoalTerm
+from robopolicy.tasks.object_library import Role
+from robopolicy.tasks.spec import GoalTerm
 
 _STATE_CHANGES = ("Open", "Close", "TurnOn", "TurnOff")
 

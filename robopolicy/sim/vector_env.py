@@ -51,7 +51,6 @@ import tempfile
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -61,9 +60,9 @@ from gymnasium.vector.utils import batch_space
 from robopolicy.sim.config_json import config_to_json
 from robopolicy.sim.env import EnvConfig
 from robopolicy.sim.gym_env import action_space, env_config, observation_space
-from robopolicy.sim.task_spec import TaskSpecError, task_file
 from robopolicy.sim.worker_process import WorkerDied, WorkerProcess
 from robopolicy.sim.worker_protocol import ObsLayout
+from robopolicy.tasks.spec import TaskSpecError, task_file
 
 _log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT_S = 300.0  # per command
@@ -468,9 +467,9 @@ def make_vector(
     for task in dict.fromkeys(c.task for c in configs):
         # Only existence is checked here: specs are parsed in the workers, and an invalid one raises
         # the same one-line UserError there (at the first reset) as it would in one process.
-        path = Path(task) if task.endswith(".toml") else task_file(task)
+        path = task_file(task)  # an unknown task name fails here, naming the folders searched
         if not path.is_file():
-            raise TaskSpecError(f"{path}: task spec file not found (unknown task '{task}')")
+            raise TaskSpecError(f"{path}: task spec file not found")
     return TabletopVectorEnv(
         configs,
         autoreset_mode=autoreset_mode,

@@ -1,16 +1,20 @@
-"""Composed-scene task specs: objects from the library, their initial-pose regions, a goal, a cue.
+"""The task format: objects from the library, their initial-pose regions, a goal, a cue, the framing.
 
-A spec lives at `envs/<task>/task.toml`; the presence of `[[objects]]` marks the composed format
-(`cube_on_plate` keeps its own format, `robopolicy.sim.task_spec`). Units: metres, radians, control
-steps at 20 Hz; positions are in the world frame (origin at the robot base on the table top).
+A task is a folder `<task>/task.toml` found on the task search path (`robopolicy.tasks.task_path`).
+Units: metres, radians, control steps at 20 Hz; positions are in the world frame (origin at the robot
+base on the table top, x away from the robot, y to its left, z up).
 
     name = "..."; instruction = "..."; max_steps = 300; cameras = ["agentview", "wrist"]
+    min_separation = 0.0   # optional: least xy distance between any two object centres at the start
+    [agentview]            # optional: the front camera's framing (default: the whole workspace)
+    pos = [0.98, 0.0, 0.85]; target = [0.55, 0.0, 0.0]; fovy = 38.0
     [[objects]]            # one table per object
     name = "plate"; type = "plate"; color = "blue"
     x = [0.50, 0.52]       # uniform initial x; a list of intervals picks one interval uniformly first
     y = [[-0.2, -0.1], [0.1, 0.2]]
     yaw = [0.0, 0.0]       # optional; default 0
     joint = [0.0, 0.0]     # articulated only: initial opening as a fraction of the joint's travel
+    radius = 0.085         # round supports (plate, peg) only: footprint radius instead of the library's
     [[goal]]               # success = every term true at the same step (checked every step)
     predicate = "On"; args = ["cube", "plate"]
     once = false           # true: the term only has to have held at some earlier step
@@ -28,11 +32,19 @@ from __future__ import annotations
 import math
 import tomllib
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from robopolicy.sim.object_library import COLORS, OBJECT_TYPES, ObjectType, Role
-from robopolicy.sim.task_spec import TaskSpec, TaskSpecError, _display_path, parse_task_spec, task_file
+from robopolicy.errors import UserError
+from robopolicy.paths import envs_dir
+from robopolicy.tasks.object_library import COLORS, OBJECT_TYPES, ObjectType, Role
+from robopolicy.tasks.task_path import TASK_FILE, find_task
+
+
+class TaskSpecError(UserError, ValueError):
+    """A task spec file is missing, malformed, or has an invalid field."""
+
 
 SCENE_CAMERAS: tuple[str, ...] = ("agentview", "wrist")
 CUE = "$cue"
@@ -54,9 +66,16 @@ PREDICATE_ARGS: dict[str, tuple[tuple[Role, ...], ...]] = {
 }
 
 
+RADIUS_RANGE = (0.03, 0.2)  # m: allowed footprint radii of a resized round support
+FOVY_RANGE = (10.0, 120.0)  # degrees
+
+
 @dataclass(frozen=True)
 class ObjectSpec:
-    """One object: library type, colour, and its initial-pose distribution (m, rad)."""
+    """One object: library type, colour, and its initial-pose distribution (m, rad).
+
+    radius: round supports only: footprint radius (m) instead of the library's (None: the library's).
+    """
 
     name: str
     type: str
@@ -65,10 +84,13 @@ class ObjectSpec:
     y: tuple[tuple[float, float], ...]
     yaw: tuple[float, float] = (0.0, 0.0)
     joint: tuple[float, float] = (0.0, 0.0)
+    radius: float | None = None
 
-    @property
+    @cached_property
     def kind(self) -> ObjectType:
-        return OBJECT_TYPES[self.type]
+        """The library type, resized where `radius` says so."""
+        kind = OBJECT_TYPES[self.type]
+        return kind if self.radius is None else kind.with_radius(self.radius)
 
 
 @dataclass(frozen=True)
@@ -90,7 +112,27 @@ class CueSpec:
 
 
 @dataclass(frozen=True)
-class SceneSpec:
+class CameraFraming:
+    """Where the front (agentview) camera sits and looks: world-frame points (m), vertical field of view (deg).
+
+    The default frames the whole workspace (x 0.35-0.8 m, y ±0.3 m, a cabinet included) in a 128² image
+    from opposite the robot, like LIBERO's agentview, so that a 4.5 cm cube spans ~5 px; a task with a
+    smaller layout can frame it more tightly.
+    """
+
+    pos: tuple[float, float, float] = (0.98, 0.0, 0.85)
+    target: tuple[float, float, float] = (0.55, 0.0, 0.0)
+    fovy: float = 38.0
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One task; see the module docstring for the fields and their units.
+
+    min_separation: least xy distance (m) between the centres of any two objects in an initial layout;
+        the objects' clearance radii keep them apart as well (0: the radii alone).
+    """
+
     name: str
     instruction: str
     max_steps: int
@@ -98,6 +140,8 @@ class SceneSpec:
     goal: tuple[GoalTerm, ...]
     cue: CueSpec | None = None
     cameras: tuple[str, ...] = SCENE_CAMERAS
+    agentview: CameraFraming = CameraFraming()
+    min_separation: float = 0.0
 
     def object(self, name: str) -> ObjectSpec:
         return next(o for o in self.objects if o.name == name)
@@ -118,6 +162,18 @@ def _interval(where: str, field: str, value: Any) -> tuple[float, float]:
     if lo > hi:
         raise _fail(where, field, f"must have lo <= hi, got {value!r}")
     return lo, hi
+
+
+def _point(where: str, field: str, value: Any) -> tuple[float, float, float]:
+    if not (isinstance(value, list) and len(value) == 3 and all(_number(v) for v in value)):
+        raise _fail(where, field, f"must be a list of three numbers [x, y, z], got {value!r}")
+    return float(value[0]), float(value[1]), float(value[2])
+
+
+def _float_in(where: str, field: str, value: Any, lo: float, hi: float, unit: str) -> float:
+    if not (_number(value) and lo <= value <= hi):
+        raise _fail(where, field, f"must be a number in [{lo:g}, {hi:g}] {unit}, got {value!r}")
+    return float(value)
 
 
 def _intervals(where: str, field: str, value: Any) -> tuple[tuple[float, float], ...]:
@@ -143,7 +199,7 @@ def _parse_object(where: str, i: int, raw: Any) -> ObjectSpec:
     field = f"objects[{i}]"
     if not isinstance(raw, dict):
         raise _fail(where, field, "must be a table")
-    _check_keys(where, f"{field}.", raw, {"name", "type", "color", "x", "y", "yaw", "joint"})
+    _check_keys(where, f"{field}.", raw, {"name", "type", "color", "x", "y", "yaw", "joint", "radius"})
     name = _string(where, f"{field}.name", raw, "name")
     kind = _string(where, f"{field}.type", raw, "type")
     if kind not in OBJECT_TYPES:
@@ -167,6 +223,12 @@ def _parse_object(where: str, i: int, raw: Any) -> ObjectSpec:
             f"{field}.yaw",
             f"must be [0, 0] for a drawer_cabinet (front facing the robot), got {list(yaw)}",
         )
+    radius = None
+    if "radius" in raw:
+        if not OBJECT_TYPES[kind].resizable:
+            resizable = sorted(t for t, o in OBJECT_TYPES.items() if o.resizable)
+            raise _fail(where, f"{field}.radius", f"is only for the types {resizable}, not {kind!r}")
+        radius = _float_in(where, f"{field}.radius", raw["radius"], *RADIUS_RANGE, "m")
     return ObjectSpec(
         name=name,
         type=kind,
@@ -175,6 +237,7 @@ def _parse_object(where: str, i: int, raw: Any) -> ObjectSpec:
         y=_intervals(where, f"{field}.y", raw["y"]),
         yaw=yaw,
         joint=joint,
+        radius=radius,
     )
 
 
@@ -234,9 +297,37 @@ def _parse_goal(
     return GoalTerm(predicate=predicate, args=tuple(args), once=once)
 
 
-def parse_scene_spec(raw: dict[str, Any], where: str) -> SceneSpec:
-    """Validate a parsed TOML table into a `SceneSpec`; `where` names the source in error messages."""
-    _check_keys(where, "", raw, {"name", "instruction", "max_steps", "cameras", "objects", "goal", "cue"})
+def _parse_framing(where: str, raw: Any) -> CameraFraming:
+    if not isinstance(raw, dict):
+        raise _fail(where, "agentview", "must be a table")
+    _check_keys(where, "agentview.", raw, {"pos", "target", "fovy"})
+    default = CameraFraming()
+    pos = _point(where, "agentview.pos", raw["pos"]) if "pos" in raw else default.pos
+    target = _point(where, "agentview.target", raw["target"]) if "target" in raw else default.target
+    if math.dist(pos, target) < 0.05:
+        raise _fail(
+            where, "agentview.target", f"must lie at least 5 cm from agentview.pos, got {list(target)}"
+        )
+    fovy = _float_in(where, "agentview.fovy", raw.get("fovy", default.fovy), *FOVY_RANGE, "degrees")
+    return CameraFraming(pos=pos, target=target, fovy=fovy)
+
+
+_TOP_LEVEL = {
+    "name",
+    "instruction",
+    "max_steps",
+    "cameras",
+    "objects",
+    "goal",
+    "cue",
+    "agentview",
+    "min_separation",
+}
+
+
+def parse_task_spec(raw: dict[str, Any], where: str) -> TaskSpec:
+    """Validate a parsed TOML table into a `TaskSpec`; `where` names the source in error messages."""
+    _check_keys(where, "", raw, _TOP_LEVEL)
     name = _string(where, "name", raw, "name")
     instruction = _string(where, "instruction", raw, "instruction")
     max_steps = raw.get("max_steps")
@@ -259,7 +350,7 @@ def parse_scene_spec(raw: dict[str, Any], where: str) -> SceneSpec:
     if not isinstance(raw_goal, list) or not raw_goal:
         raise _fail(where, "goal", "must be a non-empty array of tables ([[goal]])")
     goal = tuple(_parse_goal(where, i, g, by_name, cue) for i, g in enumerate(raw_goal))
-    return SceneSpec(
+    return TaskSpec(
         name=name,
         instruction=instruction,
         max_steps=max_steps,
@@ -267,12 +358,22 @@ def parse_scene_spec(raw: dict[str, Any], where: str) -> SceneSpec:
         goal=goal,
         cue=cue,
         cameras=tuple(cameras),
+        agentview=_parse_framing(where, raw["agentview"]) if "agentview" in raw else CameraFraming(),
+        min_separation=_float_in(where, "min_separation", raw.get("min_separation", 0.0), 0.0, 1.0, "m"),
     )
 
 
-def load_spec(task: str | Path) -> TaskSpec | SceneSpec:
-    """Load a task spec by task name (`envs/<task>/task.toml`) or path, in whichever format it uses."""
-    path = Path(task) if isinstance(task, Path) or str(task).endswith(".toml") else task_file(str(task))
+def task_file(task: str | Path) -> Path:
+    """The spec file of a task given by name (its `task.toml`, found on the task search path) or as a
+    path to a `.toml` file (returned as it is)."""
+    if isinstance(task, Path) or str(task).endswith(".toml"):
+        return Path(task)
+    return find_task(task) / TASK_FILE
+
+
+def load_task_spec(task: str | Path) -> TaskSpec:
+    """Load a task spec by task name (searched on the task path) or from an explicit TOML path."""
+    path = task_file(task)
     where = _display_path(path)
     try:
         with path.open("rb") as f:
@@ -281,10 +382,18 @@ def load_spec(task: str | Path) -> TaskSpec | SceneSpec:
         raise TaskSpecError(f"{where}: task spec file not found") from None
     except tomllib.TOMLDecodeError as err:
         raise TaskSpecError(f"{where}: invalid TOML: {err}") from None
-    spec = parse_scene_spec(raw, where) if "objects" in raw else parse_task_spec(raw, where)
-    if path.name == "task.toml" and spec.name != path.parent.name:
+    spec = parse_task_spec(raw, where)
+    if path.name == TASK_FILE and spec.name != path.parent.name:
         # Datasets and init states are keyed by the folder name; the two must agree.
         raise TaskSpecError(
             f"{where}: field 'name' must equal the task folder name {path.parent.name!r}, got {spec.name!r}"
         )
     return spec
+
+
+def _display_path(path: Path) -> str:
+    # Bundled tasks show as `envs/<task>/task.toml`, the way users know them; others as given.
+    try:
+        return str(Path("envs") / path.resolve().relative_to(envs_dir().resolve()))
+    except (ValueError, FileNotFoundError):
+        return str(path)

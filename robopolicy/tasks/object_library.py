@@ -12,8 +12,9 @@ render on a CPU; colours are saturated and distinct so objects stay apart at 64-
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
+from functools import partial
 
 import numpy as np
 
@@ -77,6 +78,22 @@ class ObjectType:
     @property
     def articulated(self) -> bool:
         return self.role in (Role.DRAWER, Role.DOOR, Role.BUTTON, Role.SWITCH)
+
+    @property
+    def resizable(self) -> bool:
+        """Round supports (plate, peg) can be built with another footprint radius."""
+        return self.round_footprint
+
+    def with_radius(self, radius: float) -> ObjectType:
+        """This round support with footprint radius `radius` (m); its clearance grows alike."""
+        if not self.resizable:
+            raise ValueError(f"object type {self.name!r} has no radius to change")
+        return replace(
+            self,
+            radius=radius + _CLEARANCE,
+            footprint=(radius, radius),
+            body=partial(self.body, radius=radius),
+        )
 
 
 def _geom(
@@ -147,21 +164,49 @@ def _can(name: str, rgba: str) -> str:
     )
 
 
-def _plate(name: str, rgba: str) -> str:
+_CLEARANCE = 0.002  # m: a round support's layout radius beyond its footprint
+
+
+def _round_top(
+    name: str, rgba: str, radius: float, half_height: float, mark: tuple[str, float, float]
+) -> str:
+    # A cylinder standing on the table with a disc of another shade on top, which shows its centre.
+    # mark: (geom name suffix, disc radius as a share of `radius`, shade factor of the disc colour).
+    suffix, share, shade = mark
     return "\n".join(
         [
-            _geom(name, "cylinder", (0.06, 0.006), (0, 0, 0.006), rgba, friction="1 0.01 0.001"),
-            _visual(f"{name}_centre", "cylinder", (0.036, 0.0005), (0, 0, 0.012), _shade(rgba, 1.6)),
+            _geom(
+                name, "cylinder", (radius, half_height), (0, 0, half_height), rgba, friction="1 0.01 0.001"
+            ),
+            _visual(
+                f"{name}_{suffix}",
+                "cylinder",
+                (share * radius, 0.0005),
+                (0, 0, 2 * half_height),
+                _shade(rgba, shade),
+            ),
         ]
     )
 
 
-def _peg(name: str, rgba: str) -> str:
-    return "\n".join(
-        [
-            _geom(name, "cylinder", (0.032, 0.02), (0, 0, 0.02), rgba, friction="1 0.01 0.001"),
-            _visual(f"{name}_top", "cylinder", (0.018, 0.0005), (0, 0, 0.04), _shade(rgba, 0.5)),
-        ]
+def _plate(name: str, rgba: str, radius: float) -> str:
+    return _round_top(name, rgba, radius, 0.006, ("centre", 0.6, 1.6))
+
+
+def _peg(name: str, rgba: str, radius: float) -> str:
+    return _round_top(name, rgba, radius, 0.02, ("top", 0.5625, 0.5))
+
+
+def _round_support(name: str, body: Callable[..., str], radius: float, top: float) -> ObjectType:
+    """A round support with footprint radius `radius` (m) and its top `top` m above the table."""
+    return ObjectType(
+        name,
+        Role.SUPPORT,
+        radius + _CLEARANCE,
+        partial(body, radius=radius),
+        top=top,
+        footprint=(radius, radius),
+        round_footprint=True,
     )
 
 
@@ -307,12 +352,8 @@ OBJECT_TYPES: dict[str, ObjectType] = {
         ObjectType("bowl", Role.GRASPABLE, 0.032, _bowl, half_height=0.02, grasp_period=np.pi / 2),
         ObjectType("mug", Role.GRASPABLE, 0.048, _mug, half_height=0.035, grasp_period=np.pi),
         ObjectType("can", Role.GRASPABLE, 0.026, _can, half_height=0.04, grasp_period=np.pi / 2),
-        ObjectType(
-            "plate", Role.SUPPORT, 0.062, _plate, top=0.012, footprint=(0.06, 0.06), round_footprint=True
-        ),
-        ObjectType(
-            "peg", Role.SUPPORT, 0.034, _peg, top=0.04, footprint=(0.032, 0.032), round_footprint=True
-        ),
+        _round_support("plate", _plate, radius=0.06, top=0.012),
+        _round_support("peg", _peg, radius=0.032, top=0.04),
         ObjectType("box", Role.SUPPORT, 0.064, _box, top=0.06, footprint=(0.045, 0.045)),
         ObjectType(
             "basket", Role.CONTAINER, 0.113, _basket, footprint=(0.07, 0.07), floor=0.008, wall_top=0.054

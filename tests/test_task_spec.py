@@ -1,13 +1,13 @@
-"""Composed-scene spec validation and the pure predicates behind it."""
+"""The task format: loading, validation with one-line errors naming file and field, optional fields."""
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from robopolicy.sim import predicates as P
-from robopolicy.sim.scene_spec import load_spec
-from robopolicy.sim.task_spec import TaskSpecError
+from robopolicy.errors import UserError
+from robopolicy.tasks.object_library import OBJECT_TYPES
+from robopolicy.tasks.scene_mjcf import RobotMjcf, scene_mjcf
+from robopolicy.tasks.spec import CameraFraming, TaskSpecError, load_task_spec
 
 VALID = """
 name = "t"
@@ -44,7 +44,7 @@ def _write(tmp_path: Path, text: str) -> Path:
 
 
 def test_valid_spec_loads(tmp_path: Path) -> None:
-    spec = load_spec(_write(tmp_path, VALID))
+    spec = load_task_spec(_write(tmp_path, VALID))
     assert [o.name for o in spec.objects] == ["cube", "plate", "sw"]
     assert spec.object("cube").y == ((-0.2, -0.1), (0.1, 0.2))
     assert spec.goal[0].describe() == "On(cube, plate)"
@@ -76,13 +76,20 @@ def test_valid_spec_loads(tmp_path: Path) -> None:
             "objects[2].joint",
         ),
         ('instruction = "put the cube on the plate"', 'instruction = "x"\nhorizon = 3', "horizon"),
+        ('type = "plate"', 'type = "plate"\nradius = 0.5', "objects[1].radius"),
+        ('type = "cube"', 'type = "cube"\nradius = 0.05', "objects[0].radius"),
+        ("max_steps = 100", "max_steps = 100\nmin_separation = -0.1", "min_separation"),
+        ("max_steps = 100", "max_steps = 100\n[agentview]\nfovy = 170", "agentview.fovy"),
+        ("max_steps = 100", "max_steps = 100\n[agentview]\npos = [1, 0]", "agentview.pos"),
+        ("max_steps = 100", "max_steps = 100\n[agentview]\npos = [0.55, 0, 0]", "agentview.target"),
+        ("max_steps = 100", "max_steps = 100\n[agentview]\nzoom = 2", "agentview.zoom"),
     ],
 )
 def test_invalid_spec_names_file_and_field(tmp_path: Path, old: str, new: str, field: str) -> None:
     assert old in VALID
     path = _write(tmp_path, VALID.replace(old, new, 1))
     with pytest.raises(TaskSpecError) as err:
-        load_spec(path)
+        load_task_spec(path)
     message = str(err.value)
     assert str(path) in message and f"'{field}'" in message and "\n" not in message
 
@@ -97,13 +104,13 @@ def test_drawer_cabinet_must_face_the_robot(tmp_path: Path) -> None:
     with pytest.raises(
         TaskSpecError, match=r"field 'objects\[1\]\.yaw' must be \[0, 0\] for a drawer_cabinet"
     ):
-        load_spec(_write(tmp_path, text))
+        load_task_spec(_write(tmp_path, text))
 
 
 def test_cue_validation(tmp_path: Path) -> None:
     text = VALID + '[cue]\nchoices = ["cube", "plate"]\nvisible_steps = 4\n'
     with pytest.raises(TaskSpecError, match=r"field 'cue.choices' must all be of one type"):
-        load_spec(_write(tmp_path, text))
+        load_task_spec(_write(tmp_path, text))
 
 
 def test_spec_name_must_match_folder(tmp_path: Path) -> None:
@@ -111,39 +118,35 @@ def test_spec_name_must_match_folder(tmp_path: Path) -> None:
     folder.mkdir()
     (folder / "task.toml").write_text(VALID)
     with pytest.raises(TaskSpecError, match=r"task.toml: field 'name' must equal the task folder name"):
-        load_spec(folder / "task.toml")
+        load_task_spec(folder / "task.toml")
 
 
-def test_to_local_xy_and_footprints() -> None:
-    local = P.to_local_xy(np.array([1.0, 1.0, 0.0]), np.array([1.0, 0.0, 0.0]), np.pi / 2)
-    np.testing.assert_allclose(local, [1.0, 0.0], atol=1e-12)  # +y in the world is +x of a frame turned 90°
-    assert P.within_footprint(np.array([0.05, 0.05]), (0.06, 0.06), round_shape=False)
-    assert not P.within_footprint(np.array([0.05, 0.05]), (0.06, 0.06), round_shape=True)  # |.|=0.0707
+def test_cube_on_plate_is_a_task_like_any_other() -> None:
+    spec = load_task_spec("cube_on_plate")
+    assert [(o.name, o.type) for o in spec.objects] == [("cube", "cube"), ("plate", "plate")]
+    assert [t.describe() for t in spec.goal] == ["On(cube, plate)"]
+    # Its own framing, plate size and spacing, from the optional fields.
+    assert spec.agentview == CameraFraming(pos=(0.98, 0.0, 0.56), target=(0.48, 0.0, 0.08), fovy=45.0)
+    plate = spec.object("plate").kind
+    assert plate.footprint == (0.085, 0.085) and plate.radius == pytest.approx(0.087)
+    assert spec.min_separation == 0.17
+    assert OBJECT_TYPES["plate"].footprint == (0.06, 0.06)  # the library is untouched
 
 
-def test_on_surface_and_inside() -> None:
-    kw = dict(obj_speed=0.0, in_contact=False)
-    top = 0.04
-    assert P.on_surface(np.array([0, 0, top + 0.0225]), 0.0225, np.zeros(2), top, (0.03, 0.03), True, **kw)
-    assert not P.on_surface(np.array([0, 0, top + 0.05]), 0.0225, np.zeros(2), top, (0.03, 0.03), True, **kw)
-    moving = dict(obj_speed=0.2, in_contact=True)
-    assert not P.on_surface(
-        np.array([0, 0, top + 0.0225]), 0.0225, np.zeros(2), top, (0.03, 0.03), True, **moving
+def test_optional_fields_default_and_reach_the_scene(tmp_path: Path) -> None:
+    spec = load_task_spec(_write(tmp_path, VALID))
+    assert spec.agentview == CameraFraming() and spec.min_separation == 0.0
+    assert spec.object("plate").radius is None and spec.object("plate").kind is OBJECT_TYPES["plate"]
+    robot = RobotMjcf(defaults="", body="", actuators="", contact_excludes="")
+    framed = VALID.replace('type = "plate"', 'type = "plate"\nradius = 0.1') + (
+        "[agentview]\npos = [1.0, 0.0, 0.5]\ntarget = [0.5, 0.0, 0.0]\nfovy = 50\n"
     )
-    assert P.inside(
-        np.array([0, 0, 0.03]), np.array([0.05, -0.05]), 0.008, 0.054, (0.07, 0.07), obj_speed=0.0
-    )
-    assert not P.inside(
-        np.array([0, 0, 0.03]), np.array([0.08, 0.0]), 0.008, 0.054, (0.07, 0.07), obj_speed=0.0
-    )
-    assert not P.inside(np.array([0, 0, 0.2]), np.zeros(2), 0.008, 0.054, (0.07, 0.07), obj_speed=0.0)
+    xml = scene_mjcf(load_task_spec(_write(tmp_path, framed)), robot)
+    assert '<geom name="plate" type="cylinder" size="0.1 0.006"' in xml
+    assert 'pos="1 0 0.5"' in xml and 'fovy="50.0"' in xml
+    assert '<geom name="plate" type="cylinder" size="0.06 0.006"' in scene_mjcf(spec, robot)
 
 
-def test_joint_and_memory_predicates() -> None:
-    assert P.joint_fraction(0.06, 0.12) == 0.5 and P.joint_fraction(-0.01, 0.12) == 0.0
-    assert P.farther_of(np.array([0.4, 0.1]), np.array([0.6, 0.17]), np.array([0.6, -0.17])) == 1
-    assert P.farther_of(np.array([0.4, -0.1]), np.array([0.6, 0.17]), np.array([0.6, -0.17])) == 0
-    start = np.array([0.45, 0.1])
-    assert P.at_start(np.array([0.46, 0.11, 0.0225]), 0.0225, start, obj_speed=0.0)
-    assert not P.at_start(np.array([0.50, 0.11, 0.0225]), 0.0225, start, obj_speed=0.0)
-    assert not P.at_start(np.array([0.45, 0.1, 0.08]), 0.0225, start, obj_speed=0.0)
+def test_unknown_task_names_the_folders_searched() -> None:
+    with pytest.raises(UserError, match=r"unknown task 'no_such_task': no no_such_task/task.toml in .*envs"):
+        load_task_spec("no_such_task")

@@ -1,7 +1,9 @@
-"""The LIBERO-style task suites: which tasks (folders under `envs/`) make up each suite.
+"""The LIBERO-style task suites: which tasks (bundled folders under `envs/`) make up each suite.
 
-A suite is the set of task folders whose name starts with its prefix, in sorted order, so adding a
-task to a suite means adding its folder.
+A suite is the set of bundled task folders whose name starts with its prefix, in sorted order, so adding
+a task to a suite means adding its folder. Tasks in user folders (`ROBOPOLICY_TASK_PATH`, `--tasks-dir`)
+join no suite, whatever their names, so a suite means the same everywhere; they run by name. A user
+folder may still shadow a suite's task of the same name (`robopolicy.tasks.task_path`).
 """
 
 from __future__ import annotations

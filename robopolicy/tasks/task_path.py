@@ -1,0 +1,52 @@
+"""Where tasks are found: one function resolves a task name to its folder.
+
+A task is a folder `<task>/task.toml` (plus `init_states.npz`, its fixed evaluation states). The
+folders listed in `ROBOPOLICY_TASK_PATH` (separated by `os.pathsep`, like `PATH`) are searched first,
+in order, then the bundled `envs/`; the first folder holding the task wins, so a user folder can
+shadow a bundled task of the same name. Worker processes inherit the variable, so they resolve
+names the same way as their parent; `robopolicy ... --tasks-dir DIR` prepends DIR to it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from robopolicy.errors import UserError
+from robopolicy.paths import envs_dir
+
+TASK_PATH_ENV = "ROBOPOLICY_TASK_PATH"
+TASK_FILE = "task.toml"
+
+
+class UnknownTaskError(UserError):
+    """No folder on the task search path holds the named task."""
+
+
+def task_search_path() -> tuple[Path, ...]:
+    """The folders searched for tasks, in order: `ROBOPOLICY_TASK_PATH`'s, then the bundled `envs/`."""
+    user = [Path(p).expanduser() for p in os.environ.get(TASK_PATH_ENV, "").split(os.pathsep) if p]
+    return (*user, envs_dir())
+
+
+def find_task(task: str) -> Path:
+    """The folder of `task`: `<folder>/<task>` for the first folder on the search path that has it."""
+    if not task or Path(task).name != task or task in (".", ".."):
+        raise UnknownTaskError(f"task names are folder names, got {task!r}")
+    searched = task_search_path()
+    for folder in searched:
+        if (folder / task / TASK_FILE).is_file():
+            return folder / task
+    where = ", ".join(f"{f}" if f.is_dir() else f"{f} (missing)" for f in searched)
+    raise UnknownTaskError(f"unknown task {task!r}: no {task}/{TASK_FILE} in {where}")
+
+
+def task_names() -> dict[str, Path]:
+    """Every task on the search path -> its folder (the first one, as `find_task` picks), sorted by name."""
+    found: dict[str, Path] = {}
+    for folder in task_search_path():
+        if folder.is_dir():
+            for sub in folder.iterdir():
+                if (sub / TASK_FILE).is_file():
+                    found.setdefault(sub.name, sub)
+    return dict(sorted(found.items()))
