@@ -1,12 +1,16 @@
-"""Where the task definitions (`envs/`) and dataset builders (`datasets/`) live.
+"""Where the task definitions (`envs/`) and dataset builders (`datasets/`) live, and the user folders
+searched before them.
 
 In a source checkout they sit next to the package; a non-editable install carries copies
 inside `robopolicy/_bundled/` (see `pyproject.toml`). Both layouts resolve here so that no other
-module needs to care.
+module needs to care. Users of an installed package cannot write into it, so what they add (tasks,
+key mappings) lives in their own folders, named by an environment variable that lists them like
+`PATH` does (`search_path`).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
@@ -27,3 +31,10 @@ def envs_dir() -> Path:
 def datasets_dir() -> Path:
     """Folder holding the TFDS dataset builders, one sub-folder per dataset."""
     return _resolve("datasets")
+
+
+def search_path(variable: str, bundled: Path) -> tuple[Path, ...]:
+    """The folders named by the environment variable `variable` (separated by `os.pathsep`, searched
+    first, in order), then `bundled`. Worker processes inherit the variable, so they search alike."""
+    user = [Path(p).expanduser() for p in os.environ.get(variable, "").split(os.pathsep) if p]
+    return (*user, bundled)

@@ -131,3 +131,28 @@ def test_train_reads_a_dataset_through_a_custom_mapping(libero_dataset, tmp_path
     # Without the mapping, the foreign camera name is not in the dataset: one line, exit 2.
     assert main([*args[:5], "--policy.cameras", "front", "--steps", "2", "--out", str(tmp_path / "r2")]) == 2
     assert "front" in capsys.readouterr().err
+
+
+def test_named_mappings_from_a_user_folder(libero_dataset, tmp_path, monkeypatch):
+    """A wheel install cannot add files to datasets/key_mappings/: ROBOPOLICY_MAPPING_PATH names more
+    folders, searched first, so `--mapping my_robot` works by name."""
+    path, _ = libero_dataset
+    folder = tmp_path / "mappings"
+    folder.mkdir()
+    shipped = libero_mapping()
+    (folder / "my_robot.toml").write_text(
+        'cameras = { "observation/image" = "front" }\n'
+        'state = "observation/state"\naction = "action"\ninstruction = "language_instruction"\n'
+    )
+    (folder / "libero.toml").write_text('cameras = { "observation/image" = "shadowed" }\n')
+    assert "my_robot" not in preset_names()
+    with pytest.raises(UserError, match="my_robot"):
+        load_episodes(path, mapping="my_robot")
+    monkeypatch.setenv("ROBOPOLICY_MAPPING_PATH", str(folder))
+    assert "my_robot" in preset_names()
+    episodes = load_episodes(path, mapping="my_robot")
+    assert sorted(episodes[0].frames) == ["front"]
+    # The user's folder shadows a shipped name, but `auto` keeps detecting the shipped LIBERO layout.
+    assert sorted(load_episodes(path, mapping="libero")[0].frames) == ["shadowed"]
+    assert libero_mapping() == shipped
+    assert sorted(load_episodes(path, mapping="auto")[0].frames) == ["agentview", "wrist"]

@@ -9,7 +9,8 @@ Presets (`--mapping NAME`):
 
 - `robopolicy`: datasets written by `robopolicy collect` (every observation key but `state` is a camera).
 - `robopolicy_embeddings`: embedding caches written by `robopolicy cache-embeddings`.
-- every TOML file in `datasets/key_mappings/`, by file name; shipped: `libero`, the LIBERO RLDS
+- every TOML file in the folders of `ROBOPOLICY_MAPPING_PATH` (separated by `os.pathsep`, searched
+  first, the first file of a name wins) and in `datasets/key_mappings/`, by file name; shipped: `libero`, the LIBERO RLDS
   conversions used by OpenVLA and openpi: `observation/image` (→ `agentview`) and
   `observation/wrist_image` (→ `wrist`), uint8 256×256×3; `observation/state` float32 [8]
   (end-effector position, axis-angle, two gripper fingers); `action` float32 [7];
@@ -36,7 +37,9 @@ from typing import Any, Literal
 
 from robopolicy.data.validate import ArraySpec
 from robopolicy.errors import UserError
-from robopolicy.paths import datasets_dir
+from robopolicy.paths import datasets_dir, search_path
+
+MAPPING_PATH_ENV = "ROBOPOLICY_MAPPING_PATH"
 
 
 @dataclass(frozen=True)
@@ -104,8 +107,13 @@ _DERIVED = ("auto", "robopolicy", "robopolicy_embeddings")  # built from each da
 
 
 def preset_files() -> dict[str, Path]:
-    """Shipped mapping files, `datasets/key_mappings/<name>.toml`, by name."""
-    return {p.stem: p for p in sorted((datasets_dir() / "key_mappings").glob("*.toml"))}
+    """Named mapping files by name: `<name>.toml` in the folders of `ROBOPOLICY_MAPPING_PATH`, then the
+    shipped `datasets/key_mappings/`; where two folders hold one name, the earlier folder's file wins."""
+    found: dict[str, Path] = {}
+    for folder in search_path(MAPPING_PATH_ENV, datasets_dir() / "key_mappings"):
+        for path in sorted(folder.glob("*.toml")) if folder.is_dir() else ():
+            found.setdefault(path.stem, path)
+    return found
 
 
 def preset_names() -> tuple[str, ...]:
@@ -113,8 +121,8 @@ def preset_names() -> tuple[str, ...]:
 
 
 def libero_mapping() -> KeyMapping:
-    """The shipped LIBERO (OpenVLA/openpi RLDS) mapping."""
-    return load_mapping_file(preset_files()["libero"])
+    """The shipped LIBERO (OpenVLA/openpi RLDS) mapping (what `auto` detects, whatever users add)."""
+    return load_mapping_file(datasets_dir() / "key_mappings" / "libero.toml")
 
 
 _METADATA = {

@@ -9,11 +9,10 @@ names the same way as their parent; `robopolicy ... --tasks-dir DIR` prepends DI
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from robopolicy.errors import UserError
-from robopolicy.paths import envs_dir
+from robopolicy.paths import envs_dir, search_path
 
 TASK_PATH_ENV = "ROBOPOLICY_TASK_PATH"
 TASK_FILE = "task.toml"
@@ -25,8 +24,7 @@ class UnknownTaskError(UserError):
 
 def task_search_path() -> tuple[Path, ...]:
     """The folders searched for tasks, in order: `ROBOPOLICY_TASK_PATH`'s, then the bundled `envs/`."""
-    user = [Path(p).expanduser() for p in os.environ.get(TASK_PATH_ENV, "").split(os.pathsep) if p]
-    return (*user, envs_dir())
+    return search_path(TASK_PATH_ENV, envs_dir())
 
 
 def find_task(task: str) -> Path:
