@@ -191,7 +191,7 @@ def test_execution_settings_validation():
         ExecutionSettings(mode="sometimes")
     with pytest.raises(ValueError, match="self_verify_candidates"):
         ExecutionSettings(self_verify_candidates=0)
-    with pytest.raises(ValueError, match="unknown key"):
+    with pytest.raises(UserError, match="unknown key"):
         ExecutionSettings.from_dict({"mdoe": "chunk"})
     a, b = ExecutionSettings(name="x"), ExecutionSettings(name="y")
     assert a.config_hash() == b.config_hash()  # the name is a label, not part of the identity
