@@ -33,7 +33,6 @@ from machine import machine_line
 
 from robopolicy import load_policy
 from robopolicy.data.collect import CollectConfig, collect
-from robopolicy.data.data_config import DataConfig
 from robopolicy.eval.execution import ExecutionSettings
 from robopolicy.eval.policy_runner import LoadedPolicy, PolicyRunner
 from robopolicy.eval.recorded_windows import recorded_past_actions, recorded_window, sample_chunks
@@ -160,8 +159,9 @@ def main() -> None:
                 batch_size=args.batch,
                 log_every=100,
                 checkpoint_every=args.head_steps,
-                policy=dataclasses.replace(head, obs_horizon=obs_horizon, past_steps=past),
-                data=DataConfig(frame_stride=stride),
+                policy=dataclasses.replace(
+                    head, obs_horizon=obs_horizon, past_steps=past, frame_stride=stride
+                ),
                 optimizer=OptimizerConfig(learning_rate=3e-4, warmup_steps=100),
             ),
             progress=False,

@@ -193,6 +193,7 @@ def test_presets_and_config_compatibility():
     )
     assert (ptp.head, ptp.diffusion_train_steps, ptp.diffusion_sampler) == ("diffusion", 100, "ddpm")
     assert POLICY_PRESETS["ptp_stage2"].encoder == "cached" and ptp.past_token_start == 0
+    assert ptp.frame_stride == 0  # chosen from the dataset's episode lengths when training starts
     dp = POLICY_PRESETS["diffusion_policy"]
     assert (dp.encoder, dp.obs_horizon, dp.action_horizon, dp.n_action_steps) == ("resnet18", 2, 16, 8)
     # Metadata written before these fields existed still loads, as the original flow policy.
@@ -209,6 +210,16 @@ def test_presets_and_config_compatibility():
         "flow",
         0,
     )
+    # Checkpoints from before the policy config held the frame stride kept it in the training config.
+    from robopolicy.eval.policy_runner import policy_config_from_meta
+
+    before = {k: v for k, v in old.items() if k != "frame_stride"}
+    meta = {"policy_config": before, "train_config": {"data": {"frame_stride": 4}}}
+    assert policy_config_from_meta(meta).frame_stride == 4
+    assert policy_config_from_meta({"policy_config": before}).frame_stride == 1
+    assert policy_config_from_meta({**meta, "policy_config": {**before, "frame_stride": 2}}).frame_stride == 2
+    with pytest.raises(ValueError, match="frame_stride"):
+        dataclasses.replace(SMALL, frame_stride=-1)
     with pytest.raises(ValueError, match="past_steps"):
         dataclasses.replace(SMALL, past_steps=2)  # To = 2 has a single past token
     with pytest.raises(ValueError, match="num_candidates"):

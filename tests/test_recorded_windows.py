@@ -14,7 +14,6 @@ from robopolicy.data.normalization import NormalizationStats
 from robopolicy.eval.policy_runner import LoadedPolicy, choose_chunk, executed_history_length
 from robopolicy.eval.recorded_windows import (
     chunk_steps,
-    policy_frame_stride,
     recorded_past_actions,
     recorded_window,
     sample_chunks,
@@ -32,8 +31,9 @@ STATES = np.arange(T * 9, dtype=np.float32).reshape(T, 9)
 
 def _policy(stride: int, config=PTP_POLICY, params=None) -> LoadedPolicy:
     stats = NormalizationStats.fit(ACTIONS, STATES)
-    meta = {"train_config": {"data": {"frame_stride": stride}}}
-    return LoadedPolicy(config, params, stats, meta, Path("unused"), 0)
+    return LoadedPolicy(
+        dataclasses.replace(config, frame_stride=stride), params, stats, {}, Path("unused"), 0
+    )
 
 
 def test_chunk_steps_follow_the_training_windows():
@@ -41,7 +41,6 @@ def test_chunk_steps_follow_the_training_windows():
     assert _policy(4).config.obs_horizon == 3
     np.testing.assert_array_equal(chunk_steps(_policy(4), 10), [2, 6, 10, 11, 12])
     np.testing.assert_array_equal(chunk_steps(_policy(1), 0), [-2, -1, 0, 1, 2])
-    assert policy_frame_stride(LoadedPolicy(PTP_POLICY, None, None, {}, Path("x"), 0)) == 1
 
 
 def test_recorded_past_actions_are_the_normalized_actions_at_the_past_token_steps():

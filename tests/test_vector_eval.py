@@ -75,8 +75,7 @@ def test_batched_actions_equal_per_env_actions_whichever_slot_runs_the_episode(
     if frame_stride == -1:
         policy, frame_stride = load_policy(rich_dir), 1
     if frame_stride > 1:  # as if trained on history subsampled every `frame_stride` steps
-        meta = {**policy.meta, "train_config": {"data": {"frame_stride": frame_stride}}}
-        policy = replace(policy, meta=meta)
+        policy = replace(policy, config=replace(policy.config, frame_stride=frame_stride))
     rng = np.random.default_rng(0)
     steps, seeds = 5, (11, 22, 33)
     observations = [_obs(rng, 1) for _ in range(steps * len(seeds))]

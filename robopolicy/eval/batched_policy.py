@@ -64,9 +64,7 @@ class BatchedPolicy:
         self._past = past_token_steps(cfg)
         self._sample = row_sampler(cfg)
         self._slots: list[_Slot | None] = [None] * num_envs
-        # Policies trained on subsampled history (frame_stride > 1) keep enough steps to subsample alike.
-        data_cfg = policy.meta.get("train_config", {}).get("data", {})
-        self._stride = int(data_cfg.get("frame_stride", 1))
+        self._stride = cfg.frame_stride
         self._history_length = history_length(cfg.obs_horizon, self._stride)
         self.inference_seconds = 0.0
         self.num_calls = 0

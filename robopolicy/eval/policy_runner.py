@@ -44,12 +44,24 @@ class LoadedPolicy:
     frame_encoder: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]] | None = None
 
 
+def policy_config_from_meta(meta: dict[str, Any]) -> PolicyConfig:
+    """The policy config a checkpoint's metadata records (KeyError, TypeError or ValueError if invalid).
+
+    Checkpoints written before the policy config held the frame stride kept it in the training
+    config (`train_config.data.frame_stride`); it is read from there.
+    """
+    fields = dict(meta["policy_config"])
+    if "frame_stride" not in fields:
+        fields["frame_stride"] = int(meta.get("train_config", {}).get("data", {}).get("frame_stride", 1))
+    return PolicyConfig.from_dict(fields)
+
+
 def load_policy(path: str | Path) -> LoadedPolicy:
     """Load the EMA weights and metadata of the latest checkpoint at `path`: a run folder, its
     `checkpoints/` folder, a step folder or an inference bundle written by `robopolicy export`."""
     directory, step, meta = checkpoint.load_meta(path)
     try:
-        config = PolicyConfig.from_dict(meta["policy_config"])
+        config = policy_config_from_meta(meta)
         stats = NormalizationStats.from_dict(meta["stats"])
     except (KeyError, TypeError, ValueError) as e:
         raise UserError(f"{directory / str(step)}: checkpoint metadata is missing or invalid ({e})") from e
@@ -265,9 +277,7 @@ class PolicyRunner:
         self._sample = window_sampler(cfg)
         self._instruction = instruction_ids(policy, instruction)
         self._key = jax.random.key(seed)
-        # Policies trained on subsampled history (frame_stride > 1) keep enough steps to subsample alike.
-        data_cfg = policy.meta.get("train_config", {}).get("data", {})
-        self._stride = int(data_cfg.get("frame_stride", 1))
+        self._stride = cfg.frame_stride
         self._history: deque[dict[str, np.ndarray]] = deque(
             maxlen=history_length(cfg.obs_horizon, self._stride)
         )

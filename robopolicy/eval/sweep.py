@@ -114,12 +114,11 @@ def plan_sweep(config: SweepConfig) -> SweepPlan:
 
     policies = checkpoint_steps(config)
     metas = {p: load_meta(p) for p in policies}  # a broken checkpoint fails here, before any work
-    from robopolicy.eval.policy_runner import check_execution
-    from robopolicy.models.policy_config import PolicyConfig
+    from robopolicy.eval.policy_runner import check_execution, policy_config_from_meta
 
     for policy, (_, _, meta) in metas.items():
         try:
-            policy_config = PolicyConfig.from_dict(meta["policy_config"])
+            policy_config = policy_config_from_meta(meta)
         except (KeyError, TypeError, ValueError) as e:
             raise UserError(f"{policy}: checkpoint metadata is missing or invalid ({e})") from e
         for settings in config.settings:
