@@ -34,7 +34,7 @@ from machine import machine_line
 from robopolicy import load_policy
 from robopolicy.data.collect import CollectConfig, collect
 from robopolicy.eval.execution import ExecutionSettings
-from robopolicy.eval.policy_runner import LoadedPolicy, PolicyRunner
+from robopolicy.eval.policy_runner import PolicyRunner
 from robopolicy.eval.recorded_windows import recorded_past_actions, recorded_window, sample_chunks
 from robopolicy.eval.rollout import evaluate
 from robopolicy.eval.stats import wilson_interval
@@ -42,6 +42,7 @@ from robopolicy.models.past_tokens import PAST_STEPS_ALL
 from robopolicy.models.policy_config import PolicyConfig
 from robopolicy.models.policy_presets import POLICY_PRESETS
 from robopolicy.sim import TabletopEnv, load_init_states, run_expert_episode
+from robopolicy.train.loaded_policy import LoadedPolicy
 from robopolicy.train.optimizer import OptimizerConfig
 from robopolicy.train.train_config import TrainConfig
 from robopolicy.train.trainer import train

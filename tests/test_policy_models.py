@@ -179,7 +179,7 @@ def test_presets_and_config_compatibility():
         0,
     )
     # Checkpoints from before the policy config held the frame stride kept it in the training config.
-    from robopolicy.eval.policy_runner import policy_config_from_meta
+    from robopolicy.train.loaded_policy import policy_config_from_meta
 
     before = {k: v for k, v in old.items() if k != "frame_stride"}
     meta = {"policy_config": before, "train_config": {"data": {"frame_stride": 4}}}

@@ -168,22 +168,15 @@ def test_ray_missing_is_one_line_error(monkeypatch):
         import_ray()
 
 
-def test_temporal_ensemble_weights_and_self_verification_choice():
+def test_temporal_ensemble_weights():
     import numpy as np
 
-    from robopolicy.eval.policy_runner import ensemble_weights, select_by_past_actions
+    from robopolicy.eval.action_selector import ensemble_weights
 
     w = ensemble_weights(3, 0.01)
     assert w == pytest.approx(np.exp(-0.01 * np.arange(3)) / np.exp(-0.01 * np.arange(3)).sum())
     assert w[0] > w[1] > w[2]  # the oldest prediction weighs most (ACT)
     assert ensemble_weights(4, 0.0) == pytest.approx([0.25] * 4)
-    executed = np.array([[0.1, 0.2], [0.3, 0.4]])
-    candidates = np.zeros((3, 4, 2))
-    candidates[1, 0:2] = executed + 0.01
-    candidates[2, 0:2] = executed + 0.5
-    assert select_by_past_actions(candidates, executed, past_start=0) == 1
-    candidates[0, 1:3] = executed
-    assert select_by_past_actions(candidates, executed, past_start=1) == 0
 
 
 def test_execution_settings_validation():

@@ -11,14 +11,15 @@ import numpy as np
 import pytest
 from eval_fixtures import TINY_POLICY, TINY_TRANSFORMER_DDIM, make_checkpoint
 
-from robopolicy.eval.batched_policy import BatchedPolicy
+from robopolicy.eval.action_selector import ActionSelector
 from robopolicy.eval.execution import ExecutionSettings
-from robopolicy.eval.policy_runner import PolicyRunner, load_policy
+from robopolicy.eval.policy_runner import PolicyRunner
 from robopolicy.eval.results_store import ResultsStore
 from robopolicy.eval.sweep import run_sweep
 from robopolicy.eval.sweep_config import SweepConfig
 from robopolicy.eval.vector_runner import run_vectorized, schedule_wave
 from robopolicy.sim import make_vector
+from robopolicy.train.loaded_policy import load_policy
 
 QUIET = lambda msg: None  # noqa: E731
 POLICY = dataclasses.replace(TINY_POLICY, obs_horizon=2, action_horizon=5, n_action_steps=2)
@@ -87,15 +88,15 @@ def test_batched_actions_equal_per_env_actions_whichever_slot_runs_the_episode(
             [runner.act({k: v[0] for k, v in observations[e * steps + t].items()}) for t in range(steps)]
         )
     # Three episodes on four slots, in another order; slot 1 idles and slot 2 joins a step late.
-    batched = BatchedPolicy(policy, 4, settings)
+    batched = ActionSelector(policy, 4, settings)
     slot_of = {2: 0, 0: 3, 1: 2}
     got: dict[int, list[np.ndarray]] = {e: [] for e in slot_of}
     for e, slot in slot_of.items():
         if e != 1:
-            batched.reset_slot(slot, seeds[e])
+            batched.reset(slot, seeds[e])
     for t in range(steps + 1):
         if t == 1:
-            batched.reset_slot(slot_of[1], seeds[1])
+            batched.reset(slot_of[1], seeds[1])
         obs = _obs(rng, 4)
         active = np.zeros(4, bool)
         for e, slot in slot_of.items():
@@ -192,7 +193,7 @@ def test_policy_exception_and_env_exception_fail_only_their_episodes(run_dir, tm
     from robopolicy.eval.sweep import plan_sweep
     from robopolicy.sim.vector_env import WorkerError
 
-    act = BatchedPolicy.act
+    act = ActionSelector.act
     acts = deque()
 
     def flaky_act(self, obs, active):
@@ -201,7 +202,7 @@ def test_policy_exception_and_env_exception_fail_only_their_episodes(run_dir, tm
             raise RuntimeError("denoiser exploded")
         return act(self, obs, active)
 
-    monkeypatch.setattr(BatchedPolicy, "act", flaky_act)
+    monkeypatch.setattr(ActionSelector, "act", flaky_act)
 
     def make_envs(tasks, **kw):
         envs = make_vector(tasks, **kw)

@@ -7,9 +7,10 @@ from pathlib import Path
 
 from robopolicy.errors import UserError
 from robopolicy.eval.eval_config import EvalConfig, parse_index_range
-from robopolicy.eval.policy_runner import PolicyRunner, load_policy
+from robopolicy.eval.policy_runner import PolicyRunner
 from robopolicy.eval.rollout import EvalSummary, evaluate
 from robopolicy.sim import TabletopEnv, load_init_states
+from robopolicy.train.loaded_policy import load_policy
 
 
 def evaluate_checkpoint(config: EvalConfig, progress: bool = True) -> tuple[EvalSummary, Path]:

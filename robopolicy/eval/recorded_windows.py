@@ -16,7 +16,8 @@ import numpy as np
 from jaxtyping import Float, Int
 
 from robopolicy.data.windows import history_length, window_offsets
-from robopolicy.eval.policy_runner import LoadedPolicy, instruction_ids, window_batch, window_sampler
+from robopolicy.eval.action_selector import instruction_ids, window_batch, window_sampler
+from robopolicy.train.loaded_policy import LoadedPolicy
 
 
 def chunk_steps(policy: LoadedPolicy, t: int) -> Int[np.ndarray, " h"]:
@@ -43,7 +44,7 @@ def recorded_window(
     stride = policy.config.frame_stride
     n = history_length(policy.config.obs_horizon, stride)
     history = [observations[max(s, 0)] for s in range(t - n + 1, t + 1)]
-    return window_batch(policy, history, t, stride, instruction_ids(policy, instruction))
+    return window_batch(policy, history, t, instruction_ids(policy, instruction))
 
 
 def recorded_past_actions(

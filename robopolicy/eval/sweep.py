@@ -114,7 +114,8 @@ def plan_sweep(config: SweepConfig) -> SweepPlan:
 
     policies = checkpoint_steps(config)
     metas = {p: load_meta(p) for p in policies}  # a broken checkpoint fails here, before any work
-    from robopolicy.eval.policy_runner import check_execution, policy_config_from_meta
+    from robopolicy.eval.action_selector import check_execution
+    from robopolicy.train.loaded_policy import policy_config_from_meta
 
     for policy, (_, _, meta) in metas.items():
         try:
@@ -172,8 +173,9 @@ _POLICIES: dict[
 def run_unit(unit: WorkUnit, sink: Callable[[str, EpisodeKey, EpisodeRecord | None], None]) -> None:
     """Run a unit's episodes; `sink(event, key, record)` gets ('start', key, None) and ('done', key, record)."""
     from robopolicy.eval.episode_runner import run_stored_episode
-    from robopolicy.eval.policy_runner import PolicyRunner, load_policy
+    from robopolicy.eval.policy_runner import PolicyRunner
     from robopolicy.sim import TabletopEnv, load_init_states
+    from robopolicy.train.loaded_policy import load_policy
 
     if unit.policy not in _POLICIES:
         _POLICIES[unit.policy] = load_policy(unit.policy)

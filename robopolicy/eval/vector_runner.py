@@ -2,7 +2,7 @@
 
 Work units of one run (checkpoint × settings) are pooled; the policy is loaded and compiled once
 in this process, and every env step makes at most one batched inference call for all envs that
-need a new chunk (`BatchedPolicy`). Each finished episode is written to the store at once, so a
+need a new chunk (`ActionSelector`). Each finished episode is written to the store at once, so a
 killed run loses only the N episodes in flight and a rerun skips the rest.
 
 Envs of one vector env are bound to a task each (the env's worker builds that task's scene), so
@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from robopolicy.eval.batched_policy import BatchedPolicy
+from robopolicy.eval.action_selector import ActionSelector
 from robopolicy.eval.episode_outcome import episode_failure_reason
 from robopolicy.eval.episode_runner import episode_seed
 from robopolicy.eval.execution import NOOP_ACTION, ExecutionSettings
@@ -103,7 +103,7 @@ class _Wave:
         envs: Any,
         tasks: list[str],
         pending: dict[str, deque[_Item]],
-        policy: BatchedPolicy,
+        policy: ActionSelector,
         settings: ExecutionSettings,
         store: ResultsStore,
         report: Callable[[str], None],
@@ -131,7 +131,7 @@ class _Wave:
         for i in slots:
             queue = self.pending[self.tasks[i]]
             self.live[i] = None
-            self.policy.release_slot(i)
+            self.policy.release(i)
             if not queue:
                 continue
             item = queue.popleft()
@@ -142,7 +142,7 @@ class _Wave:
                 settle_left=self.settings.settle_steps,
                 frames=[] if item.video is not None else None,
             )
-            self.policy.reset_slot(i, episode_seed(item.key), self.instructions[i])
+            self.policy.reset(i, episode_seed(item.key), self.instructions[i])
             mask[i], ids[i] = True, item.key.init_state_id
         if not mask.any():
             return obs
@@ -301,7 +301,7 @@ def run_vectorized(
 
     `make_envs(tasks, **env_kwargs)` builds the vector env of a wave (default `robopolicy.sim.make_vector`).
     """
-    from robopolicy.eval.policy_runner import load_policy
+    from robopolicy.train.loaded_policy import load_policy
 
     if make_envs is None:
         from robopolicy.sim import make_vector
@@ -320,7 +320,7 @@ def run_vectorized(
             settings = ExecutionSettings.from_dict(group[0].settings)
             pending = _items(group)
             # One batch size for every wave, so that the sampler compiles once per run.
-            policy = BatchedPolicy(loaded, num_envs, settings)
+            policy = ActionSelector(loaded, num_envs, settings)
             while any(pending.values()):
                 tasks = schedule_wave(pending, num_envs)
                 before = sum(len(q) for q in pending.values())
