@@ -99,17 +99,17 @@ def test_sweep_toml_and_unknown_keys(run_dir, tmp_path):
 
 
 def test_policy_exception_and_physics_blowup_are_episode_failures(run_dir, tmp_path, monkeypatch):
-    from robopolicy.eval.policy_runner import PolicyRunner
+    from robopolicy.eval.action_selector import ActionSelector
     from robopolicy.sim import TabletopEnv
 
-    act = PolicyRunner.act
+    act = ActionSelector.act
     calls = {"n": 0}
 
-    def flaky_act(self, obs):
+    def flaky_act(self, obs, active):
         calls["n"] += 1
         if calls["n"] == 2:
             raise RuntimeError("denoiser exploded")
-        return act(self, obs)
+        return act(self, obs, active)
 
     check = TabletopEnv._check_sim
     steps = {"n": 0}
@@ -127,7 +127,7 @@ def test_policy_exception_and_physics_blowup_are_episode_failures(run_dir, tmp_p
         return real_step(self, action)
 
     monkeypatch.setattr(TabletopEnv, "step", step)
-    monkeypatch.setattr(PolicyRunner, "act", flaky_act)
+    monkeypatch.setattr(ActionSelector, "act", flaky_act)
     monkeypatch.setattr(TabletopEnv, "_check_sim", unstable)
     config = _config(run_dir, tmp_path, checkpoints=(str(run_dir),), run_dirs=())
     run_sweep(config, QUIET)

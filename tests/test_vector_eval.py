@@ -12,12 +12,13 @@ import pytest
 from eval_fixtures import TINY_POLICY, TINY_TRANSFORMER_DDIM, make_checkpoint
 
 from robopolicy.eval.action_selector import ActionSelector
+from robopolicy.eval.episode_loop import schedule_wave
 from robopolicy.eval.execution import ExecutionSettings
 from robopolicy.eval.policy_runner import PolicyRunner
 from robopolicy.eval.results_store import ResultsStore
 from robopolicy.eval.sweep import run_sweep
 from robopolicy.eval.sweep_config import SweepConfig
-from robopolicy.eval.vector_runner import run_vectorized, schedule_wave
+from robopolicy.eval.vector_backend import run_vectorized
 from robopolicy.sim import make_vector
 from robopolicy.train.loaded_policy import load_policy
 
@@ -228,3 +229,42 @@ def test_policy_exception_and_env_exception_fail_only_their_episodes(run_dir, tm
         "policy_error: RuntimeError: denoiser exploded",
         "sim_error: RuntimeError: mj_step failed",
     ]
+
+
+def test_in_process_vector_env_follows_the_disabled_autoreset_contract(monkeypatch):
+    from robopolicy.eval.in_process_env import make_in_process
+    from robopolicy.sim.vector_env import WorkerError
+
+    envs = make_in_process(["cube_on_plate"] * 2, image_size=16, cameras=("agentview",))
+    try:
+        obs, info = envs.reset(options={"init_state_id": [0, 3]})
+        assert obs["agentview"].shape == (2, 16, 16, 3) and info["_success"].all()
+        assert envs.instructions[0] and envs.max_steps == (envs._envs[0].max_steps,) * 2
+        noop = np.zeros((2, 7), np.float32)
+        real_step = type(envs._envs[0]).step
+        ends = {0}
+
+        def step(self, action):  # env 0's episode ends at its next step
+            obs_, reward, _, truncated, info_ = real_step(self, action)
+            return obs_, reward, self is envs._envs[0] and 0 in ends, truncated, info_
+
+        monkeypatch.setattr(type(envs._envs[0]), "step", step)
+        _, _, terminated, _, info = envs.step(noop)
+        assert list(terminated) == [True, False] and info["_success"].all()
+        physics, render = envs.step_times
+        assert (physics > 0).all() and (render > 0).all()
+        steps_before = envs._envs[0].sim.num_steps
+        _, _, terminated, _, info = envs.step(noop)  # env 0 waits for its reset: not stepped, no info
+        assert envs._envs[0].sim.num_steps == steps_before
+        assert list(terminated) == [True, False] and list(info["_success"]) == [False, True]
+        envs.reset(options={"reset_mask": np.array([True, False]), "init_state_id": [1, None]})
+        ends.clear()
+
+        def fail(self, action):
+            raise RuntimeError("mj_step failed")
+
+        monkeypatch.setattr(type(envs._envs[0]), "step", fail)
+        with pytest.raises(WorkerError, match=r"^env 0 \(cube_on_plate\): RuntimeError: mj_step failed"):
+            envs.step(noop)
+    finally:
+        envs.close()

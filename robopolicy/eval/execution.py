@@ -41,6 +41,7 @@ class ExecutionSettings:
         settle_steps: no-op steps (no motion, gripper open) after reset, before the policy acts; they
             do not count towards the step cap, as in LIBERO's 10-step settle.
         max_steps: step cap per episode; 0 means the suite's cap from `suite_step_caps`, else the task's.
+            Never above the task's own cap, at which its env ends the episode.
         suite_step_caps: (suite, cap) pairs.
         self_verify_candidates: PTP self-verification: sample this many chunks in one batched pass and
             execute the one whose predicted past actions best match the executed ones (1 = off). Needs
