@@ -156,16 +156,23 @@ def _row_sampler(cfg: PolicyConfig) -> Callable[..., jax.Array]:
     unbatched call with keys[b] would, so an episode's actions do not depend on its batch-mates.
     """
 
-    def sample(params, batch, key, history, full, num):  # noqa: ANN001, ANN202
+    def sample_row(
+        params: nnx.State,
+        row: dict[str, Any],
+        key: jax.Array,
+        history: Float[jax.Array, "k a"],
+        full: Bool[jax.Array, ""],
+        num: int,
+    ) -> Float[jax.Array, "h a"]:
         model = nnx.merge(_graphdef(cfg), params)
         chunk, _ = model.sample_verified(
-            batch.get("images"),
-            batch["state"],
+            row.get("images"),
+            row["state"],
             key,
             history[None],
             full[None],
             num_candidates=num,
-            **_inputs(batch),
+            **_inputs(row),
         )
         return chunk[0]
 
@@ -178,7 +185,7 @@ def _row_sampler(cfg: PolicyConfig) -> Callable[..., jax.Array]:
         full: jax.Array,
         num: int,
     ) -> jax.Array:
-        return jax.vmap(lambda row, key, h, f: sample(params, row, key, h, f, num))(
+        return jax.vmap(lambda row, key, h, f: sample_row(params, row, key, h, f, num))(
             batch, keys, history, full
         )
 

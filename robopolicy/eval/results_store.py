@@ -305,12 +305,12 @@ class ResultsStore:
             "WHERE run_id = ? AND status = 'running'",
             (run_id,),
         ).fetchall()
-        return {
-            EpisodeKey(*r[:3])
-            for r in rows
-            if Worker(int(r[3] or 0), r[4]) != worker
-            and self._claim_is_live(Worker(int(r[3] or 0), r[4]), r[5])
-        }
+        busy = set()
+        for task, init_state_id, seed, pid, host, claimed_at in rows:
+            holder = Worker(int(pid or 0), host)
+            if holder != worker and self._claim_is_live(holder, claimed_at):
+                busy.add(EpisodeKey(task, init_state_id, seed))
+        return busy
 
     def record(self, run_id: int, episode: EpisodeRecord, worker: Worker | None = None) -> None:
         """Store a finished episode (run by `worker`, if known), committed before returning."""
