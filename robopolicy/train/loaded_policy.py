@@ -40,8 +40,8 @@ class LoadedPolicy:
         return str(self.checkpoint_dir / str(self.step))
 
 
-def policy_config_from_meta(meta: dict[str, Any]) -> PolicyConfig:
-    """The policy config a checkpoint's metadata records (KeyError, TypeError or ValueError if invalid).
+def policy_config_fields(meta: dict[str, Any]) -> dict[str, Any]:
+    """The policy config fields a checkpoint's metadata records (KeyError if it has none).
 
     Checkpoints written before the policy config held the frame stride kept it in the training
     config (`train_config.data.frame_stride`); it is read from there.
@@ -49,7 +49,12 @@ def policy_config_from_meta(meta: dict[str, Any]) -> PolicyConfig:
     fields = dict(meta["policy_config"])
     if "frame_stride" not in fields:
         fields["frame_stride"] = int(meta.get("train_config", {}).get("data", {}).get("frame_stride", 1))
-    return PolicyConfig.from_dict(fields)
+    return fields
+
+
+def policy_config_from_meta(meta: dict[str, Any]) -> PolicyConfig:
+    """The policy config of a checkpoint's metadata (KeyError, TypeError or ValueError if invalid)."""
+    return PolicyConfig.from_dict(policy_config_fields(meta))
 
 
 def load_policy(path: str | Path) -> LoadedPolicy:
