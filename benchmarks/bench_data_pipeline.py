@@ -32,7 +32,7 @@ from machine import machine_line
 
 from robopolicy.data.pipeline import batch_iterator
 from robopolicy.data.rlds_reader import find_dataset_dir
-from robopolicy.models.flow_policy import FlowPolicy
+from robopolicy.models.policy import Policy
 from robopolicy.presets import TRAIN
 from robopolicy.train.optimizer import make_optimizer
 from robopolicy.train.trainer import init_train_state, make_train_step
@@ -77,7 +77,7 @@ def _measure(preset: str, dataset: Path, root: Path, seconds: float) -> list[str
         it = batch_iterator(data.batches, threads, config.data.prefetch)
         loader_rates[threads] = _rate(lambda it=it: next(it), seconds) * bs
 
-    model = FlowPolicy(data.policy_config, rngs=nnx.Rngs(0))
+    model = Policy(data.policy_config, rngs=nnx.Rngs(0))
     graphdef = nnx.graphdef(model)
     tx = make_optimizer(config.optimizer, config.steps)
     state = {"s": init_train_state(model, tx, 0)}

@@ -24,7 +24,7 @@ from robopolicy.data.collect import CollectConfig, collect
 from robopolicy.data.dataset_check import check_dataset
 from robopolicy.data.dataset_summary import summarize
 from robopolicy.data.embedding_cache import CacheEmbeddingsConfig, cache_embeddings
-from robopolicy.models.flow_policy import FlowPolicy
+from robopolicy.models.policy import Policy
 from robopolicy.models.policy_config import PolicyConfig
 from robopolicy.train import checkpoint
 
@@ -74,7 +74,7 @@ def main() -> None:
         assert not result.problems, result.problems[:3]
 
         policy = PolicyConfig(image_size=args.image_size)
-        params = nnx.state(FlowPolicy(policy, rngs=nnx.Rngs(0)), nnx.Param)
+        params = nnx.state(Policy(policy, rngs=nnx.Rngs(0)), nnx.Param)
         manager = checkpoint.checkpoint_manager(root / "run" / "checkpoints")
         checkpoint.save(manager, 1, {"ema_params": params}, {"policy_config": dataclasses.asdict(policy)})
         manager.wait_until_finished()

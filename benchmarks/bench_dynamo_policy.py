@@ -29,7 +29,6 @@ from robopolicy.data.collect import CollectConfig, collect
 from robopolicy.data.episode import Episode
 from robopolicy.data.rlds_reader import load_episodes
 from robopolicy.eval.eval_config import EvalConfig
-from robopolicy.eval.policy_runner import load_policy
 from robopolicy.eval.stats import wilson_interval
 from robopolicy.eval.stored_eval import evaluate_into_store
 from robopolicy.models.dynamo import make_encoder
@@ -38,6 +37,7 @@ from robopolicy.models.policy_presets import QUICKSTART
 from robopolicy.presets import PRETRAIN_DYNAMO, TRAIN
 from robopolicy.train.dynamo_checkpoint import load_dynamo_encoder
 from robopolicy.train.dynamo_plots import read_log
+from robopolicy.train.loaded_policy import load_policy
 from robopolicy.train.optimizer import OptimizerConfig
 from robopolicy.train.pretrain_dynamo import ProbeSplit, make_embedder, pretrain_dynamo, run_probes
 from robopolicy.train.trainer import train

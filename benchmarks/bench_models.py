@@ -92,7 +92,7 @@ def latency(steps: int) -> None:
         print(f"| {name} | {mean * 1e3:.1f} | {first:.1f} |", flush=True)
     sv = dataclasses.replace(cfgs["DDIM 10"], num_candidates=16)
     graphdef = nnx.graphdef(nnx.eval_shape(lambda: Policy(sv, rngs=nnx.Rngs(0))))
-    history = jnp.zeros((1, sv.obs_horizon - 1, sv.action_dim))
+    history = jnp.zeros((1, sv.verification_history_length, sv.action_dim))  # (To−1)·stride actions
     full = jnp.ones((1,), bool)
 
     def verified(p: nnx.State, b: dict, k: jax.Array) -> jax.Array:

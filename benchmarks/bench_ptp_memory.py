@@ -33,16 +33,15 @@ from machine import machine_line
 
 from robopolicy import load_policy
 from robopolicy.data.collect import CollectConfig, collect
-from robopolicy.data.data_config import DataConfig
+from robopolicy.eval.evaluate_checkpoint import evaluate_policy
 from robopolicy.eval.execution import ExecutionSettings
-from robopolicy.eval.policy_runner import LoadedPolicy, PolicyRunner
 from robopolicy.eval.recorded_windows import recorded_past_actions, recorded_window, sample_chunks
-from robopolicy.eval.rollout import evaluate
 from robopolicy.eval.stats import wilson_interval
 from robopolicy.models.past_tokens import PAST_STEPS_ALL
 from robopolicy.models.policy_config import PolicyConfig
 from robopolicy.models.policy_presets import POLICY_PRESETS
-from robopolicy.sim import TabletopEnv, load_init_states, run_expert_episode
+from robopolicy.sim import TabletopEnv, run_expert_episode
+from robopolicy.train.loaded_policy import LoadedPolicy
 from robopolicy.train.optimizer import OptimizerConfig
 from robopolicy.train.train_config import TrainConfig
 from robopolicy.train.trainer import train
@@ -160,8 +159,9 @@ def main() -> None:
                 batch_size=args.batch,
                 log_every=100,
                 checkpoint_every=args.head_steps,
-                policy=dataclasses.replace(head, obs_horizon=obs_horizon, past_steps=past),
-                data=DataConfig(frame_stride=stride),
+                policy=dataclasses.replace(
+                    head, obs_horizon=obs_horizon, past_steps=past, frame_stride=stride
+                ),
                 optimizer=OptimizerConfig(learning_rate=3e-4, warmup_steps=100),
             ),
             progress=False,
@@ -175,7 +175,6 @@ def main() -> None:
         for name in ("no PTP", "PTP")
     }
 
-    init_states = load_init_states(args.task, env)
     rows = []
     for name, pol, n in (
         ("short context (To=2)", policies["short context"], 1),
@@ -183,13 +182,11 @@ def main() -> None:
         ("PTP", policies["PTP"], 1),
         (f"PTP + self-verification (N={args.candidates})", policies["PTP"], args.candidates),
     ):
-        runner = PolicyRunner(pol, seed=0, execution=ExecutionSettings(self_verify_candidates=n))
-        summary = evaluate(
-            runner,
-            env,
-            init_states,
+        summary = evaluate_policy(
+            pol,
+            args.task,
             list(range(args.episodes)),
-            checkpoint=str(pol.checkpoint_dir),
+            execution=ExecutionSettings(self_verify_candidates=n),
             progress=False,
         )
         low, high = wilson_interval(summary.successes, len(summary.episodes))

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from robopolicy.eval.policy_runner import LoadedPolicy
+    from robopolicy.train.loaded_policy import LoadedPolicy
 
 __version__ = "0.1.0"
 
@@ -17,6 +17,6 @@ def load_policy(path: str | Path) -> LoadedPolicy:
 
     Imported lazily, so `import robopolicy` stays light.
     """
-    from robopolicy.eval.policy_runner import load_policy as _load
+    from robopolicy.train.loaded_policy import load_policy as _load
 
     return _load(path)

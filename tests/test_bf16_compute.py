@@ -11,7 +11,6 @@ from bf16_fixtures import BASE, CONFIGS, tiny_batch
 from flax import nnx
 
 from robopolicy.models.cnn_encoder import spatial_softmax
-from robopolicy.models.flow_policy import FlowPolicy
 from robopolicy.models.policy import SHARED, Policy
 from robopolicy.models.policy_config import PolicyConfig
 from robopolicy.models.transformer_denoiser import attention
@@ -109,25 +108,3 @@ def test_shared_encoder_and_cached_embeddings_compute_in_bf16():
     emb = {c: jnp.ones((2, cfg.obs_horizon, cfg.feature_dim), jnp.float32) for c in cfg.cameras}
     state = jnp.zeros((2, cfg.obs_horizon, cfg.state_dim))
     assert cached.encode_steps(None, state, embeddings=emb).dtype == jnp.bfloat16
-
-
-def test_flow_policy_evaluation_path_honours_compute_dtype():
-    # FlowPolicy is the batched evaluator's model for flow/CNN/MLP configs.
-    cfg = dataclasses.replace(BASE, compute_dtype="bfloat16")
-    policy = nnx.eval_shape(lambda: FlowPolicy(cfg, rngs=nnx.Rngs(0)))
-    assert {x.dtype for x in jax.tree.leaves(nnx.state(policy, nnx.Param))} == {jnp.dtype(jnp.float32)}
-    batch = tiny_batch(cfg)
-    key = jax.random.key(0)
-
-    def run() -> tuple[jax.Array, jax.Array, jax.Array]:
-        # Built inside the abstract trace: shapes and dtypes only, no eager initialisation.
-        p = FlowPolicy(cfg, rngs=nnx.Rngs(0))
-        return (
-            p.encode(batch["images"], batch["state"]),
-            p.loss(batch["images"], batch["state"], batch["action"], key),
-            p.sample(batch["images"], batch["state"], key),
-        )
-
-    cond, loss, actions = jax.eval_shape(run)
-    assert cond.dtype == jnp.bfloat16
-    assert loss.dtype == jnp.float32 and actions.dtype == jnp.float32

@@ -12,12 +12,12 @@ from robopolicy.data.embedding_cache import CacheEmbeddingsConfig, cache_embeddi
 from robopolicy.data.episode import Episode
 from robopolicy.data.rlds_writer import build_rlds_dataset, write_raw_episode
 from robopolicy.errors import UserError
-from robopolicy.eval.policy_runner import load_policy
 from robopolicy.models.dynamo_config import DynamoConfig
 from robopolicy.models.policy import Policy
 from robopolicy.models.policy_config import PolicyConfig
 from robopolicy.train import checkpoint
 from robopolicy.train.dynamo_checkpoint import load_dynamo_encoder, load_encoder_module
+from robopolicy.train.loaded_policy import load_policy
 from robopolicy.train.optimizer import OptimizerConfig
 from robopolicy.train.pretrain_dynamo import pretrain_dynamo
 from robopolicy.train.pretrain_dynamo_config import PretrainDynamoConfig

@@ -19,7 +19,7 @@ from robopolicy.data.embedding_cache import (
 from robopolicy.data.episode import Episode
 from robopolicy.data.rlds_writer import build_rlds_dataset, write_raw_episode
 from robopolicy.errors import UserError
-from robopolicy.models.flow_policy import FlowPolicy
+from robopolicy.models.policy import Policy
 from robopolicy.models.policy_config import PolicyConfig
 from robopolicy.train import checkpoint
 
@@ -57,8 +57,8 @@ def setup(tmp_path_factory):
         action_dim=7,
     )
     # A checkpoint as training writes it, with EMA weights that differ from the raw ones.
-    params = nnx.state(FlowPolicy(POLICY, rngs=nnx.Rngs(0)), nnx.Param)
-    ema = nnx.state(FlowPolicy(POLICY, rngs=nnx.Rngs(1)), nnx.Param)
+    params = nnx.state(Policy(POLICY, rngs=nnx.Rngs(0)), nnx.Param)
+    ema = nnx.state(Policy(POLICY, rngs=nnx.Rngs(1)), nnx.Param)
     manager = checkpoint.checkpoint_manager(root / "run" / "checkpoints")
     checkpoint.save(
         manager, 7, {"params": params, "ema_params": ema}, {"policy_config": dataclasses.asdict(POLICY)}
@@ -77,7 +77,7 @@ def test_cached_embeddings_equal_the_encoder_applied_directly(setup):
 
     cached = load_embedding_episodes(root / "ds_embeddings")
     assert [e.episode_id for e in cached] == [0, 1, 2]
-    model = nnx.merge(nnx.graphdef(FlowPolicy(POLICY, rngs=nnx.Rngs(0))), ema)
+    model = nnx.merge(nnx.graphdef(Policy(POLICY, rngs=nnx.Rngs(0))), ema)
     for source, episode in zip(episodes, cached, strict=True):
         assert episode.frames == {} and set(episode.embeddings) == {"agentview", "wrist"}
         for cam in ("agentview", "wrist"):

@@ -11,12 +11,13 @@ import robopolicy
 from robopolicy.cli import main
 from robopolicy.errors import UserError
 from robopolicy.eval.policy_runner import PolicyRunner
+from robopolicy.train.loaded_policy import LoadedPolicy
 from robopolicy.train.optimizer import OptimizerConfig
 from robopolicy.train.train_config import TrainConfig
 from robopolicy.train.trainer import train
 
 
-def _actions(policy: robopolicy.eval.policy_runner.LoadedPolicy) -> np.ndarray:
+def _actions(policy: LoadedPolicy) -> np.ndarray:
     runner = PolicyRunner(policy, seed=3)
     rng = np.random.default_rng(0)
     out = []

@@ -1,5 +1,8 @@
 """Golden regression values: the loss and sampled actions of a small policy for a fixed seed and batch.
 
+The config is the quickstart's kind (CNN encoders, residual MLP denoiser, flow matching); the values
+date from the original flow policy, whose parameters, loss and samples `Policy` reproduces.
+
 A deliberate change of model defaults regenerates them in the same commit:
     ROBOPOLICY_UPDATE_GOLDEN=1 pytest tests/test_golden.py
 """
@@ -13,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from robopolicy.models.flow_policy import FlowPolicy
+from robopolicy.models.policy import Policy
 from robopolicy.models.policy_config import PolicyConfig
 
 GOLDEN = Path(__file__).parent / "golden" / "flow_policy_small.json"
@@ -28,7 +31,7 @@ CONFIG = PolicyConfig(
 
 
 def _outputs() -> dict[str, list]:
-    model = FlowPolicy(CONFIG, rngs=nnx.Rngs(0))
+    model = Policy(CONFIG, rngs=nnx.Rngs(0))
     rng = np.random.default_rng(0)
     b, to, h = 2, CONFIG.obs_horizon, CONFIG.action_horizon
     images = {

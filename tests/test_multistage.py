@@ -10,9 +10,9 @@ from robopolicy.data.episode import Episode
 from robopolicy.data.rlds_writer import build_rlds_dataset, write_raw_episode
 from robopolicy.eval.eval_config import EvalConfig
 from robopolicy.eval.evaluate_checkpoint import evaluate_checkpoint
-from robopolicy.eval.policy_runner import load_policy
 from robopolicy.models.past_tokens import PAST_STEPS_ALL
 from robopolicy.models.policy_config import PolicyConfig
+from robopolicy.train.loaded_policy import load_policy
 from robopolicy.train.optimizer import OptimizerConfig
 from robopolicy.train.train_config import TrainConfig
 from robopolicy.train.trainer import train

@@ -4,7 +4,13 @@ import pytest
 from robopolicy.data.episode import Episode
 from robopolicy.data.normalization import KeyStats, NormalizationConfig, NormalizationStats, Normalizer
 from robopolicy.data.validate import DatasetError, check_episode, raise_if_problems
-from robopolicy.data.windows import history_length, observed_frames, window_indices, window_offsets
+from robopolicy.data.windows import (
+    frame_stride_for,
+    history_length,
+    observed_frames,
+    window_indices,
+    window_offsets,
+)
 
 
 def test_minmax_maps_range_to_unit_interval_and_keeps_constant_dims():
@@ -111,3 +117,18 @@ def test_inference_history_is_subsampled_like_training():
     assert observed_frames([5, 6], 2) == [5, 6]
     with pytest.raises(ValueError, match="need 9 steps"):
         observed_frames(steps[1:], 3, 4)
+
+
+def test_frame_stride_from_episode_lengths_spans_half_an_episode():
+    # Memory-suite episodes of 17–29 steps with To = 16: median 23 / (2·15) = 0.77 → 1 (consecutive).
+    assert frame_stride_for(list(range(17, 30)), 16) == 1
+    # Long tasks: median 600 / 30 = 20, the paper's stride.
+    assert frame_stride_for([500, 600, 900], 16) == 20
+    # To = 4, median of [10, 20] = 15: 15 / 6 = 2.5, halves round up → 3; To = 2: 15 / 2 = 7.5 → 8.
+    assert frame_stride_for([10, 20], 4) == 3
+    assert frame_stride_for([10, 20], 2) == 8
+    assert frame_stride_for([10], 6) == 1  # 10 / 10 = 1
+    assert frame_stride_for([3, 4], 8) == 1  # never below 1
+    assert frame_stride_for([100], 1) == 1  # one frame: nothing to space
+    with pytest.raises(ValueError, match="at least one"):
+        frame_stride_for([], 4)

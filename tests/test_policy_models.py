@@ -2,7 +2,6 @@
 
 import dataclasses
 import json
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -11,7 +10,6 @@ import pytest
 from flax import nnx
 
 from robopolicy.errors import UserError
-from robopolicy.models.flow_policy import FlowPolicy
 from robopolicy.models.past_tokens import PAST_STEPS_ALL
 from robopolicy.models.policy import SHARED, Policy
 from robopolicy.models.policy_config import PolicyConfig
@@ -134,36 +132,6 @@ def test_cached_embeddings_policy():
         )
 
 
-def test_general_policy_reproduces_flow_policy_golden():
-    # The quickstart-style config (cnn, mlp, flow) builds FlowPolicy's parameters in the same order,
-    # so the FlowPolicy golden values hold for Policy too.
-    cfg = PolicyConfig(
-        image_size=16,
-        encoder_channels=(8, 16),
-        feature_dim=16,
-        denoiser_width=64,
-        denoiser_depth=2,
-        image_shift=2,
-    )
-    want = json.loads((Path(__file__).parent / "golden" / "flow_policy_small.json").read_text())
-    # Same parameter paths, so checkpoints written for FlowPolicy restore into Policy.
-    paths = [
-        sorted(p for p, _ in nnx.state(nnx.eval_shape(lambda m=m: m(cfg, rngs=nnx.Rngs(0)))).flat_state())
-        for m in (Policy, FlowPolicy)
-    ]
-    assert paths[0] == paths[1]
-    policy = Policy(cfg, rngs=nnx.Rngs(0))
-    rng = np.random.default_rng(0)
-    images = {c: jnp.asarray(rng.integers(0, 256, (2, 2, 16, 16, 3), dtype=np.uint8)) for c in cfg.cameras}
-    state = jnp.asarray(rng.normal(size=(2, 2, cfg.state_dim)), jnp.float32)
-    actions = jnp.asarray(rng.uniform(-1, 1, size=(2, 16, cfg.action_dim)), jnp.float32)
-    np.testing.assert_allclose(
-        float(policy.loss(images, state, actions, jax.random.key(1))), want["loss"][0], rtol=1e-5
-    )
-    sample = policy.sample(images, state, jax.random.key(2))
-    np.testing.assert_allclose(np.asarray(sample[:, 0]), want["sample_first_row"], atol=1e-5)
-
-
 def test_presets_and_config_compatibility():
     from robopolicy.presets import TRAIN
 
@@ -193,6 +161,7 @@ def test_presets_and_config_compatibility():
     )
     assert (ptp.head, ptp.diffusion_train_steps, ptp.diffusion_sampler) == ("diffusion", 100, "ddpm")
     assert POLICY_PRESETS["ptp_stage2"].encoder == "cached" and ptp.past_token_start == 0
+    assert ptp.frame_stride == 0  # chosen from the dataset's episode lengths when training starts
     dp = POLICY_PRESETS["diffusion_policy"]
     assert (dp.encoder, dp.obs_horizon, dp.action_horizon, dp.n_action_steps) == ("resnet18", 2, 16, 8)
     # Metadata written before these fields existed still loads, as the original flow policy.
@@ -209,6 +178,16 @@ def test_presets_and_config_compatibility():
         "flow",
         0,
     )
+    # Checkpoints from before the policy config held the frame stride kept it in the training config.
+    from robopolicy.train.loaded_policy import policy_config_from_meta
+
+    before = {k: v for k, v in old.items() if k != "frame_stride"}
+    meta = {"policy_config": before, "train_config": {"data": {"frame_stride": 4}}}
+    assert policy_config_from_meta(meta).frame_stride == 4
+    assert policy_config_from_meta({"policy_config": before}).frame_stride == 1
+    assert policy_config_from_meta({**meta, "policy_config": {**before, "frame_stride": 2}}).frame_stride == 2
+    with pytest.raises(ValueError, match="frame_stride"):
+        dataclasses.replace(SMALL, frame_stride=-1)
     with pytest.raises(ValueError, match="past_steps"):
         dataclasses.replace(SMALL, past_steps=2)  # To = 2 has a single past token
     with pytest.raises(ValueError, match="num_candidates"):

@@ -1,5 +1,6 @@
-"""A policy queried on a recorded episode: token steps, recorded past actions, windows, chunks; and
-self-verification matching past tokens to the executed actions they stand for under a frame stride."""
+"""A policy queried on a recorded episode: token steps, recorded past actions, windows, chunks; and the
+closed-loop runner's self-verification matching past tokens to the executed actions they stand for
+under a frame stride."""
 
 import dataclasses
 from pathlib import Path
@@ -11,15 +12,16 @@ from eval_fixtures import TINY_POLICY
 from flax import nnx
 
 from robopolicy.data.normalization import NormalizationStats
-from robopolicy.eval.policy_runner import LoadedPolicy, choose_chunk, executed_history_length
+from robopolicy.eval.action_selector import ActionSelector
+from robopolicy.eval.execution import ExecutionSettings
 from robopolicy.eval.recorded_windows import (
     chunk_steps,
-    policy_frame_stride,
     recorded_past_actions,
     recorded_window,
     sample_chunks,
 )
 from robopolicy.models.policy import Policy
+from robopolicy.train.loaded_policy import LoadedPolicy
 
 # To=3, H=5: chunk tokens 0, 1 are past actions, token 2 is the current step.
 PTP_POLICY = dataclasses.replace(
@@ -32,8 +34,9 @@ STATES = np.arange(T * 9, dtype=np.float32).reshape(T, 9)
 
 def _policy(stride: int, config=PTP_POLICY, params=None) -> LoadedPolicy:
     stats = NormalizationStats.fit(ACTIONS, STATES)
-    meta = {"train_config": {"data": {"frame_stride": stride}}}
-    return LoadedPolicy(config, params, stats, meta, Path("unused"), 0)
+    return LoadedPolicy(
+        dataclasses.replace(config, frame_stride=stride), params, stats, {}, Path("unused"), 0
+    )
 
 
 def test_chunk_steps_follow_the_training_windows():
@@ -41,7 +44,6 @@ def test_chunk_steps_follow_the_training_windows():
     assert _policy(4).config.obs_horizon == 3
     np.testing.assert_array_equal(chunk_steps(_policy(4), 10), [2, 6, 10, 11, 12])
     np.testing.assert_array_equal(chunk_steps(_policy(1), 0), [-2, -1, 0, 1, 2])
-    assert policy_frame_stride(LoadedPolicy(PTP_POLICY, None, None, {}, Path("x"), 0)) == 1
 
 
 def test_recorded_past_actions_are_the_normalized_actions_at_the_past_token_steps():
@@ -96,19 +98,25 @@ def test_sample_chunks_shape_and_determinism(params):
     assert not np.allclose(a[0], a[1])  # candidates draw different noise
 
 
-def test_self_verification_matches_every_stride_th_executed_action():
-    policy = _policy(3)
-    past, stride = 2, 3
-    assert executed_history_length(past, stride) == 6
-    assert executed_history_length(0, 3) == 1
-    # Executed steps t−6 … t−1; the past tokens stand for t−6 and t−3 (entries 0 and 3).
-    executed = [np.full(7, float(i), np.float32) for i in range(6)]
-    right = np.zeros((5, 7), np.float32)
-    right[:2] = [executed[0], executed[3]]
-    newest = np.zeros((5, 7), np.float32)
-    newest[:2] = [executed[4], executed[5]]  # what matching the last `past` actions would pick
-    chosen = choose_chunk(policy, np.stack([newest, right]), executed, past, stride)
-    np.testing.assert_allclose(chosen, policy.stats.action.unnormalize(right), rtol=1e-6)
-    # Not yet past·stride executed actions: the first candidate.
-    chosen = choose_chunk(policy, np.stack([newest, right]), executed[:4], past, stride)
-    np.testing.assert_allclose(chosen, policy.stats.action.unnormalize(newest), rtol=1e-6)
+def test_runner_verifies_past_tokens_against_every_stride_th_executed_action(params):
+    # Stride 3: the chunk planned at step t has past tokens for steps t−6 and t−3, so the runner keeps
+    # the last 6 executed actions and the candidate matching entries 0 and 3 of them is executed.
+    policy = _policy(3, params=params)
+    obs = _observations(np.random.default_rng(2))
+    selector = ActionSelector(policy, 1, ExecutionSettings(n_action_steps=1, self_verify_candidates=4))
+    selector.reset(0, seed=5)
+    key = jax.random.key(5)  # the slot's key, split once per plan as the runner does
+    executed, differs = [], []
+    for t in range(T):
+        action = selector.act({k: v[None] for k, v in obs[t].items()}, np.ones(1, bool))[0][0]
+        key, sub = jax.random.split(key)
+        candidates = sample_chunks(policy, recorded_window(policy, obs, t), sub, 4)
+        best = 0
+        if t >= 6:  # 6 actions executed: the oldest compared token's step is in the history
+            past = policy.stats.action.normalize(np.stack(executed[-6:]))
+            best = int(np.argmin(np.mean((candidates[:, :2] - past[::3]) ** 2, axis=(1, 2))))
+            consecutive = int(np.argmin(np.mean((candidates[:, :2] - past[-2:]) ** 2, axis=(1, 2))))
+            differs.append(best != consecutive)
+        np.testing.assert_allclose(action, policy.stats.action.unnormalize(candidates[best])[2], atol=1e-4)
+        executed.append(action)
+    assert any(differs)  # the consecutive reading would have executed other candidates

@@ -1,12 +1,16 @@
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from flax import nnx
 
+from robopolicy.errors import UserError
 from robopolicy.models.past_tokens import PAST_STEPS_ALL
 from robopolicy.models.policy import Policy
 from robopolicy.models.policy_config import PolicyConfig
-from robopolicy.models.self_verification import candidate_scores, push_history, select_candidate
+from robopolicy.models.self_verification import candidate_scores, past_token_actions, select_candidate
 
 
 def _candidates() -> jax.Array:
@@ -43,34 +47,39 @@ def test_inactive_until_history_full():
     history = jnp.full((2, 2, 2), -0.5)
     _, best = select_candidate(cands, history, jnp.asarray([False, True]), start=0)
     np.testing.assert_array_equal(best, [0, 1])
-    h, count = jnp.zeros((1, 2, 2)), jnp.asarray([0])
-    h, count = push_history(h, count, jnp.asarray([[1.0, 1.0]]))
-    assert int(count[0]) == 1
-    h, count = push_history(h, count, jnp.asarray([[2.0, 2.0]]))
-    h, count = push_history(h, count, jnp.asarray([[3.0, 3.0]]))
-    assert int(count[0]) == 2
-    np.testing.assert_allclose(h[0, :, 0], [2.0, 3.0])
+
+
+def test_past_tokens_stand_for_every_stride_th_executed_action():
+    # Stride 3, To = 3: executed steps t−6 … t−1 (entries 0..5); the past tokens stand for t−6, t−3.
+    history = jnp.arange(6.0)[None, :, None]
+    np.testing.assert_array_equal(past_token_actions(history, 3)[0, :, 0], [0.0, 3.0])
+    np.testing.assert_array_equal(past_token_actions(history, 1)[0, :, 0], np.arange(6.0))
+    with pytest.raises(ValueError, match="3 steps apart"):
+        past_token_actions(jnp.zeros((1, 4, 1)), 3)
+
+
+CFG = PolicyConfig(
+    cameras=("agentview",),
+    image_size=16,
+    encoder_channels=(8, 16),
+    feature_dim=16,
+    image_shift=2,
+    obs_horizon=3,
+    action_horizon=6,
+    n_action_steps=1,
+    denoiser="transformer",
+    transformer_dim=32,
+    transformer_layers=1,
+    transformer_heads=2,
+    head="diffusion",
+    diffusion_train_steps=10,
+    past_steps=PAST_STEPS_ALL,
+    num_candidates=4,
+)
 
 
 def test_policy_samples_candidates_in_one_pass():
-    cfg = PolicyConfig(
-        cameras=("agentview",),
-        image_size=16,
-        encoder_channels=(8, 16),
-        feature_dim=16,
-        image_shift=2,
-        obs_horizon=3,
-        action_horizon=6,
-        n_action_steps=1,
-        denoiser="transformer",
-        transformer_dim=32,
-        transformer_layers=1,
-        transformer_heads=2,
-        head="diffusion",
-        diffusion_train_steps=10,
-        past_steps=PAST_STEPS_ALL,
-        num_candidates=4,
-    )
+    cfg = CFG
     policy = Policy(cfg, rngs=nnx.Rngs(0))
     # Parameters only (no RNG state): the trainer rebuilds the model with nnx.merge(graphdef, params).
     assert len(jax.tree.leaves(nnx.state(policy))) == len(jax.tree.leaves(nnx.state(policy, nnx.Param)))
@@ -86,3 +95,28 @@ def test_policy_samples_candidates_in_one_pass():
     chunk, best = policy.sample_verified(images, state, jax.random.key(0), history, jnp.asarray([True, True]))
     np.testing.assert_array_equal(best, [2, 2])
     np.testing.assert_allclose(chunk, cands[:, 2], atol=1e-5)
+
+
+def test_sample_verified_compares_past_tokens_with_strided_executed_actions():
+    # A policy observing every 3rd step (To = 3): its past tokens stand for steps t−6 and t−3, so the
+    # history is the last 6 executed actions and entries 0 and 3 are compared. The history below
+    # holds candidate 2's past tokens at those entries and candidate 1's as its last two actions:
+    # matching consecutive actions (the last To−1) would wrongly pick candidate 1.
+    cfg = dataclasses.replace(CFG, frame_stride=3)
+    assert cfg.verification_history_length == 6
+    policy = Policy(cfg, rngs=nnx.Rngs(0))
+    rng = np.random.default_rng(0)
+    images = {"agentview": jnp.asarray(rng.integers(0, 256, (2, 3, 16, 16, 3), dtype=np.uint8))}
+    state = jnp.asarray(rng.normal(size=(2, 3, 9)), jnp.float32)
+    cands = policy.sample_candidates(policy.encode(images, state), jax.random.key(0), 4)
+    history = jnp.zeros((2, 6, 7))
+    history = history.at[:, 0].set(cands[:, 2, 0]).at[:, 3].set(cands[:, 2, 1])
+    history = history.at[:, 4].set(cands[:, 1, 0]).at[:, 5].set(cands[:, 1, 1])
+    consecutive = select_candidate(cands, history[:, -2:], jnp.asarray([True, True]), 0)[1]
+    np.testing.assert_array_equal(consecutive, [1, 1])  # the misreading this test guards against
+    full = jnp.asarray([True, False])  # row 1 has not executed 6 actions yet: candidate 0
+    chunk, best = policy.sample_verified(images, state, jax.random.key(0), history, full)
+    np.testing.assert_array_equal(best, [2, 0])
+    np.testing.assert_allclose(chunk[0], cands[0, 2], atol=1e-5)
+    with pytest.raises(UserError, match=r"\[B, 6, 7\]"):
+        policy.sample_verified(images, state, jax.random.key(0), history[:, -2:], full)

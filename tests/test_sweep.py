@@ -99,17 +99,17 @@ def test_sweep_toml_and_unknown_keys(run_dir, tmp_path):
 
 
 def test_policy_exception_and_physics_blowup_are_episode_failures(run_dir, tmp_path, monkeypatch):
-    from robopolicy.eval.policy_runner import PolicyRunner
+    from robopolicy.eval.action_selector import ActionSelector
     from robopolicy.sim import TabletopEnv
 
-    act = PolicyRunner.act
+    act = ActionSelector.act
     calls = {"n": 0}
 
-    def flaky_act(self, obs):
+    def flaky_act(self, obs, active):
         calls["n"] += 1
         if calls["n"] == 2:
             raise RuntimeError("denoiser exploded")
-        return act(self, obs)
+        return act(self, obs, active)
 
     check = TabletopEnv._check_sim
     steps = {"n": 0}
@@ -127,7 +127,7 @@ def test_policy_exception_and_physics_blowup_are_episode_failures(run_dir, tmp_p
         return real_step(self, action)
 
     monkeypatch.setattr(TabletopEnv, "step", step)
-    monkeypatch.setattr(PolicyRunner, "act", flaky_act)
+    monkeypatch.setattr(ActionSelector, "act", flaky_act)
     monkeypatch.setattr(TabletopEnv, "_check_sim", unstable)
     config = _config(run_dir, tmp_path, checkpoints=(str(run_dir),), run_dirs=())
     run_sweep(config, QUIET)
@@ -168,22 +168,15 @@ def test_ray_missing_is_one_line_error(monkeypatch):
         import_ray()
 
 
-def test_temporal_ensemble_weights_and_self_verification_choice():
+def test_temporal_ensemble_weights():
     import numpy as np
 
-    from robopolicy.eval.policy_runner import ensemble_weights, select_by_past_actions
+    from robopolicy.eval.action_selector import ensemble_weights
 
     w = ensemble_weights(3, 0.01)
     assert w == pytest.approx(np.exp(-0.01 * np.arange(3)) / np.exp(-0.01 * np.arange(3)).sum())
     assert w[0] > w[1] > w[2]  # the oldest prediction weighs most (ACT)
     assert ensemble_weights(4, 0.0) == pytest.approx([0.25] * 4)
-    executed = np.array([[0.1, 0.2], [0.3, 0.4]])
-    candidates = np.zeros((3, 4, 2))
-    candidates[1, 0:2] = executed + 0.01
-    candidates[2, 0:2] = executed + 0.5
-    assert select_by_past_actions(candidates, executed, past_start=0) == 1
-    candidates[0, 1:3] = executed
-    assert select_by_past_actions(candidates, executed, past_start=1) == 0
 
 
 def test_execution_settings_validation():
@@ -191,7 +184,7 @@ def test_execution_settings_validation():
         ExecutionSettings(mode="sometimes")
     with pytest.raises(ValueError, match="self_verify_candidates"):
         ExecutionSettings(self_verify_candidates=0)
-    with pytest.raises(ValueError, match="unknown key"):
+    with pytest.raises(UserError, match="unknown key"):
         ExecutionSettings.from_dict({"mdoe": "chunk"})
     a, b = ExecutionSettings(name="x"), ExecutionSettings(name="y")
     assert a.config_hash() == b.config_hash()  # the name is a label, not part of the identity

@@ -2,6 +2,7 @@
 
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import pytest
 from eval_fixtures import make_checkpoint
 
 from robopolicy.eval.execution import ExecutionSettings
-from robopolicy.eval.results_store import ResultsStore
+from robopolicy.eval.results_store import ResultsStore, Worker
 from robopolicy.eval.sweep import plan_sweep, run_sweep
 from robopolicy.eval.sweep_config import SweepConfig
 
@@ -106,7 +107,7 @@ def test_sigkill_mid_sweep_loses_only_episodes_in_flight(run_dir, tmp_path):
     with ResultsStore(db) as store:
         [run] = store.runs()
         finished = store.finished(run.run_id)
-        in_flight = store.running_of_worker(proc.pid)
+        in_flight = store.running_of_worker(Worker(proc.pid, socket.gethostname()))
     assert len(finished) >= 3 and len(in_flight) <= 1
     config = SweepConfig(
         db=str(db),
@@ -122,4 +123,4 @@ def test_sigkill_mid_sweep_loses_only_episodes_in_flight(run_dir, tmp_path):
     with ResultsStore(db) as store:
         eps = store.episodes(run.run_id)
         assert sorted(e["init_state_id"] for e in eps) == list(range(20))
-        assert store.running_of_worker(proc.pid) == []
+        assert store.running_of_worker(Worker(proc.pid, socket.gethostname())) == []

@@ -9,9 +9,9 @@ import pytest
 
 from robopolicy.data.episode import Episode
 from robopolicy.errors import UserError
-from robopolicy.eval.policy_runner import load_policy
 from robopolicy.models.policy_config import PolicyConfig
 from robopolicy.train.checkpoint import load_meta
+from robopolicy.train.loaded_policy import load_policy
 from robopolicy.train.optimizer import OptimizerConfig
 from robopolicy.train.train_config import TrainConfig
 from robopolicy.train.trainer import train

@@ -7,8 +7,9 @@ from eval_fixtures import TINY_TRANSFORMER_DDIM
 from test_train_resume import _episodes
 
 from robopolicy.eval.execution import ExecutionSettings
-from robopolicy.eval.policy_runner import PolicyRunner, load_policy
+from robopolicy.eval.policy_runner import PolicyRunner
 from robopolicy.models.policy_config import PolicyConfig
+from robopolicy.train.loaded_policy import load_policy
 from robopolicy.train.optimizer import OptimizerConfig
 from robopolicy.train.train_config import TrainConfig
 from robopolicy.train.trainer import _config_differences, train

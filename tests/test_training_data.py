@@ -79,3 +79,12 @@ def test_datasets_with_other_action_dims_are_refused(tmp_path):
 def test_weights_must_match_the_datasets():
     with pytest.raises(ValueError, match="one positive weight per dataset"):
         TrainConfig(extra_datasets=("x",), dataset_weights=(1.0,))
+
+
+def test_frame_stride_zero_is_chosen_from_the_episode_lengths():
+    # 6-step episodes, To = 2: 6 / (2·1) = 3 steps between the two frames; the windows follow it.
+    policy = PolicyConfig(**{**POLICY.__dict__, "obs_horizon": 2, "frame_stride": 0})
+    data = prepare_training_data(
+        TrainConfig(dataset="a", batch_size=4, policy=policy), _episodes(2, 7, "x", 0.0)
+    )
+    assert data.policy_config.frame_stride == 3 and data.sources[0].spec.frame_stride == 3

@@ -11,14 +11,16 @@ import numpy as np
 import pytest
 from eval_fixtures import TINY_POLICY, TINY_TRANSFORMER_DDIM, make_checkpoint
 
-from robopolicy.eval.batched_policy import BatchedPolicy
+from robopolicy.eval.action_selector import ActionSelector
+from robopolicy.eval.episode_loop import schedule_wave
 from robopolicy.eval.execution import ExecutionSettings
-from robopolicy.eval.policy_runner import PolicyRunner, load_policy
+from robopolicy.eval.policy_runner import PolicyRunner
 from robopolicy.eval.results_store import ResultsStore
 from robopolicy.eval.sweep import run_sweep
 from robopolicy.eval.sweep_config import SweepConfig
-from robopolicy.eval.vector_runner import run_vectorized, schedule_wave
+from robopolicy.eval.vector_backend import run_vectorized
 from robopolicy.sim import make_vector
+from robopolicy.train.loaded_policy import load_policy
 
 QUIET = lambda msg: None  # noqa: E731
 POLICY = dataclasses.replace(TINY_POLICY, obs_horizon=2, action_horizon=5, n_action_steps=2)
@@ -75,8 +77,7 @@ def test_batched_actions_equal_per_env_actions_whichever_slot_runs_the_episode(
     if frame_stride == -1:
         policy, frame_stride = load_policy(rich_dir), 1
     if frame_stride > 1:  # as if trained on history subsampled every `frame_stride` steps
-        meta = {**policy.meta, "train_config": {"data": {"frame_stride": frame_stride}}}
-        policy = replace(policy, meta=meta)
+        policy = replace(policy, config=replace(policy.config, frame_stride=frame_stride))
     rng = np.random.default_rng(0)
     steps, seeds = 5, (11, 22, 33)
     observations = [_obs(rng, 1) for _ in range(steps * len(seeds))]
@@ -88,15 +89,15 @@ def test_batched_actions_equal_per_env_actions_whichever_slot_runs_the_episode(
             [runner.act({k: v[0] for k, v in observations[e * steps + t].items()}) for t in range(steps)]
         )
     # Three episodes on four slots, in another order; slot 1 idles and slot 2 joins a step late.
-    batched = BatchedPolicy(policy, 4, settings)
+    batched = ActionSelector(policy, 4, settings)
     slot_of = {2: 0, 0: 3, 1: 2}
     got: dict[int, list[np.ndarray]] = {e: [] for e in slot_of}
     for e, slot in slot_of.items():
         if e != 1:
-            batched.reset_slot(slot, seeds[e])
+            batched.reset(slot, seeds[e])
     for t in range(steps + 1):
         if t == 1:
-            batched.reset_slot(slot_of[1], seeds[1])
+            batched.reset(slot_of[1], seeds[1])
         obs = _obs(rng, 4)
         active = np.zeros(4, bool)
         for e, slot in slot_of.items():
@@ -193,7 +194,7 @@ def test_policy_exception_and_env_exception_fail_only_their_episodes(run_dir, tm
     from robopolicy.eval.sweep import plan_sweep
     from robopolicy.sim.vector_env import WorkerError
 
-    act = BatchedPolicy.act
+    act = ActionSelector.act
     acts = deque()
 
     def flaky_act(self, obs, active):
@@ -202,7 +203,7 @@ def test_policy_exception_and_env_exception_fail_only_their_episodes(run_dir, tm
             raise RuntimeError("denoiser exploded")
         return act(self, obs, active)
 
-    monkeypatch.setattr(BatchedPolicy, "act", flaky_act)
+    monkeypatch.setattr(ActionSelector, "act", flaky_act)
 
     def make_envs(tasks, **kw):
         envs = make_vector(tasks, **kw)
@@ -228,3 +229,42 @@ def test_policy_exception_and_env_exception_fail_only_their_episodes(run_dir, tm
         "policy_error: RuntimeError: denoiser exploded",
         "sim_error: RuntimeError: mj_step failed",
     ]
+
+
+def test_in_process_vector_env_follows_the_disabled_autoreset_contract(monkeypatch):
+    from robopolicy.eval.in_process_env import make_in_process
+    from robopolicy.sim.vector_env import WorkerError
+
+    envs = make_in_process(["cube_on_plate"] * 2, image_size=16, cameras=("agentview",))
+    try:
+        obs, info = envs.reset(options={"init_state_id": [0, 3]})
+        assert obs["agentview"].shape == (2, 16, 16, 3) and info["_success"].all()
+        assert envs.instructions[0] and envs.max_steps == (envs._envs[0].max_steps,) * 2
+        noop = np.zeros((2, 7), np.float32)
+        real_step = type(envs._envs[0]).step
+        ends = {0}
+
+        def step(self, action):  # env 0's episode ends at its next step
+            obs_, reward, _, truncated, info_ = real_step(self, action)
+            return obs_, reward, self is envs._envs[0] and 0 in ends, truncated, info_
+
+        monkeypatch.setattr(type(envs._envs[0]), "step", step)
+        _, _, terminated, _, info = envs.step(noop)
+        assert list(terminated) == [True, False] and info["_success"].all()
+        physics, render = envs.step_times
+        assert (physics > 0).all() and (render > 0).all()
+        steps_before = envs._envs[0].sim.num_steps
+        _, _, terminated, _, info = envs.step(noop)  # env 0 waits for its reset: not stepped, no info
+        assert envs._envs[0].sim.num_steps == steps_before
+        assert list(terminated) == [True, False] and list(info["_success"]) == [False, True]
+        envs.reset(options={"reset_mask": np.array([True, False]), "init_state_id": [1, None]})
+        ends.clear()
+
+        def fail(self, action):
+            raise RuntimeError("mj_step failed")
+
+        monkeypatch.setattr(type(envs._envs[0]), "step", fail)
+        with pytest.raises(WorkerError, match=r"^env 0 \(cube_on_plate\): RuntimeError: mj_step failed"):
+            envs.step(noop)
+    finally:
+        envs.close()

@@ -9,25 +9,23 @@ from robopolicy.data.normalization import NormalizationConfig
 
 @dataclass(frozen=True)
 class DataConfig:
-    """How training windows are cut, normalized, encoded and read.
+    """How training windows are normalized, encoded and read (their shape is the policy's: horizons and
+    frame stride are `PolicyConfig` fields).
 
     Attributes:
-        frame_stride: steps between observed frames; past actions are subsampled the same way (see
-            `robopolicy.data.windows`). 1 = consecutive frames.
         normalization: normalization mode per key.
         instruction_length: words per encoded instruction (longer ones are truncated, shorter padded).
         read_threads: grain threads that gather windows ahead of the train step (0 = in the loop).
         prefetch: batches gathered ahead when `read_threads` > 0.
     """
 
-    frame_stride: int = 1
     normalization: NormalizationConfig = field(default_factory=NormalizationConfig)
     instruction_length: int = 16
     read_threads: int = 1
     prefetch: int = 4
 
     def __post_init__(self) -> None:
-        for name in ("frame_stride", "instruction_length", "prefetch"):
+        for name in ("instruction_length", "prefetch"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"DataConfig: {name} must be a positive integer, got {value!r}")

@@ -39,7 +39,8 @@ class WindowSpec:
     Attributes:
         obs_horizon: `To`, observation frames per sample.
         action_horizon: `H`, actions per sample; index To−1 is the current action.
-        frame_stride: steps between observed frames (1 = consecutive; long context uses e.g. 20).
+        frame_stride: steps between observed frames (1 = consecutive; long tasks use e.g. 20), the
+            policy's `frame_stride`.
     """
 
     obs_horizon: int = 2

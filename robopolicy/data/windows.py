@@ -14,6 +14,9 @@ dense, because the policy executes one action per step:
 so for To=3, H=5, k=4 the window holds observations of steps t−8, t−4, t and actions of steps
 t−8, t−4, t, t+1, t+2. With k=1 both rules give the contiguous window t−To+1 … t−To+H.
 
+The stride is the policy's (`PolicyConfig.frame_stride`); 0 there means "from the dataset", resolved
+by `frame_stride_for` when training starts.
+
 Steps before the episode start repeat the first step and steps after the end repeat the last (the
 experts end at rest, so the repeated last action means "stay"); `obs_valid` and `action_valid` mark
 which positions are real.
@@ -21,6 +24,7 @@ which positions are real.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import TypeVar
 
@@ -66,3 +70,18 @@ def observed_frames(history: Sequence[T], obs_horizon: int, frame_stride: int = 
             f"need {history_length(obs_horizon, frame_stride)} steps of history, got {len(history)}"
         )
     return list(history)[::-1][::frame_stride][::-1]
+
+
+def frame_stride_for(episode_lengths: Sequence[int], obs_horizon: int) -> int:
+    """The frame stride that lets `obs_horizon` frames span about half of a median episode:
+    max(1, round(median length / (2·(To−1)))), halves rounded up; 1 for To = 1 (nothing to space).
+
+    Past-Token Prediction's long tasks (hundreds of steps, To=16) observe every 20th step; episodes of
+    17–29 steps keep consecutive frames.
+    """
+    if not episode_lengths:
+        raise ValueError("frame_stride_for needs at least one episode length")
+    if obs_horizon <= 1:
+        return 1
+    median = float(np.median(np.asarray(episode_lengths, np.float64)))
+    return max(1, math.floor(median / (2 * (obs_horizon - 1)) + 0.5))

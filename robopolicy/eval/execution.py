@@ -7,6 +7,8 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from robopolicy.typed_config import from_table
+
 ExecutionMode = Literal["chunk", "every_step", "temporal_ensemble"]
 
 # LIBERO's de-facto caps per suite (220/280/300/520 steps), applied to our LIBERO-style suites.
@@ -39,6 +41,7 @@ class ExecutionSettings:
         settle_steps: no-op steps (no motion, gripper open) after reset, before the policy acts; they
             do not count towards the step cap, as in LIBERO's 10-step settle.
         max_steps: step cap per episode; 0 means the suite's cap from `suite_step_caps`, else the task's.
+            Never above the task's own cap, at which its env ends the episode.
         suite_step_caps: (suite, cap) pairs.
         self_verify_candidates: PTP self-verification: sample this many chunks in one batched pass and
             execute the one whose predicted past actions best match the executed ones (1 = off). Needs
@@ -96,15 +99,7 @@ class ExecutionSettings:
         return {**self.identity(), "name": self.name}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ExecutionSettings:
-        """From TOML/JSON; unknown keys are a one-line error naming them."""
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(
-                f"execution settings: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-            )
-        caps = d.get("suite_step_caps", ())
-        if isinstance(caps, dict):
-            caps = caps.items()
-        return cls(**{**d, "suite_step_caps": tuple((str(s), int(c)) for s, c in caps)})
+    def from_dict(cls, d: dict[str, Any], where: str = "execution settings") -> ExecutionSettings:
+        """From a TOML/JSON table, every value type-checked; a bad key or value is a one-line
+        `UserError` naming `where` (a file) and the field. `suite_step_caps` may be a table."""
+        return from_table(cls, d, where)

@@ -16,19 +16,15 @@ import numpy as np
 from jaxtyping import Float, Int
 
 from robopolicy.data.windows import history_length, window_offsets
-from robopolicy.eval.policy_runner import LoadedPolicy, instruction_ids, window_batch, window_sampler
-
-
-def policy_frame_stride(policy: LoadedPolicy) -> int:
-    """Steps between the frames a policy observes (its training run's `data.frame_stride`; 1 if absent)."""
-    return int(policy.meta.get("train_config", {}).get("data", {}).get("frame_stride", 1))
+from robopolicy.eval.action_selector import instruction_ids, window_batch, window_sampler
+from robopolicy.train.loaded_policy import LoadedPolicy
 
 
 def chunk_steps(policy: LoadedPolicy, t: int) -> Int[np.ndarray, " h"]:
     """Episode step of each token of a chunk planned at step t: past tokens every `frame_stride`
     steps up to t−stride, then t, t+1, … (index To−1 is step t). Steps before 0 come out negative."""
     cfg = policy.config
-    _, action_offsets = window_offsets(cfg.obs_horizon, cfg.action_horizon, policy_frame_stride(policy))
+    _, action_offsets = window_offsets(cfg.obs_horizon, cfg.action_horizon, cfg.frame_stride)
     return t + action_offsets
 
 
@@ -45,9 +41,10 @@ def recorded_window(
     """
     if not 0 <= t < len(observations):
         raise ValueError(f"step {t} is outside the recording's {len(observations)} observations")
-    n = history_length(policy.config.obs_horizon, policy_frame_stride(policy))
+    stride = policy.config.frame_stride
+    n = history_length(policy.config.obs_horizon, stride)
     history = [observations[max(s, 0)] for s in range(t - n + 1, t + 1)]
-    return window_batch(policy, history, t, policy_frame_stride(policy), instruction_ids(policy, instruction))
+    return window_batch(policy, history, t, instruction_ids(policy, instruction))
 
 
 def recorded_past_actions(

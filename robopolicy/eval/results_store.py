@@ -5,9 +5,16 @@ A *run* is one policy checkpoint evaluated under one set of execution settings; 
 (run, task, initial-state id, seed), so re-running a sweep finds what is finished and skips it.
 
 Durability: every episode is its own short transaction, committed when the episode ends, in WAL
-mode. A process killed with SIGKILL therefore loses only the episodes it was running. An episode
-is marked `running` when it starts; a sweep resumed after a kill re-runs such rows, while the
-sweep runner turns the rows of a worker that crashed into failures with reason `worker_crash`.
+mode. A process killed with SIGKILL therefore loses only the episodes it was running.
+
+Claims: before an episode runs, its evaluator claims it (`claim`, one transaction): the row becomes
+`running`, recording the worker's pid, host and the time. An episode that is done, or running under
+a live claim of another worker, cannot be claimed, so evaluators sharing one file split the work and
+run every episode once. A claim is dead, and can be taken over, when its process is gone (same host,
+pid no longer running), when it is older than `CLAIM_TIMEOUT_S` (a claim from another host, or a
+hung process), or when it has no host (written before claims existed). A killed evaluator thus leaves
+claims that the next run takes over; the local sweep backend turns the claims of a worker that
+crashed into failures with reason `worker_crash`.
 
 Concurrency: each process opens its own connection (connections never cross processes); writers
 take the lock up front (`BEGIN IMMEDIATE`) and wait up to `busy_timeout` for it, which is ample for
@@ -18,6 +25,8 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import socket
 import sqlite3
 import subprocess
 import time
@@ -29,8 +38,9 @@ from typing import Any
 
 from robopolicy.errors import UserError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: episodes.worker_host (claims); version-1 files are upgraded on opening
 _BUSY_TIMEOUT_MS = 60_000
+CLAIM_TIMEOUT_S = 2 * 3600.0  # a claim older than this is stale: no episode runs for two hours
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -62,7 +72,8 @@ CREATE TABLE IF NOT EXISTS episodes (
     video_path TEXT,
     instruction TEXT,
     worker_pid INTEGER,
-    updated_at REAL NOT NULL,
+    worker_host TEXT NOT NULL DEFAULT '', -- with worker_pid, who claimed or ran the episode
+    updated_at REAL NOT NULL,             -- unix time of the claim, then of the result
     UNIQUE (run_id, task, init_state_id, seed)
 );
 CREATE INDEX IF NOT EXISTS episodes_by_task ON episodes (task, init_state_id, seed);
@@ -95,6 +106,30 @@ class EpisodeRecord:
     render_seconds: float = 0.0
     video_path: str | None = None
     instruction: str = ""
+
+
+@dataclass(frozen=True)
+class Worker:
+    """A process that claims and runs episodes: its pid on its host."""
+
+    pid: int
+    host: str
+
+    @classmethod
+    def this_process(cls) -> Worker:
+        return cls(os.getpid(), socket.gethostname())
+
+    def is_alive(self) -> bool:
+        """Whether the process may still run: False only for a pid that no longer runs on this host."""
+        if self.host != socket.gethostname():
+            return True  # another host's process cannot be checked from here; claims there go stale
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:  # it exists, under another user
+            return True
+        return True
 
 
 @dataclass(frozen=True)
@@ -136,8 +171,11 @@ def code_version() -> str:
 class ResultsStore:
     """A connection to a results file; open one per process (and per thread)."""
 
-    def __init__(self, path: str | Path, create: bool = True) -> None:
+    def __init__(
+        self, path: str | Path, create: bool = True, claim_timeout_s: float = CLAIM_TIMEOUT_S
+    ) -> None:
         self.path = Path(path)
+        self.claim_timeout_s = claim_timeout_s
         if not create and not self.path.is_file():
             raise UserError(f"{self.path}: no such results database")
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -155,11 +193,21 @@ class ResultsStore:
                 + f"INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '{SCHEMA_VERSION}');"
                 + "COMMIT;"
             )
-            found = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
+            found = self._upgrade()
         except sqlite3.DatabaseError as e:
             raise UserError(f"{self.path}: not a robopolicy results database ({e})") from e
         if int(found) != SCHEMA_VERSION:
             raise UserError(f"{self.path}: results schema version {found}, this code reads {SCHEMA_VERSION}")
+
+    def _upgrade(self) -> int:
+        """Bring a version-1 file to the current schema (adds the claims' host column); the version."""
+        with self._transaction():
+            found = int(self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
+            if found == 1:
+                self._db.execute("ALTER TABLE episodes ADD COLUMN worker_host TEXT NOT NULL DEFAULT ''")
+                self._db.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+                found = 2
+        return found
 
     def close(self) -> None:
         self._db.close()
@@ -218,20 +266,54 @@ class ResultsStore:
         ).fetchall()
         return {EpisodeKey(*r) for r in rows}
 
-    def mark_running(self, run_id: int, key: EpisodeKey, suite: str, worker_pid: int) -> None:
-        """Record that an episode started; overwrites a `running` row left by a killed sweep."""
+    def claim(self, run_id: int, key: EpisodeKey, suite: str, worker: Worker) -> bool:
+        """Claim an episode for `worker` before running it: True if it was free (no row), claimed by
+        `worker` itself or under a dead claim; False if it is done or another worker's claim is live.
+        Atomic: of evaluators claiming the same episode at once, one gets it."""
         with self._transaction():
+            row = self._db.execute(
+                "SELECT status, worker_pid, worker_host, updated_at FROM episodes "
+                "WHERE run_id = ? AND task = ? AND init_state_id = ? AND seed = ?",
+                (run_id, key.task, key.init_state_id, key.seed),
+            ).fetchone()
+            if row is not None:
+                status, pid, host, claimed_at = row
+                if status == "done":
+                    return False
+                holder = Worker(int(pid or 0), host)
+                if holder != worker and self._claim_is_live(holder, claimed_at):
+                    return False
             self._db.execute(
-                "INSERT INTO episodes (run_id, suite, task, init_state_id, seed, status, worker_pid, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, 'running', ?, ?) "
-                "ON CONFLICT (run_id, task, init_state_id, seed) DO UPDATE SET "
-                "status = 'running', worker_pid = excluded.worker_pid, updated_at = excluded.updated_at "
-                "WHERE status = 'running'",
-                (run_id, suite, key.task, key.init_state_id, key.seed, worker_pid, time.time()),
+                "INSERT INTO episodes (run_id, suite, task, init_state_id, seed, status, worker_pid, "
+                "worker_host, updated_at) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?) "
+                "ON CONFLICT (run_id, task, init_state_id, seed) DO UPDATE SET status = 'running', "
+                "suite = excluded.suite, worker_pid = excluded.worker_pid, "
+                "worker_host = excluded.worker_host, updated_at = excluded.updated_at",
+                (run_id, suite, key.task, key.init_state_id, key.seed, worker.pid, worker.host, time.time()),
             )
+        return True
 
-    def record(self, run_id: int, episode: EpisodeRecord, worker_pid: int = 0) -> None:
-        """Store a finished episode, committed before returning."""
+    def _claim_is_live(self, holder: Worker, claimed_at: float) -> bool:
+        if not holder.host or time.time() - claimed_at > self.claim_timeout_s:
+            return False
+        return holder.is_alive()
+
+    def running_elsewhere(self, run_id: int, worker: Worker) -> set[EpisodeKey]:
+        """Keys of the run's episodes that other workers are running under live claims."""
+        rows = self._db.execute(
+            "SELECT task, init_state_id, seed, worker_pid, worker_host, updated_at FROM episodes "
+            "WHERE run_id = ? AND status = 'running'",
+            (run_id,),
+        ).fetchall()
+        busy = set()
+        for task, init_state_id, seed, pid, host, claimed_at in rows:
+            holder = Worker(int(pid or 0), host)
+            if holder != worker and self._claim_is_live(holder, claimed_at):
+                busy.add(EpisodeKey(task, init_state_id, seed))
+        return busy
+
+    def record(self, run_id: int, episode: EpisodeRecord, worker: Worker | None = None) -> None:
+        """Store a finished episode (run by `worker`, if known), committed before returning."""
         values = (
             episode.suite,
             int(episode.success),
@@ -243,30 +325,32 @@ class ResultsStore:
             episode.render_seconds,
             episode.video_path,
             episode.instruction,
-            worker_pid,
+            worker.pid if worker else 0,
+            worker.host if worker else "",
             time.time(),
         )
         with self._transaction():
             self._db.execute(
                 "INSERT INTO episodes (run_id, task, init_state_id, seed, status, suite, success, steps, "
                 "failure_reason, wall_seconds, policy_seconds, physics_seconds, render_seconds, video_path, "
-                "instruction, worker_pid, updated_at) VALUES (?, ?, ?, ?, 'done', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "instruction, worker_pid, worker_host, updated_at) "
+                "VALUES (?, ?, ?, ?, 'done', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (run_id, task, init_state_id, seed) DO UPDATE SET status = 'done', "
                 "suite = excluded.suite, success = excluded.success, steps = excluded.steps, "
                 "failure_reason = excluded.failure_reason, wall_seconds = excluded.wall_seconds, "
                 "policy_seconds = excluded.policy_seconds, physics_seconds = excluded.physics_seconds, "
                 "render_seconds = excluded.render_seconds, video_path = excluded.video_path, "
                 "instruction = excluded.instruction, worker_pid = excluded.worker_pid, "
-                "updated_at = excluded.updated_at",
+                "worker_host = excluded.worker_host, updated_at = excluded.updated_at",
                 (run_id, episode.task, episode.init_state_id, episode.seed, *values),
             )
 
-    def running_of_worker(self, worker_pid: int) -> list[tuple[int, EpisodeKey, str]]:
-        """(run id, key, suite) of episodes a worker process left in `running` state."""
+    def running_of_worker(self, worker: Worker) -> list[tuple[int, EpisodeKey, str]]:
+        """(run id, key, suite) of episodes a worker process claimed and left in `running` state."""
         rows = self._db.execute(
             "SELECT run_id, task, init_state_id, seed, suite FROM episodes WHERE status = 'running' "
-            "AND worker_pid = ?",
-            (worker_pid,),
+            "AND worker_pid = ? AND worker_host = ?",
+            (worker.pid, worker.host),
         ).fetchall()
         return [(r[0], EpisodeKey(r[1], r[2], r[3]), r[4]) for r in rows]
 

@@ -1,62 +1,33 @@
-"""Evaluation sweeps: plan the grid, skip finished episodes, run the rest in worker processes.
+"""Evaluation sweeps: plan the grid, skip finished episodes, run the rest on a backend.
 
 Everything the user can get wrong (a checkpoint path, a task or suite name, an initial-state
-range) is checked while planning, before any episode runs. Work is cut into *units*: one run
-(checkpoint × settings), one task, a list of (initial state, seed). A worker loads the unit's policy
-once and writes each episode to the store as it finishes. Units travel to workers as JSON text.
+range) is checked while planning, before any episode runs. Work is cut into units
+(`robopolicy.eval.work_units`): one run (checkpoint × settings), one task, a list of (initial state,
+seed). The backends (local worker processes, the vector env, Ray) run them through the one episode
+loop and write each episode to the store as it finishes.
 
-Local backend: at most `workers` spawned processes at a time, one per unit. A worker that dies
-(segfault, out of memory, SIGKILL) gets the episodes it was running recorded as failures with
-reason `worker_crash`, and the rest of its unit goes back into the queue; the sweep continues.
+Several evaluators may run the same sweep on one results file at once: each claims an episode
+before running it, so each episode runs once. When its own work is done, an evaluator waits for the
+episodes that others are still running, and runs those whose evaluator stopped (its claims died),
+so that every evaluator ends with the complete grid in the store.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import multiprocessing
-import os
 import random
 import sys
 import time
-import traceback
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from robopolicy.errors import UserError
-from robopolicy.eval.execution import ExecutionSettings
-from robopolicy.eval.results_store import EpisodeKey, EpisodeRecord, ResultsStore
+from robopolicy.eval.results_store import EpisodeKey, ResultsStore, Worker
 from robopolicy.eval.sweep_config import SweepConfig
+from robopolicy.eval.work_units import WorkUnit
 
-
-@dataclass(frozen=True)
-class WorkUnit:
-    """Episodes of one run on one task. `episodes`: (initial-state id, seed); `video_ids`: states to film."""
-
-    db: str
-    run_id: int
-    policy: str
-    settings: dict[str, Any]
-    suite: str
-    task: str
-    episodes: tuple[tuple[int, int], ...]
-    video_ids: tuple[int, ...]
-    video_dir: str
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, text: str) -> WorkUnit:
-        d = json.loads(text)
-        d["episodes"] = tuple(tuple(e) for e in d["episodes"])
-        d["video_ids"] = tuple(d["video_ids"])
-        return cls(**d)
-
-    def episode_keys(self) -> list[EpisodeKey]:
-        return [EpisodeKey(self.task, i, s) for i, s in self.episodes]
+_WAIT_POLL_S = 1.0  # how often an evaluator that is done looks at the episodes others are running
 
 
 @dataclass(frozen=True)
@@ -114,12 +85,12 @@ def plan_sweep(config: SweepConfig) -> SweepPlan:
 
     policies = checkpoint_steps(config)
     metas = {p: load_meta(p) for p in policies}  # a broken checkpoint fails here, before any work
-    from robopolicy.eval.policy_runner import check_execution
-    from robopolicy.models.policy_config import PolicyConfig
+    from robopolicy.eval.action_selector import check_execution
+    from robopolicy.train.loaded_policy import policy_config_from_meta
 
     for policy, (_, _, meta) in metas.items():
         try:
-            policy_config = PolicyConfig.from_dict(meta["policy_config"])
+            policy_config = policy_config_from_meta(meta)
         except (KeyError, TypeError, ValueError) as e:
             raise UserError(f"{policy}: checkpoint metadata is missing or invalid ({e})") from e
         for settings in config.settings:
@@ -163,137 +134,6 @@ def plan_sweep(config: SweepConfig) -> SweepPlan:
     return SweepPlan(units, skipped, total)
 
 
-# ----- running a unit (in a worker process, or in this one) -----
-
-_POLICIES: dict[
-    str, Any
-] = {}  # per-process cache: a worker that gets several units of a policy loads it once
-
-
-def run_unit(unit: WorkUnit, sink: Callable[[str, EpisodeKey, EpisodeRecord | None], None]) -> None:
-    """Run a unit's episodes; `sink(event, key, record)` gets ('start', key, None) and ('done', key, record)."""
-    from robopolicy.eval.episode_runner import run_stored_episode
-    from robopolicy.eval.policy_runner import PolicyRunner, load_policy
-    from robopolicy.sim import TabletopEnv, load_init_states
-
-    if unit.policy not in _POLICIES:
-        _POLICIES[unit.policy] = load_policy(unit.policy)
-    policy = _POLICIES[unit.policy]
-    settings = ExecutionSettings.from_dict(unit.settings)
-    runner = PolicyRunner(policy, execution=settings)
-    env = TabletopEnv(task=unit.task, image_size=policy.config.image_size, cameras=policy.config.cameras)
-    try:
-        init_states = load_init_states(unit.task, env)
-        for key in unit.episode_keys():
-            sink("start", key, None)
-            video = None
-            if key.init_state_id in unit.video_ids:
-                video = (
-                    Path(unit.video_dir) / f"run{unit.run_id}_{key.task}_{key.init_state_id}_{key.seed}.mp4"
-                )
-            record = run_stored_episode(
-                env, runner, init_states[key.init_state_id], key, settings, suite=unit.suite, video_path=video
-            )
-            sink("done", key, record)
-    finally:
-        env.close()
-
-
-def _store_sink(
-    store: ResultsStore, unit: WorkUnit
-) -> Callable[[str, EpisodeKey, EpisodeRecord | None], None]:
-    pid = os.getpid()
-
-    def sink(event: str, key: EpisodeKey, record: EpisodeRecord | None) -> None:
-        if event == "start":
-            store.mark_running(unit.run_id, key, unit.suite, pid)
-        elif record is not None:
-            store.record(unit.run_id, record, pid)
-
-    return sink
-
-
-_SINGLE_THREAD_XLA = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-
-
-def worker_main(unit_json: str, single_threaded: bool = False) -> None:
-    """Entry point of a spawned worker: run one unit, writing to the store. Exit status 1 on error."""
-    if single_threaded:  # before anything imports jax in this fresh process
-        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_SINGLE_THREAD_XLA}".strip()
-    unit = WorkUnit.from_json(unit_json)
-    try:
-        with ResultsStore(unit.db) as store:
-            run_unit(unit, _store_sink(store, unit))
-    except BaseException:
-        traceback.print_exc()
-        sys.stderr.flush()
-        os._exit(1)
-
-
-# ----- local backend -----
-
-
-def _remaining(store: ResultsStore, unit: WorkUnit) -> WorkUnit | None:
-    done = store.finished(unit.run_id)
-    rest = tuple((i, s) for i, s in unit.episodes if EpisodeKey(unit.task, i, s) not in done)
-    return WorkUnit(**{**asdict(unit), "episodes": rest}) if rest else None
-
-
-def _record_crash(store: ResultsStore, unit: WorkUnit, pid: int, exitcode: int | None) -> WorkUnit | None:
-    """Turn a dead worker's in-flight episodes into failures; return what is left of its unit."""
-    reason = f"worker_crash: worker exited with code {exitcode}"
-    crashed = [k for run, k, _ in store.running_of_worker(pid) if run == unit.run_id]
-    rest = _remaining(store, unit)
-    if not crashed and rest is not None:
-        # It died before starting an episode (e.g. while loading): retrying would die the same way.
-        crashed, rest = rest.episode_keys(), None
-    for key in crashed:
-        store.record(
-            unit.run_id,
-            EpisodeRecord(key.task, key.init_state_id, key.seed, False, 0, reason, 0.0, suite=unit.suite),
-        )
-    return _remaining(store, unit) if rest is not None else None
-
-
-def run_local(
-    units: list[WorkUnit], db: str, workers: int, report: Callable[[str], None], single_threaded: bool = False
-) -> None:
-    """Run units in at most `workers` spawned processes (0: in this process)."""
-    if workers == 0:
-        with ResultsStore(db) as store:
-            for n, unit in enumerate(units, 1):
-                run_unit(unit, _store_sink(store, unit))
-                report(f"unit {n}/{len(units)} done")
-        return
-    ctx = multiprocessing.get_context("spawn")
-    queue = list(reversed(units))
-    alive: list[tuple[Any, WorkUnit]] = []
-    finished = 0
-    with ResultsStore(db) as store:
-        while queue or alive:
-            while queue and len(alive) < workers:
-                unit = queue.pop()
-                proc = ctx.Process(target=worker_main, args=(unit.to_json(), single_threaded), daemon=True)
-                proc.start()
-                alive.append((proc, unit))
-            time.sleep(0.2)
-            for proc, unit in list(alive):
-                if proc.is_alive():
-                    continue
-                proc.join()
-                alive.remove((proc, unit))
-                if proc.exitcode != 0:
-                    rest = _record_crash(store, unit, proc.pid, proc.exitcode)
-                    report(
-                        f"a worker exited with code {proc.exitcode}; its episodes in flight are recorded as failures"
-                    )
-                    if rest is not None:
-                        queue.append(rest)
-                        continue
-                finished += 1
-                report(f"unit {finished}/{len(units)} done")
-
-
 def run_sweep(config: SweepConfig, report: Callable[[str], None] | None = None) -> SweepPlan:
     """Plan and run a sweep; returns the plan (what ran and what was skipped)."""
     report = report or (lambda msg: print(msg, file=sys.stderr, flush=True))
@@ -307,18 +147,43 @@ def run_sweep(config: SweepConfig, report: Callable[[str], None] | None = None) 
         f"{plan.total - plan.skipped} to run in {len(plan.units)} units"
         + (f" (blind order, seed {config.blind_seed})" if config.blind else "")
     )
-    if not plan.units:
-        return plan
+    rest = plan
+    while rest.units:
+        _run_backend(config, rest.units, report)
+        rest = plan_sweep(config)
+        waiting = _running_elsewhere(config, rest.units)
+        if rest.units and waiting:
+            report(f"waiting for {waiting} episodes that other evaluators are running")
+        while rest.units and waiting:
+            time.sleep(_WAIT_POLL_S)
+            rest = plan_sweep(config)
+            waiting = _running_elsewhere(config, rest.units)
+        if rest.units:  # claims of evaluators that stopped: run those episodes here
+            report(
+                f"{sum(len(u.episodes) for u in rest.units)} episodes left by stopped evaluators; running them"
+            )
+    return plan
+
+
+def _running_elsewhere(config: SweepConfig, units: list[WorkUnit]) -> int:
+    """How many of the units' episodes other evaluators are running under live claims."""
+    me = Worker.this_process()
+    with ResultsStore(config.db) as store:
+        busy = {run: store.running_elsewhere(run, me) for run in {u.run_id for u in units}}
+    return sum(len(set(u.episode_keys()) & busy[u.run_id]) for u in units)
+
+
+def _run_backend(config: SweepConfig, units: list[WorkUnit], report: Callable[[str], None]) -> None:
+    db = str(Path(config.db).resolve())
     if config.backend == "ray":
         from robopolicy.eval.ray_backend import run_ray
 
-        run_ray(plan.units, str(Path(config.db).resolve()), config.ray_address, report)
+        run_ray(units, db, config.ray_address, report)
     elif config.backend == "vector":
-        from robopolicy.eval.vector_runner import run_vectorized
+        from robopolicy.eval.vector_backend import run_vectorized
 
-        run_vectorized(plan.units, str(Path(config.db).resolve()), config.num_envs, report)
+        run_vectorized(units, db, config.num_envs, report)
     else:
-        run_local(
-            plan.units, str(Path(config.db).resolve()), config.workers, report, config.single_threaded_workers
-        )
-    return plan
+        from robopolicy.eval.local_backend import run_local
+
+        run_local(units, db, config.workers, report, config.single_threaded_workers)

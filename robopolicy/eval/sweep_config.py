@@ -27,12 +27,13 @@ execution settings. Example `SWEEP.toml`:
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from robopolicy.errors import UserError
 from robopolicy.eval.execution import ExecutionSettings
+from robopolicy.typed_config import from_table
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,8 @@ class SweepConfig:
 
 
 def load_sweep_toml(path: str | Path, **overrides: Any) -> SweepConfig:
-    """Read a sweep TOML file; relative paths in it are relative to the file. Errors name the file."""
+    """Read a sweep TOML file; relative paths in it are relative to the file. Every value is
+    type-checked (`robopolicy.typed_config`); errors are one line naming the file and the field."""
     path = Path(path)
     try:
         with path.open("rb") as f:
@@ -115,26 +117,19 @@ def load_sweep_toml(path: str | Path, **overrides: Any) -> SweepConfig:
         raise UserError(f"{path}: sweep config not found") from None
     except tomllib.TOMLDecodeError as e:
         raise UserError(f"{path}: invalid TOML: {e}") from None
-    known = {f.name for f in fields(SweepConfig)}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise UserError(f"{path}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    config = from_table(SweepConfig, raw, str(path))
     base = path.parent
 
     def rel(p: str) -> str:
         return str(base / p) if not Path(p).is_absolute() else p
 
+    values: dict[str, Any] = {
+        "checkpoints": tuple(rel(p) for p in config.checkpoints),
+        "run_dirs": tuple(rel(p) for p in config.run_dirs),
+        **({"db": rel(config.db)} if "db" in raw else {}),
+        **{k: v for k, v in overrides.items() if v is not None},
+    }
     try:
-        values: dict[str, Any] = dict(raw)
-        for key in ("checkpoints", "run_dirs"):
-            values[key] = tuple(rel(str(p)) for p in raw.get(key, ()))
-        if "db" in raw:
-            values["db"] = rel(str(raw["db"]))
-        for key in ("suites", "tasks"):
-            values[key] = tuple(str(t) for t in raw.get(key, ()))
-        values["seeds"] = tuple(int(s) for s in raw.get("seeds", (0,)))
-        values["settings"] = tuple(ExecutionSettings.from_dict(s) for s in raw.get("settings", [{}]))
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return SweepConfig(**values)
+        return replace(config, **values)
     except (TypeError, ValueError) as e:
         raise UserError(f"{path}: {e}") from None

@@ -2,11 +2,9 @@
 a denoiser (residual MLP or transformer) → an action head (flow matching or DDPM/DDIM), with
 Past-Token Prediction in the loss and self-verification at inference.
 
-It keeps the call signatures of `FlowPolicy` (`loss(images, state, actions, key)`,
-`sample(images, state, key)`), extended by keyword-only extras, and with the quickstart config
-(encoder "cnn", denoiser "mlp", head "flow") it builds the same parameters in the same order and
-computes the same loss and samples. `loss_batch` / `sample_batch` read the training-batch dict of the
-data pipeline. Everything works in normalized action and state space.
+`loss(images, state, actions, key)` and `sample(images, state, key)` take keyword-only extras
+(validity masks, instruction, cached embeddings); `loss_batch` / `sample_batch` read the
+training-batch dict of the data pipeline. Everything works in normalized action and state space.
 """
 
 from __future__ import annotations
@@ -316,18 +314,30 @@ class Policy(nnx.Module):
         instruction: Int[Array, "b l"] | None = None,
         embeddings: Embeddings | None = None,
     ) -> tuple[Float[Array, "b h a"], Int[Array, " b"]]:
-        """Self-verification: N candidates; keep the one whose past tokens match `history` best.
+        """Self-verification: N candidates; keep the one whose past tokens match the executed actions best.
 
-        `history` holds the last To−1 executed actions (normalized, oldest first) at the observation
-        steps of the window; rows whose history is not yet full take candidate 0. Returns the chosen
-        chunk and the chosen candidate index.
+        `history` holds the last (To−1)·frame_stride executed actions (normalized, oldest first: steps
+        t−(To−1)·stride … t−1); the past tokens are compared with every stride-th of them, the steps
+        they stand for. `history_full` says per row whether the history reaches back to the oldest
+        compared token (past_steps·stride actions executed); other rows take candidate 0. With one
+        candidate the history is not read. Returns the chosen chunk and the chosen candidate index.
         """
         c = self.config
         num = c.num_candidates if num_candidates is None else num_candidates
-        if history.shape[1:] != (c.obs_horizon - 1, c.action_dim):
+        if c.frame_stride < 1:
             raise UserError(
-                f"self-verification history has shape {tuple(history.shape)}, expected [B, {c.obs_horizon - 1}, {c.action_dim}]"
+                "policy config has frame_stride 0 (chosen from the dataset when training starts); "
+                "give the stride it was trained with"
+            )
+        if history.shape[1:] != (c.verification_history_length, c.action_dim):
+            raise UserError(
+                f"self-verification history has shape {tuple(history.shape)}, expected "
+                f"[B, {c.verification_history_length}, {c.action_dim}]: the last (To−1)·frame_stride "
+                "executed actions"
             )
         cond = self.encode(images, state, obs_valid=obs_valid, instruction=instruction, embeddings=embeddings)
         candidates = self.sample_candidates(cond, key, num)
-        return self_verification.select_candidate(candidates, history, history_full, c.past_token_start)
+        if num == 1:
+            return candidates[:, 0], jnp.zeros(candidates.shape[0], jnp.int32)
+        past = self_verification.past_token_actions(history, c.frame_stride)
+        return self_verification.select_candidate(candidates, past, history_full, c.past_token_start)

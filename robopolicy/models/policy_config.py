@@ -26,6 +26,12 @@ class PolicyConfig:
         action_horizon: H, the chunk length; the chunk starts at the first observation step.
         n_action_steps: how many actions of each chunk are executed before replanning, counted
             from index To−1 (the current step).
+        frame_stride: steps between observed frames (1: consecutive). The past actions of a chunk are
+            spaced alike (see `robopolicy.data.windows`), so training windows, the observation history
+            kept at inference and the executed actions self-verification compares the past tokens with
+            all follow it. 0: chosen from the dataset when training starts, so that the To frames span
+            about half a median episode (`robopolicy.data.windows.frame_stride_for`); the checkpoint
+            stores the chosen value.
         encoder_channels: output channels of the stride-2 conv stages of each camera encoder.
         feature_dim: per-camera (and per-proprio) feature size after the encoder.
         pooling: how a camera's last feature map becomes a vector: "spatial_softmax" (expected image
@@ -67,6 +73,7 @@ class PolicyConfig:
     obs_horizon: int = 2
     action_horizon: int = 16
     n_action_steps: int = 8
+    frame_stride: int = 1
     encoder_channels: tuple[int, ...] = (32, 64, 128)
     feature_dim: int = 64
     pooling: Literal["spatial_softmax", "flatten"] = "spatial_softmax"
@@ -124,6 +131,10 @@ class PolicyConfig:
             1 <= self.n_action_steps <= self.action_horizon - self.obs_horizon + 1,
             f"n_action_steps must be in [1, action_horizon - obs_horizon + 1], got {self.n_action_steps}",
         )
+        need(
+            isinstance(self.frame_stride, int) and self.frame_stride >= 0,
+            f"frame_stride must be >= 1, or 0 (from the dataset), got {self.frame_stride!r}",
+        )
         need(all(c > 0 for c in self.encoder_channels), "encoder_channels must be positive")
         need(
             0 <= self.image_shift < self.image_size // 4,
@@ -176,6 +187,12 @@ class PolicyConfig:
             self.compute_dtype in COMPUTE_DTYPES,
             f"compute_dtype must be one of {sorted(COMPUTE_DTYPES)}, got {self.compute_dtype!r}",
         )
+
+    @property
+    def verification_history_length(self) -> int:
+        """Executed actions self-verification looks back over: (To−1)·frame_stride, the span of the
+        past tokens (the oldest stands for step t−(To−1)·stride, the newest for t−stride)."""
+        return (self.obs_horizon - 1) * self.frame_stride
 
     @property
     def past_token_start(self) -> int:

@@ -36,7 +36,7 @@ class ExportConfig:
 
 def export_bundle(config: ExportConfig) -> Path:
     """Write the bundle of `config.checkpoint` to `config.out`; returns the bundle's step folder."""
-    from robopolicy.eval.policy_runner import load_policy
+    from robopolicy.train.loaded_policy import load_policy
 
     out = Path(config.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):

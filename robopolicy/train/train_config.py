@@ -32,7 +32,7 @@ class TrainConfig:
         keep_period: also keep every checkpoint whose step is a multiple of this (None: only the last
             `keep_checkpoints`).
         log_every: steps between loss read-outs (each forces a device sync, so not every step).
-        data: window stride, normalization modes, instruction length and read threads.
+        data: normalization modes, instruction length and read threads.
         color_jitter: on-device colour jitter of training images (off by default; never at evaluation).
         eval_every: steps between evaluations of the EMA weights during training (0: never): the
             given evaluation hook, or else `eval_episodes` rollouts on the task's first fixed initial

@@ -29,6 +29,7 @@ from robopolicy.models.policy_config import PolicyConfig
 from robopolicy.train import checkpoint
 from robopolicy.train.ema import ema_decay, ema_update
 from robopolicy.train.frozen_encoder import frozen_mask, keep_frozen, masked_optimizer, stop_frozen_gradients
+from robopolicy.train.loaded_policy import policy_config_fields
 from robopolicy.train.mesh import check_batch_size, make_mesh, state_shardings
 from robopolicy.train.optimizer import learning_rate_schedule, make_optimizer
 from robopolicy.train.train_config import TrainConfig
@@ -323,7 +324,8 @@ def _check_resume_compatible(saved: dict[str, Any], current: dict[str, Any], run
             f"{run_dir}: existing run has another encoder source ({old_source}, now "
             f"{current[ENCODER_SOURCE_KEY]}); use a new --out"
         )
-    old, new = saved.get("policy_config", {}), current["policy_config"]
+    # Read as loading does, so that a run from before the policy config held its frame stride keeps it.
+    old, new = policy_config_fields(saved) if "policy_config" in saved else {}, current["policy_config"]
     defaults = json.loads(json.dumps(dataclasses.asdict(PolicyConfig())))
     differing = _config_differences(old, new, defaults)
     if differing:

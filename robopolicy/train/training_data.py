@@ -22,6 +22,7 @@ from robopolicy.data.window_source import (
     validate_episodes,
     with_embeddings,
 )
+from robopolicy.data.windows import frame_stride_for
 from robopolicy.errors import UserError
 from robopolicy.models.policy_config import PolicyConfig
 from robopolicy.train.train_config import TrainConfig
@@ -43,8 +44,12 @@ class TrainingData:
 
 
 def policy_config_for(episodes: list[Episode], requested: PolicyConfig, where: str) -> PolicyConfig:
-    """The requested policy config with its data-dependent fields taken from the dataset."""
+    """The requested policy config with its data-dependent fields taken from the dataset (and a
+    frame stride of 0 chosen from its episode lengths, `frame_stride_for`)."""
     first = episodes[0]
+    if requested.frame_stride == 0:
+        stride = frame_stride_for([len(e.action) for e in episodes], requested.obs_horizon)
+        requested = dataclasses.replace(requested, frame_stride=stride)
     if requested.encoder == "cached":  # an embedding cache: per-frame features instead of images
         missing = [cam for cam in requested.cameras if cam not in first.embeddings]
         if missing:
@@ -101,7 +106,7 @@ def prepare_training_data(config: TrainConfig, episodes: list[Episode] | None = 
     vocab = dataset_stats.vocab(config.data.instruction_length)
     if policy_cfg.text != "none":  # the text encoder's embedding table covers the pipeline's vocabulary
         policy_cfg = dataclasses.replace(policy_cfg, vocab_size=vocab.size)
-    spec = WindowSpec(policy_cfg.obs_horizon, policy_cfg.action_horizon, config.data.frame_stride)
+    spec = WindowSpec(policy_cfg.obs_horizon, policy_cfg.action_horizon, policy_cfg.frame_stride)
     sources = [
         WindowSource(
             group_arrays,

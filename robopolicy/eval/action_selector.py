@@ -1,0 +1,349 @@
+"""Closed-loop action selection for N slots (envs) at once: newest observations in, one action per slot.
+
+Each slot keeps what its episode needs: the observation history (the last (To−1)·stride + 1 steps,
+padded with the first observation at the episode start, as training windows are), a queue of
+planned actions, the predictions of the temporal ensemble and, for self-verification, the last
+(To−1)·stride executed actions. When a slot's queue is empty (every step in the replanning modes) it
+plans: it samples a chunk and enqueues its actions To−1 … To−1+n_action_steps−1, i.e. from the
+current step on.
+
+All slots that plan in the same step are sampled in one jitted call whose batch is always the number
+of slots (rows of slots that do not plan are padding), so it compiles once. Self-verification is the
+model's own (`Policy.sample_verified`), inside that call. Each row draws its noise from its slot's
+key, which starts from the episode's seed and is split once per plan: an episode's actions depend on
+its seed only, not on which slot ran it or on what the other slots were doing.
+
+`PolicyRunner` (robopolicy.eval.policy_runner) is the one-slot view of this class.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from jaxtyping import Bool, Float
+
+from robopolicy.data.instruction_vocab import InstructionVocab
+from robopolicy.data.windows import history_length, observed_frames
+from robopolicy.errors import UserError
+from robopolicy.eval.execution import ExecutionSettings
+from robopolicy.models.policy import Policy
+from robopolicy.models.policy_config import PolicyConfig
+from robopolicy.train.loaded_policy import LoadedPolicy
+
+
+def past_token_steps(config: PolicyConfig) -> int:
+    """How many past actions a policy was trained to predict (Past-Token Prediction, #5); 0 for none.
+
+    A PTP policy says so in its config (`past_steps`, -1 for all To−1 past tokens); the plain flow
+    policy's loss covers only tokens To−1 onwards, so its past tokens are untrained.
+    """
+    available = config.obs_horizon - 1
+    return available if config.past_steps < 0 else min(config.past_steps, available)
+
+
+def check_execution(config: PolicyConfig, execution: ExecutionSettings, where: str) -> int:
+    """Actions executed per plan under `execution`; a UserError naming `where` if the policy cannot run so."""
+    if config.frame_stride < 1:
+        raise UserError(
+            f"{where}: policy config has frame_stride {config.frame_stride}; it needs the trained one"
+        )
+    if execution.self_verify_candidates > 1 and past_token_steps(config) == 0:
+        raise UserError(
+            f"{where}: self_verify_candidates={execution.self_verify_candidates} needs a policy trained "
+            "with past-token prediction (#5); this one has no past-token heads"
+        )
+    if execution.mode != "chunk":
+        return 1
+    n = execution.n_action_steps or config.n_action_steps
+    limit = config.action_horizon - config.obs_horizon + 1
+    if n > limit:
+        raise UserError(
+            f"{where}: n_action_steps={n} exceeds the {limit} future actions in a chunk of this policy "
+            f"(action_horizon {config.action_horizon}, obs_horizon {config.obs_horizon})"
+        )
+    return n
+
+
+def ensemble_weights(num_predictions: int, decay: float) -> Float[np.ndarray, " n"]:
+    """ACT's temporal-ensemble weights exp(−m·i), i = 0 for the oldest prediction, normalized to sum 1."""
+    w = np.exp(-decay * np.arange(num_predictions, dtype=np.float64))
+    return w / w.sum()
+
+
+def instruction_ids(policy: LoadedPolicy, instruction: str | None = None) -> np.ndarray | None:
+    """int32 [1, L] word ids of `instruction` (default: the training task's) for a text-conditioned
+    policy, encoded with the vocabulary stored in its checkpoint; None for a policy without text."""
+    if policy.config.text == "none":
+        return None
+    if "instruction_vocab" not in policy.meta:
+        raise UserError(
+            f"{policy.where}: text-conditioned policy without an instruction vocabulary in its metadata"
+        )
+    text = instruction if instruction is not None else str(policy.meta.get("instruction", ""))
+    return InstructionVocab.from_dict(policy.meta["instruction_vocab"]).encode(text)[None]
+
+
+def window_batch(
+    policy: LoadedPolicy, history: Sequence[dict[str, np.ndarray]], t: int, instruction: np.ndarray | None
+) -> dict[str, Any]:
+    """The model input for the window ending at step `t` of an episode (batch axis 1, numpy).
+
+    `history` holds the last `history_length(To, frame_stride)` observations (padded with the first
+    one at the episode start); steps before the first observation are marked invalid, as in training.
+    """
+    cfg = policy.config
+    frames = observed_frames(history, cfg.obs_horizon, cfg.frame_stride)
+    first_valid = (cfg.obs_horizon - 1) - t // cfg.frame_stride
+    images = {cam: np.stack([o[cam] for o in frames]) for cam in cfg.cameras}
+    batch: dict[str, Any] = {
+        "state": policy.stats.state.normalize(np.stack([o["state"] for o in frames]))[None].astype(
+            np.float32
+        ),
+        "obs_valid": np.arange(cfg.obs_horizon)[None] >= first_valid,
+    }
+    if policy.frame_encoder is not None:  # stage 2: the frozen stage-1 encoder embeds the frames
+        batch["embeddings"] = {k: np.asarray(v)[None] for k, v in policy.frame_encoder(images).items()}
+    else:
+        batch["images"] = {cam: v[None] for cam, v in images.items()}
+    if instruction is not None:
+        batch["instruction"] = instruction
+    return batch
+
+
+def _inputs(batch: dict[str, Any]) -> dict[str, Any]:
+    """A window batch as the keyword arguments of `Policy.encode` / `Policy.sample_verified`."""
+    return {
+        "obs_valid": batch.get("obs_valid"),
+        "instruction": batch.get("instruction"),
+        "embeddings": batch.get("embeddings"),
+    }
+
+
+@functools.cache
+def _graphdef(cfg: PolicyConfig) -> nnx.GraphDef:
+    return nnx.graphdef(nnx.eval_shape(lambda: Policy(cfg, rngs=nnx.Rngs(0))))
+
+
+@functools.cache
+def window_sampler(cfg: PolicyConfig) -> Callable[..., jax.Array]:
+    """The jitted sampler of one window: (params, batch, key, num) → [num, H, A] chunks (normalized),
+    the window encoded once. One per policy shape, so checkpoints of a run compile once."""
+
+    @functools.partial(jax.jit, static_argnums=3)
+    def sample(params: nnx.State, batch: dict[str, Any], key: jax.Array, num: int) -> jax.Array:
+        model = nnx.merge(_graphdef(cfg), params)
+        cond = model.encode(batch.get("images"), batch["state"], **_inputs(batch))
+        return model.sample_candidates(cond, key, num)[0]
+
+    return sample
+
+
+@functools.cache
+def _row_sampler(cfg: PolicyConfig) -> Callable[..., jax.Array]:
+    """(params, batch, keys, history, full, num) → [B, H, A] normalized: the chunk each row executes.
+
+    Every leaf of `batch` is one `window_batch` per row, stacked: [B, 1, ...]; `history` [B, K, A] and
+    `full` [B] are each row's executed actions for self-verification. Row b draws exactly what one
+    unbatched call with keys[b] would, so an episode's actions do not depend on its batch-mates.
+    """
+
+    def sample_row(
+        params: nnx.State,
+        row: dict[str, Any],
+        key: jax.Array,
+        history: Float[jax.Array, "k a"],
+        full: Bool[jax.Array, ""],
+        num: int,
+    ) -> Float[jax.Array, "h a"]:
+        model = nnx.merge(_graphdef(cfg), params)
+        chunk, _ = model.sample_verified(
+            row.get("images"),
+            row["state"],
+            key,
+            history[None],
+            full[None],
+            num_candidates=num,
+            **_inputs(row),
+        )
+        return chunk[0]
+
+    @functools.partial(jax.jit, static_argnums=5)
+    def sample_rows(
+        params: nnx.State,
+        batch: dict[str, Any],
+        keys: jax.Array,
+        history: jax.Array,
+        full: jax.Array,
+        num: int,
+    ) -> jax.Array:
+        return jax.vmap(lambda row, key, h, f: sample_row(params, row, key, h, f, num))(
+            batch, keys, history, full
+        )
+
+    return sample_rows
+
+
+@dataclass
+class _Slot:
+    """One episode's state: observation history, queued actions, executed actions, predictions."""
+
+    key: jax.Array
+    history: deque[dict[str, np.ndarray]]
+    instruction: np.ndarray | None
+    executed: deque[np.ndarray]
+    queue: deque[np.ndarray] = field(default_factory=deque)
+    predictions: dict[int, list[np.ndarray]] = field(default_factory=dict)
+    t: int = 0
+
+
+class ActionSelector:
+    """Action selection for `num_slots` episodes; `act` plans, in one call, every slot that needs it.
+
+    Args:
+        policy: the trained policy.
+        num_slots: episodes run at once (envs of a vector env).
+        execution: how chunks become actions (chunking, replanning, ensembling, self-verification).
+        seed: the sampling seed of a slot reset without one.
+    """
+
+    def __init__(
+        self,
+        policy: LoadedPolicy,
+        num_slots: int = 1,
+        execution: ExecutionSettings | None = None,
+        seed: int = 0,
+    ) -> None:
+        if num_slots < 1:
+            raise ValueError(f"ActionSelector needs num_slots >= 1, got {num_slots}")
+        self.policy = policy
+        self.execution = execution or ExecutionSettings()
+        self.num_slots = num_slots
+        cfg = policy.config
+        self._n_execute = check_execution(cfg, self.execution, policy.where)
+        self._candidates = self.execution.self_verify_candidates
+        # Executed actions are kept only when self-verification reads them.
+        self._verify = self._candidates > 1
+        self._full_after = past_token_steps(cfg) * cfg.frame_stride
+        self._sample = _row_sampler(cfg)
+        self._history_length = history_length(cfg.obs_horizon, cfg.frame_stride)
+        self._seed = seed
+        self._slots: list[_Slot | None] = [None] * num_slots
+        self.inference_seconds = 0.0
+        self.num_calls = 0
+
+    def reset(self, slot: int, seed: int | None = None, instruction: str | None = None) -> None:
+        """Start an episode in `slot`. With a seed its sampling noise is a function of the seed alone;
+        without one the slot's key sequence goes on (a new slot starts from the selector's seed).
+        `instruction` (the episode's task) conditions a text-conditioned policy; None keeps the slot's
+        (a new slot's: the training task's)."""
+        old = self._slots[slot]
+        if seed is not None:
+            key = jax.random.key(seed)
+        else:
+            key = old.key if old is not None else jax.random.key(self._seed)
+        if instruction is not None or old is None:
+            ids = instruction_ids(self.policy, instruction)
+        else:
+            ids = old.instruction
+        self._slots[slot] = _Slot(
+            key=key,
+            history=deque(maxlen=self._history_length),
+            instruction=ids,
+            executed=deque(maxlen=max(self.policy.config.verification_history_length, 1)),
+        )
+
+    def release(self, slot: int) -> None:
+        """`slot` has no episode any more; it is not planned for."""
+        self._slots[slot] = None
+
+    def act(
+        self, obs: dict[str, np.ndarray], active: Bool[np.ndarray, " n"]
+    ) -> tuple[Float[np.ndarray, "n a"], Float[np.ndarray, " n"]]:
+        """Actions for the active slots (rows of inactive ones are zero) and each slot's share of this
+        step's inference time in seconds, both for the first len(active) <= num_slots slots. `obs` is a
+        vector env's batched observation, one row per entry of `active`.
+        """
+        cfg = self.policy.config
+        start = cfg.obs_horizon - 1
+        ensemble = self.execution.mode == "temporal_ensemble"
+        planners: list[int] = []
+        for i in map(int, np.flatnonzero(active)):
+            slot = self._slot(i)
+            o = {k: v[i] for k, v in obs.items()}
+            if not slot.history:
+                slot.history.extend([o] * self._history_length)
+            else:
+                slot.history.append(o)
+            if ensemble or not slot.queue:
+                planners.append(i)
+        seconds = np.zeros(len(active))
+        chunks: dict[int, np.ndarray] = {}
+        if planners:
+            t0 = time.perf_counter()
+            chunks = self._plan(planners)
+            elapsed = time.perf_counter() - t0
+            self.inference_seconds += elapsed
+            self.num_calls += 1
+            seconds[planners] = elapsed / len(planners)
+        actions = np.zeros((len(active), cfg.action_dim), np.float32)
+        for i in map(int, np.flatnonzero(active)):
+            slot = self._slot(i)
+            if ensemble:
+                for k, a in enumerate(chunks[i][start:]):
+                    slot.predictions.setdefault(slot.t + k, []).append(a)
+                preds = slot.predictions.pop(slot.t)
+                weights = ensemble_weights(len(preds), self.execution.ensemble_decay)
+                action = np.tensordot(weights, np.stack(preds), 1).astype(np.float32)
+            else:
+                if i in chunks:
+                    slot.queue.extend(chunks[i][start : start + self._n_execute])
+                action = slot.queue.popleft()
+            slot.t += 1
+            if self._verify:
+                slot.executed.append(self.policy.stats.action.normalize(action).astype(np.float32))
+            actions[i] = action
+        return actions, seconds
+
+    def _slot(self, i: int) -> _Slot:
+        slot = self._slots[i]
+        if slot is None:
+            raise RuntimeError(f"slot {i} is active but has no episode; call reset first")
+        return slot
+
+    def _plan(self, rows: list[int]) -> dict[int, np.ndarray]:
+        """Unnormalized chunks [H, A] for the slots in `rows`, from one sampler call of batch num_slots."""
+        cfg = self.policy.config
+        windows: list[dict[str, Any]] = []
+        keys, histories, full = [], [], []
+        for i in rows:
+            slot = self._slot(i)
+            windows.append(window_batch(self.policy, slot.history, slot.t, slot.instruction))
+            slot.key, key = jax.random.split(slot.key)
+            keys.append(key)
+            history = np.zeros((cfg.verification_history_length, cfg.action_dim), np.float32)
+            if self._verify and slot.executed:
+                history[-len(slot.executed) :] = np.stack(slot.executed)
+            histories.append(history)
+            full.append(self._verify and len(slot.executed) >= self._full_after)
+        # Rows of slots that do not plan repeat the first row, so the call always has num_slots rows.
+        pad = self.num_slots - len(rows)
+        batch = jax.tree.map(lambda *rows_: np.stack(rows_ + rows_[:1] * pad), *windows)
+        out = self._sample(
+            self.policy.params,
+            batch,
+            jnp.stack(keys + keys[:1] * pad),
+            np.stack(histories + histories[:1] * pad),
+            np.asarray(full + full[:1] * pad),
+            self._candidates,
+        )
+        out = self.policy.stats.action.unnormalize(np.asarray(out)).astype(np.float32)
+        return {i: out[row] for row, i in enumerate(rows)}
