@@ -9,7 +9,7 @@ first problem, e.g.
 What is checked, by annotation: `str`; `int` (a bool is not an integer); `float` (an integer is
 accepted and converted); `bool`; `Literal[...]` (one of the values); `tuple[T, ...]` and
 `tuple[T1, T2]` from a list (never from a string); `tuple[tuple[str, T], ...]` also from a table
-(its key-value pairs, in order); `dict[str, T]` from a table; nested dataclasses from a table;
+(its key-value pairs, in order); `dict[str, T]` and `Mapping[str, T]` from a table; nested dataclasses from a table;
 `X | None`. Keys the dataclass does not have are an error; missing keys take the
 field's default. Values are then checked by the dataclass's own `__post_init__`, whose
 `ValueError`/`TypeError` becomes a `UserError` naming the file and the table it came from.
@@ -86,7 +86,7 @@ def _value(annotation: Any, value: Any, where: str, path: str) -> Any:
         return tuple(
             _value(a, v, where, f"{path}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True))
         )
-    if origin is dict:
+    if origin in (dict, Mapping):
         if not isinstance(value, Mapping):
             raise _error(where, path, "must be a table", value)
         return {

@@ -81,8 +81,19 @@ def test_custom_toml_mapping(libero_dataset, tmp_path):
     assert set(episode.frames) == {"front"} and episode.state.shape == (2, 7)
 
     toml.write_text('camera = { "observation/image" = "front" }\n')
-    with pytest.raises(UserError, match=r"front_only.toml: unknown mapping key\(s\) camera; known: "):
+    with pytest.raises(UserError, match=r"front_only.toml: unknown key\(s\) 'camera'; known: "):
         load_mapping_file(toml)
+    # Values are checked against the fields' types, naming the file and the field.
+    for text, message in [
+        ('action_dim = "7"\n', r"front_only.toml: field 'action_dim' must be an integer, got '7'"),
+        ("image_shape = [64, 64]\n", r"field 'image_shape' must be a list of 3 values"),
+        ("cameras = { image = 3 }\n", r"field 'cameras.image' must be a string, got 3"),
+        ('float_dtype = "float16"\n', r"field 'float_dtype' must be one of 'float32', 'floating'"),
+        ("state_dim = 0\n", r"front_only.toml: key mapping 'front_only': state_dim must be positive"),
+    ]:
+        toml.write_text(text)
+        with pytest.raises(UserError, match=message):
+            load_mapping_file(toml)
     with pytest.raises(UserError, match=r"unknown key mapping 'liberoo'"):
         load_episodes(path, mapping="liberoo")
     with pytest.raises(UserError, match=r"no such key-mapping file"):

@@ -31,13 +31,14 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from robopolicy.data.validate import ArraySpec
 from robopolicy.errors import UserError
 from robopolicy.paths import datasets_dir, search_path
+from robopolicy.typed_config import from_table
 
 MAPPING_PATH_ENV = "ROBOPOLICY_MAPPING_PATH"
 
@@ -170,7 +171,8 @@ def check_mapping_spec(spec: str) -> None:
 
 
 def load_mapping_file(path: str | Path) -> KeyMapping:
-    """Read a custom mapping from TOML; unknown keys and bad values are one-line `UserError`s."""
+    """Read a custom mapping from TOML; unknown keys and values of the wrong type or range are one-line
+    `UserError`s naming the file and the field."""
     path = Path(path)
     if path.suffix != ".toml":
         raise UserError(
@@ -182,16 +184,5 @@ def load_mapping_file(path: str | Path) -> KeyMapping:
         raise UserError(f"{path}: no such key-mapping file") from e
     except (OSError, tomllib.TOMLDecodeError) as e:
         raise UserError(f"{path}: unreadable key-mapping file ({e})") from e
-    known = {f.name for f in fields(KeyMapping)}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise UserError(
-            f"{path}: unknown mapping key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-        )
     raw.setdefault("name", path.stem)
-    if "image_shape" in raw:
-        raw["image_shape"] = tuple(raw["image_shape"])
-    try:
-        return KeyMapping(**raw)
-    except (TypeError, ValueError) as e:
-        raise UserError(f"{path}: {e}") from e
+    return from_table(KeyMapping, raw, str(path))
