@@ -232,7 +232,7 @@ def test_policy_exception_and_env_exception_fail_only_their_episodes(run_dir, tm
 
 
 def test_in_process_vector_env_follows_the_disabled_autoreset_contract(monkeypatch):
-    from robopolicy.eval.in_process_env import make_in_process
+    from robopolicy.sim.in_process_env import make_in_process
     from robopolicy.sim.vector_env import WorkerError
 
     envs = make_in_process(["cube_on_plate"] * 2, image_size=16, cameras=("agentview",))

@@ -2,7 +2,7 @@
 
 `run_episodes` drives the envs of a vector env with one `ActionSelector` slot per env: worker
 processes (`robopolicy.sim.make_vector`, the vector backend) or envs in this process
-(`robopolicy.eval.in_process_env.make_in_process`: the sequential runner is this loop with one env).
+(`robopolicy.sim.in_process_env.make_in_process`: the sequential runner is this loop with one env).
 Each env is reset to its next episode as soon as its episode ends; every env step makes at most one
 batched policy call for the envs that need a new chunk.
 

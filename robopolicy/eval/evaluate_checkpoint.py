@@ -23,10 +23,10 @@ from robopolicy.eval.action_selector import ActionSelector
 from robopolicy.eval.episode_loop import EpisodeItem, run_episodes
 from robopolicy.eval.eval_config import EvalConfig, parse_index_range
 from robopolicy.eval.execution import ExecutionSettings
-from robopolicy.eval.in_process_env import make_in_process
 from robopolicy.eval.results_store import EpisodeKey, EpisodeRecord
 from robopolicy.eval.stats import wilson_interval
 from robopolicy.eval.video import write_mp4
+from robopolicy.sim.in_process_env import make_in_process
 from robopolicy.train.loaded_policy import LoadedPolicy, load_policy
 
 

@@ -112,6 +112,6 @@ def run_units(
 
 def run_unit(unit: WorkUnit, sink: EpisodeSink) -> None:
     """Run one unit in this process, on one env (the sequential runner)."""
-    from robopolicy.eval.in_process_env import make_in_process
+    from robopolicy.sim.in_process_env import make_in_process
 
     run_units([unit], sink, 1, make_in_process)

@@ -10,8 +10,6 @@ after the other envs have stepped, as `WorkerError` with one "env i (task): …"
 
 Unlike worker processes it can time rendering apart from physics: `step_times` holds, per env, the
 physics and the render seconds of the last step.
-
-It wraps the single-env Gymnasium env of `robopolicy.sim`; as an env wrapper it would sit best in sim.
 """
 
 from __future__ import annotations
