@@ -139,16 +139,39 @@ def test_policy_exception_and_physics_blowup_are_episode_failures(run_dir, tmp_p
     assert reasons[2] == "sim_error: RuntimeError: mj_step failed"
 
 
-def test_ray_backend_against_local_cluster(run_dir, tmp_path):
+def test_ray_backend_against_local_cluster(run_dir, tmp_path, monkeypatch):
+    """Ray tasks run on workers started before the user's task folder was named: the task search path
+    must travel with the tasks for them to find a user task."""
     ray = pytest.importorskip("ray")
-    config = _config(run_dir, tmp_path, checkpoints=(str(run_dir),), run_dirs=(), backend="ray")
+    from robopolicy.paths import envs_dir
+    from robopolicy.sim.init_states import save_init_states
+    from robopolicy.tasks.task_path import TASK_PATH_ENV
+
+    monkeypatch.delenv(TASK_PATH_ENV, raising=False)
     ray.init(num_cpus=2, include_dashboard=False)
     try:
+        user = tmp_path / "user_tasks" / "ray_cube"
+        user.mkdir(parents=True)
+        spec = (envs_dir() / "cube_on_plate" / "task.toml").read_text()
+        (user / "task.toml").write_text(spec.replace('name = "cube_on_plate"', 'name = "ray_cube"'))
+        monkeypatch.setenv(TASK_PATH_ENV, str(user.parent))
+        save_init_states("ray_cube", 3)
+        config = _config(
+            run_dir,
+            tmp_path,
+            checkpoints=(str(run_dir),),
+            run_dirs=(),
+            backend="ray",
+            tasks=("cube_on_plate", "ray_cube"),
+        )
         run_sweep(config, QUIET)
     finally:
         ray.shutdown()
     with ResultsStore(config.db) as store:
-        assert len(store.episodes()) == 3
+        episodes = store.episodes()
+    assert len(episodes) == 6
+    assert {e["task"] for e in episodes} == {"cube_on_plate", "ray_cube"}
+    assert not [e["failure_reason"] for e in episodes if "worker_crash" in str(e["failure_reason"])]
 
 
 def test_ray_missing_is_one_line_error(monkeypatch):

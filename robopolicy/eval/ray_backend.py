@@ -4,11 +4,16 @@ Ray tasks run units on cluster workers, which need not share a file system with 
 process claims a unit's episodes in the store before submitting it (under its own pid and host),
 each task returns its episode records as JSON text, and this process writes them. A task whose
 worker dies has its unit's episodes recorded as failures with reason `worker_crash`; the sweep goes on.
+
+User task and key-mapping folders (`ROBOPOLICY_TASK_PATH`, `ROBOPOLICY_MAPPING_PATH`, which
+`--tasks-dir` extends) travel to the tasks in their runtime environment; on a cluster the folders
+must exist at the same paths on every node (a shared file system, or the same checkout).
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from dataclasses import asdict, replace
 from typing import Any
@@ -19,6 +24,9 @@ from robopolicy.errors import UserError
 from robopolicy.eval.episode_loop import EpisodeItem, write_video
 from robopolicy.eval.results_store import EpisodeRecord, ResultsStore, Worker
 from robopolicy.eval.work_units import WorkUnit, run_unit
+
+# Environment variables a Ray task needs to resolve names the way this process does.
+FORWARDED_ENV = ("ROBOPOLICY_TASK_PATH", "ROBOPOLICY_MAPPING_PATH", "MUJOCO_GL")
 
 
 class _Records:
@@ -53,7 +61,8 @@ def run_ray(units: list[WorkUnit], db: str, address: str, report: Callable[[str]
     ray = import_ray()
     if not ray.is_initialized():
         ray.init(address=address or None, include_dashboard=False, log_to_driver=False)
-    remote = ray.remote(max_retries=0)(ray_unit)
+    env_vars = {k: os.environ[k] for k in FORWARDED_ENV if os.environ.get(k)}
+    remote = ray.remote(max_retries=0)(ray_unit).options(runtime_env={"env_vars": env_vars})
     me = Worker.this_process()
     finished = 0
     with ResultsStore(db) as store:
