@@ -45,6 +45,7 @@ from robopolicy.models.policy_presets import POLICY_PRESETS
 from robopolicy.sim import TabletopEnv, load_init_states, run_expert_episode
 from robopolicy.train.optimizer import OptimizerConfig
 from robopolicy.train.train_config import TrainConfig
+from robopolicy.train.train_logging import LogConfig
 from robopolicy.train.trainer import train
 
 
@@ -108,7 +109,7 @@ def main() -> None:
             out=str(out / "stage1"),
             steps=args.stage1_steps,
             batch_size=args.batch,
-            log_every=100,
+            log=LogConfig(every=100),
             checkpoint_every=args.stage1_steps,
             policy=PolicyConfig(
                 cameras=cameras,
@@ -158,7 +159,7 @@ def main() -> None:
                 out=str(out / ("head_" + name.replace(" ", "_"))),
                 steps=args.head_steps,
                 batch_size=args.batch,
-                log_every=100,
+                log=LogConfig(every=100),
                 checkpoint_every=args.head_steps,
                 policy=dataclasses.replace(head, obs_horizon=obs_horizon, past_steps=past),
                 data=DataConfig(frame_stride=stride),

@@ -34,7 +34,7 @@ def rollout_eval_hook(
         raise UserError(f"{run_dir}: --eval-every needs a dataset that names its task")
     frame_encoder = None
     if config.encoder == "cached":
-        from robopolicy.data.embedding_cache import FrameEncoder
+        from robopolicy.train.frame_encoder import FrameEncoder
 
         frame_encoder = FrameEncoder(meta["stage1_encoder"]["checkpoint"], batch_size=config.obs_horizon)
     init_states = load_init_states(task)[:num_episodes]
