@@ -9,10 +9,14 @@ encoder of a DynaMo run (meta kind "dynamo_encoder"). A policy run also saves `d
 iterator state of every host (grain's own orbax handler writes one JSON file per process), so a
 resumed run reads exactly the batches an uninterrupted run would; DynaMo's batches are a function of
 the step number and need none.
+
+Every reader checks the files it needs first (`checkpoint_integrity`), so a damaged checkpoint is one
+line naming the file; training resumes from the newest intact step (`newest_intact_step`).
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +29,11 @@ from flax import nnx
 from robopolicy.errors import UserError
 from robopolicy.models.dynamo import make_encoder
 from robopolicy.models.dynamo_config import DynamoConfig
+from robopolicy.train.checkpoint_integrity import DamagedCheckpoint, check_item, check_step
 
 DYNAMO_KIND = "dynamo_encoder"  # meta["kind"] of a DynaMo run; policy runs record no kind
 POLICY_ITEM, ENCODER_ITEM, DATA_ITER_ITEM = "policy", "encoder", "data_iter"
+DAMAGED_FOLDER = "damaged_checkpoints"  # next to `checkpoints/`: steps set aside on resume
 
 
 def checkpoint_manager(
@@ -102,8 +108,35 @@ def saved_steps(directory: Path) -> list[int]:
     return sorted(int(p.name) for p in directory.iterdir() if p.is_dir() and p.name.isdigit())
 
 
+def newest_intact_step(directory: Path) -> tuple[int | None, list[tuple[int, DamagedCheckpoint]]]:
+    """(the newest step whose every file reads back, or None; (step, damage) of the newer ones)."""
+    damaged: list[tuple[int, DamagedCheckpoint]] = []
+    for step in reversed(saved_steps(directory)):
+        try:
+            check_step(directory / str(step))
+        except DamagedCheckpoint as e:
+            damaged.append((step, e))
+            continue
+        return step, damaged
+    return None, damaged
+
+
+def set_aside(directory: Path, step: int) -> Path:
+    """Move a damaged step folder out of the manager's way, into `damaged_checkpoints/` next to it;
+    nothing is deleted. Returns where it went."""
+    target = directory.parent / DAMAGED_FOLDER / str(step)
+    n = 1
+    while target.exists():
+        n += 1
+        target = directory.parent / DAMAGED_FOLDER / f"{step}.{n}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(directory / str(step)), str(target))
+    return target
+
+
 def _restore_item(directory: Path, step: int, item: str, abstract: Any) -> Any:
-    """One array item of a checkpoint, shaped like `abstract`."""
+    """One array item of a checkpoint, shaped like `abstract`, after checking that its files read back."""
+    check_item(directory / str(step) / item)
     manager = ocp.CheckpointManager(directory.resolve())
     try:
         restored = manager.restore(
@@ -116,7 +149,7 @@ def _restore_item(directory: Path, step: int, item: str, abstract: Any) -> Any:
 
 def restore_policy_params(directory: Path, step: int, abstract_params: Any) -> Any:
     """Only the EMA weights of a checkpoint, shaped like `abstract_params`, on one device (whatever
-    mesh the run was trained on)."""
+    mesh the run was trained on). UserError naming the file when the checkpoint is damaged."""
     device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
     abstract = jax.tree.map(
         lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), abstract_params
@@ -126,8 +159,10 @@ def restore_policy_params(directory: Path, step: int, abstract_params: Any) -> A
 
 def param_mismatches(directory: Path, step: int, abstract_params: Any) -> list[str]:
     """Differences between the saved EMA weights and `abstract_params`: each entry names a parameter
-    path with its saved and expected shape, or one that only one side has. Empty when they fit."""
+    path with its saved and expected shape, or one that only one side has. Empty when they fit.
+    UserError naming the file when the item's metadata cannot be read."""
     item = directory / str(step) / POLICY_ITEM
+    check_item(item, read_arrays=False)
     level = absl_logging.get_verbosity()
     absl_logging.set_verbosity(absl_logging.ERROR)  # orbax warns that the item has no step-level metadata
     try:
@@ -178,6 +213,7 @@ def resolve_checkpoint(path: str | Path) -> tuple[Path, int]:
 def load_meta(path: str | Path) -> tuple[Path, int, dict[str, Any]]:
     """(manager folder, step, meta) of the latest checkpoint at `path`."""
     directory, step = resolve_checkpoint(path)
+    check_item(directory / str(step) / "meta")
     manager = ocp.CheckpointManager(directory.resolve())
     try:
         meta = restore_meta(manager, step)

@@ -11,7 +11,8 @@ else happens here, once:
   objective keeps one;
 - orbax checkpoints every `checkpoint_every` steps and at the last step, with the data-iterator state
   (or batches that are a pure function of the step), so a resumed run repeats the uninterrupted
-  run's losses exactly;
+  run's losses exactly; resuming starts from the newest intact checkpoint and sets damaged newer
+  ones aside;
 - logging (`train_logging.RunLogger`), the progress bar, and throughput that leaves out compilation
   and the hooks.
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -256,7 +258,7 @@ def run(config: LoopConfig, mesh: Mesh, objective: Objective, progress: bool = T
     shardings = state_shardings(state, mesh, config.mesh.min_shard_size)
     state = jax.device_put(state, shardings)
     directory = run_dir / "checkpoints"
-    start = _resume_step(directory)
+    start = _resume_step(directory, primary)
     manager = checkpoint.checkpoint_manager(directory, config.keep_checkpoints, config.keep_period)
     step_fn = make_step(
         objective.loss, tx, objective.ema, objective.frozen, objective.update_extra, mesh, shardings
@@ -357,10 +359,29 @@ class _Clock:
         return steps / elapsed if steps > 0 and elapsed > 0 else float("nan")
 
 
-def _resume_step(directory: Path) -> int:
-    """The step to resume from: the latest checkpoint's, 0 for a new run."""
-    steps = checkpoint.saved_steps(directory)
-    return steps[-1] if steps else 0
+def _resume_step(directory: Path, primary: bool) -> int:
+    """The step to resume from: the newest intact checkpoint's, 0 for a new run. Damaged newer
+    checkpoints are moved aside with a warning naming the file; when none is intact, a UserError
+    names the newest damaged file and nothing is moved."""
+    step, damaged = checkpoint.newest_intact_step(directory)
+    if step is None:
+        if damaged:
+            raise UserError(
+                f"{damaged[0][1]}; no intact checkpoint to resume from: "
+                "repair it, or start a new run with a new --out"
+            )
+        return 0
+    for newer, problem in damaged:
+        if primary:
+            moved = checkpoint.set_aside(directory, newer)
+            print(
+                f"warning: {problem}; moved step {newer} to {moved}, resuming from step {step}",
+                file=sys.stderr,
+                flush=True,
+            )
+    if damaged and jax.process_count() > 1:
+        multihost_utils.sync_global_devices("damaged checkpoints set aside")
+    return step
 
 
 _KINDS = {None: "policy training", checkpoint.DYNAMO_KIND: "DynaMo pretraining"}
