@@ -34,8 +34,9 @@ from robopolicy.data.pipeline import batch_iterator
 from robopolicy.data.rlds_reader import find_dataset_dir
 from robopolicy.models.policy import Policy
 from robopolicy.presets import TRAIN
+from robopolicy.train.loop import init_state, make_step
 from robopolicy.train.optimizer import make_optimizer
-from robopolicy.train.trainer import init_train_state, make_train_step
+from robopolicy.train.trainer import policy_loss
 from robopolicy.train.training_data import prepare_training_data
 
 
@@ -80,9 +81,9 @@ def _measure(preset: str, dataset: Path, root: Path, seconds: float) -> list[str
     model = Policy(data.policy_config, rngs=nnx.Rngs(0))
     graphdef = nnx.graphdef(model)
     tx = make_optimizer(config.optimizer, config.steps)
-    state = {"s": init_train_state(model, tx, 0)}
+    state = {"s": init_state(nnx.state(model, nnx.Param), tx, 0, ema=True)}
     del model
-    step_fn = make_train_step(graphdef, tx, config)
+    step_fn = make_step(policy_loss(graphdef, config.color_jitter), tx, config.ema)
 
     def to_device(window: dict) -> dict:
         return {"images": window["images"], "state": window["state"], "action": window["action"]}

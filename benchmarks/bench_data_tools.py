@@ -23,10 +23,10 @@ from machine import machine_line
 from robopolicy.data.collect import CollectConfig, collect
 from robopolicy.data.dataset_check import check_dataset
 from robopolicy.data.dataset_summary import summarize
-from robopolicy.data.embedding_cache import CacheEmbeddingsConfig, cache_embeddings
 from robopolicy.models.policy import Policy
 from robopolicy.models.policy_config import PolicyConfig
 from robopolicy.train import checkpoint
+from robopolicy.train.cache_embeddings import CacheEmbeddingsConfig, cache_embeddings
 
 
 def size_mib(path: Path) -> float:

@@ -86,14 +86,14 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for seed, probe in enumerate(random):
         print(_row(f"random init, seed {seed}", probe))
-    for p in result.probes:
+    for p in result.evaluations:
         print(_row(f"DynaMo, step {p['step']}", p["probe"]))
-    print(json.dumps({"probes": result.probes, "random": random}))
+    print(json.dumps({"probes": result.evaluations, "random": random}))
     if args.plot:
         losses, _ = read_log(Path(args.out) / "train_log.jsonl")
         plot_pretraining(
             losses,
-            result.probes,
+            result.evaluations,
             args.plot,
             baselines={f"random init seed {i}": r for i, r in enumerate(random)},
         )

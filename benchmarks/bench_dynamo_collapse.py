@@ -29,6 +29,7 @@ from robopolicy.data.collect import collect
 from robopolicy.data.rlds_reader import load_episodes
 from robopolicy.presets import COLLECT, PRETRAIN_DYNAMO
 from robopolicy.train.pretrain_dynamo import pretrain_dynamo
+from robopolicy.train.train_logging import LogConfig
 
 # name → (run folder, DynamoConfig overrides of the `tiny` preset)
 PRE = {"dynamics_features": "before_output_norm"}
@@ -111,7 +112,7 @@ def main() -> None:
             steps=args.steps,
             checkpoint_every=args.steps,
             probe_every=args.probe_every,
-            log_every=max(args.steps // 30, 1),
+            log=LogConfig(every=max(args.steps // 30, 1)),
             model=dataclasses.replace(base.model, **overrides),
         )
         t = time.perf_counter()

@@ -35,11 +35,12 @@ from robopolicy.models.dynamo import make_encoder
 from robopolicy.models.policy import SHARED
 from robopolicy.models.policy_presets import QUICKSTART
 from robopolicy.presets import PRETRAIN_DYNAMO, TRAIN
-from robopolicy.train.dynamo_checkpoint import load_dynamo_encoder
+from robopolicy.train.checkpoint import load_dynamo_encoder
 from robopolicy.train.dynamo_plots import read_log
 from robopolicy.train.loaded_policy import load_policy
 from robopolicy.train.optimizer import OptimizerConfig
 from robopolicy.train.pretrain_dynamo import ProbeSplit, make_embedder, pretrain_dynamo, run_probes
+from robopolicy.train.train_logging import LogConfig
 from robopolicy.train.trainer import train
 
 ARMS = {  # name → (initialised from DynaMo, frozen)
@@ -126,7 +127,7 @@ def main() -> None:
         steps=args.pretrain_steps,
         checkpoint_every=args.pretrain_steps,
         probe_every=args.pretrain_steps,
-        log_every=max(args.pretrain_steps // 20, 1),
+        log=LogConfig(every=max(args.pretrain_steps // 20, 1)),
         holdout_fraction=len(held_eps) / len(everything),  # exactly our held-out episodes
         seed=args.seed,
         model=dataclasses.replace(PRETRAIN_DYNAMO["tiny"].model, dynamics_features=args.dynamics_features),
@@ -151,7 +152,7 @@ def main() -> None:
             steps=args.train_steps,
             batch_size=args.batch_size,
             checkpoint_every=args.train_steps,
-            log_every=max(args.train_steps // 10, 1),
+            log=LogConfig(every=max(args.train_steps // 10, 1)),
             seed=args.seed,
             policy=head,
             optimizer=OptimizerConfig(learning_rate=1e-3, warmup_steps=min(200, args.train_steps // 10)),

@@ -44,6 +44,7 @@ from robopolicy.sim import TabletopEnv, run_expert_episode
 from robopolicy.train.loaded_policy import LoadedPolicy
 from robopolicy.train.optimizer import OptimizerConfig
 from robopolicy.train.train_config import TrainConfig
+from robopolicy.train.train_logging import LogConfig
 from robopolicy.train.trainer import train
 
 
@@ -107,7 +108,7 @@ def main() -> None:
             out=str(out / "stage1"),
             steps=args.stage1_steps,
             batch_size=args.batch,
-            log_every=100,
+            log=LogConfig(every=100),
             checkpoint_every=args.stage1_steps,
             policy=PolicyConfig(
                 cameras=cameras,
@@ -157,7 +158,7 @@ def main() -> None:
                 out=str(out / ("head_" + name.replace(" ", "_"))),
                 steps=args.head_steps,
                 batch_size=args.batch,
-                log_every=100,
+                log=LogConfig(every=100),
                 checkpoint_every=args.head_steps,
                 policy=dataclasses.replace(
                     head, obs_horizon=obs_horizon, past_steps=past, frame_stride=stride

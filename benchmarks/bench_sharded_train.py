@@ -27,6 +27,7 @@ def _child(devices: int, fsdp: int) -> None:
     from robopolicy.train.mesh import MeshConfig
     from robopolicy.train.optimizer import OptimizerConfig
     from robopolicy.train.train_config import TrainConfig
+    from robopolicy.train.train_logging import LogConfig
     from robopolicy.train.trainer import train
 
     rng = np.random.default_rng(0)
@@ -48,7 +49,7 @@ def _child(devices: int, fsdp: int) -> None:
             out=out,
             steps=STEPS,
             batch_size=16,
-            log_every=STEPS,
+            log=LogConfig(every=STEPS),
             checkpoint_every=STEPS,
             policy=policy,
             optimizer=OptimizerConfig(warmup_steps=1),

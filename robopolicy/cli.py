@@ -48,9 +48,9 @@ def _collect(config: Any) -> None:
 
 
 def _train(config: Any) -> None:
-    from robopolicy.train.trainer import train
+    from robopolicy.train_command import train_with_rollouts
 
-    result = train(config)
+    result = train_with_rollouts(config)
     print(
         f"trained {result.final_step} steps, final loss {result.final_loss:.4f}, "
         f"{result.steps_per_second:.1f} steps/s; checkpoints in {result.checkpoint_dir}"
@@ -132,7 +132,7 @@ def _data_check(config: Any) -> int:
 
 
 def _cache_embeddings(config: Any) -> None:
-    from robopolicy.data.embedding_cache import cache_embeddings
+    from robopolicy.train.cache_embeddings import cache_embeddings
 
     result = cache_embeddings(config)
     rate = result.frames / result.seconds if result.seconds > 0 else float("nan")
@@ -165,7 +165,7 @@ def _pretrain(config: Any) -> None:
     from robopolicy.train.pretrain_dynamo import pretrain_dynamo
 
     result = pretrain_dynamo(config)
-    probe = result.probes[-1]["probe"] if result.probes else {}
+    probe = result.evaluations[-1]["probe"] if result.evaluations else {}
     print(
         f"pretrained {result.final_step} steps, final loss {result.final_loss:.4f}, "
         f"{result.steps_per_second:.1f} steps/s; held-out probe MSE {json.dumps(probe)}; "

@@ -10,7 +10,6 @@ import dataclasses
 
 from robopolicy.data.collect import CollectConfig
 from robopolicy.data.data_commands import DataCheckConfig, DataInfoConfig
-from robopolicy.data.embedding_cache import CacheEmbeddingsConfig
 from robopolicy.eval.eval_config import EvalConfig
 from robopolicy.eval.verb_configs import CompareConfig, ReportConfig, SweepCommandConfig
 from robopolicy.models.dynamo_config import TINY_DYNAMO
@@ -20,10 +19,12 @@ from robopolicy.quickstart import QuickstartConfig
 from robopolicy.sim.expert_check import ExpertCheckConfig
 from robopolicy.sim.init_states import InitStatesConfig
 from robopolicy.tasks.suites_listing import SuitesConfig
+from robopolicy.train.cache_embeddings import CacheEmbeddingsConfig
 from robopolicy.train.export import ExportConfig
 from robopolicy.train.optimizer import OptimizerConfig
 from robopolicy.train.pretrain_dynamo_config import PretrainDynamoConfig
 from robopolicy.train.train_config import TrainConfig
+from robopolicy.train.train_logging import LogConfig
 
 # CPU-sized policy: 64×64 images, a narrow CNN with a flattening head, H=16 with 8 executed actions as in
 # Diffusion Policy, but a single observation step: with To=2 the proprio history let the policy copy
@@ -58,7 +59,7 @@ TRAIN = {
     "tiny": TrainConfig(
         steps=5,
         batch_size=4,
-        log_every=1,
+        log=LogConfig(every=1),
         checkpoint_every=5,
         policy=_TINY_POLICY,
         optimizer=OptimizerConfig(warmup_steps=1),
@@ -67,9 +68,9 @@ TRAIN = {
     ),
 }
 
-# Paper settings (shared/DESIGN.md): AdamW lr 1e-4, betas (0.9, 0.95), weight decay 1e-3, 1000 warm-up
-# steps of a cosine schedule, batch 64, EMA weights for evaluation. Diffusion Policy's transformer
-# variant trains with the same optimizer; its image setting is To=2, H=16, 8 executed, DDIM 10 steps.
+# Paper settings: AdamW lr 1e-4, betas (0.9, 0.95), weight decay 1e-3, 1000 warm-up steps of a
+# cosine schedule, batch 64, EMA weights for evaluation. Diffusion Policy's transformer variant trains
+# with the same optimizer; its image setting is To=2, H=16, 8 executed, DDIM 10 steps.
 _PAPER_OPTIMIZER = OptimizerConfig(
     learning_rate=1e-4, b1=0.9, b2=0.95, weight_decay=1e-3, warmup_steps=1000, grad_clip_norm=1.0
 )
@@ -127,7 +128,7 @@ PRETRAIN_DYNAMO = {
         steps=300,
         batch_size=16,
         checkpoint_every=100,
-        log_every=10,
+        log=LogConfig(every=10),
         probe_every=100,
         probe_frames=1000,
         model=TINY_DYNAMO,

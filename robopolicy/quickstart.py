@@ -12,7 +12,7 @@ from robopolicy.data.collect import CollectConfig, collect
 from robopolicy.eval.eval_config import EvalConfig
 from robopolicy.eval.evaluate_checkpoint import evaluate_checkpoint, format_summary
 from robopolicy.train.train_config import TrainConfig
-from robopolicy.train.trainer import train
+from robopolicy.train_command import train_with_rollouts
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ def run_quickstart(config: QuickstartConfig, progress: bool = True) -> dict[str,
     print(f"[2/3] training a flow-matching policy for {config.train.steps} steps")
     t1 = time.perf_counter()
     train_cfg = dataclasses.replace(config.train, dataset=str(collected.dataset_dir), out=str(root / "train"))
-    trained = train(train_cfg, progress=progress)
+    trained = train_with_rollouts(train_cfg, progress=progress)
     timings["train_seconds"] = time.perf_counter() - t1
     print(f"      final loss {trained.final_loss:.4f}, {trained.steps_per_second:.1f} steps/s")
 

@@ -13,6 +13,7 @@ from test_train_resume import SMALL_POLICY, _episodes
 from robopolicy.train.mesh import MeshConfig
 from robopolicy.train.optimizer import OptimizerConfig
 from robopolicy.train.train_config import TrainConfig
+from robopolicy.train.train_logging import LogConfig
 from robopolicy.train.trainer import train
 
 if __name__ == "__main__":
@@ -21,7 +22,7 @@ if __name__ == "__main__":
         out=out,
         steps=3,
         batch_size=8,
-        log_every=1,
+        log=LogConfig(every=1),
         policy=SMALL_POLICY,
         optimizer=OptimizerConfig(warmup_steps=1, learning_rate=1e-3),
         mesh=MeshConfig(fsdp=fsdp, min_shard_size=min_shard),

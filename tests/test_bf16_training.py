@@ -11,9 +11,12 @@ from bf16_fixtures import CONFIGS, tiny_batch
 from flax import nnx
 
 from robopolicy.cli import _parse
+from robopolicy.models.augment import ColorJitter
 from robopolicy.models.policy import Policy
+from robopolicy.train.ema import EmaConfig
+from robopolicy.train.loop import init_state, make_step
 from robopolicy.train.train_config import TrainConfig
-from robopolicy.train.trainer import init_train_state, make_train_step
+from robopolicy.train.trainer import policy_loss
 
 
 def test_bf16_train_steps_decrease_loss_with_float32_state():
@@ -21,8 +24,8 @@ def test_bf16_train_steps_decrease_loss_with_float32_state():
     model = Policy(cfg, rngs=nnx.Rngs(0))
     graphdef = nnx.graphdef(model)
     tx = optax.adam(3e-3)
-    state = init_train_state(model, tx, seed=0)
-    step = make_train_step(graphdef, tx, TrainConfig(policy=cfg))
+    state = init_state(nnx.state(model, nnx.Param), tx, seed=0, ema=True)
+    step = make_step(policy_loss(graphdef, ColorJitter()), tx, EmaConfig())
     batch = tiny_batch(cfg)
     key = jax.random.key(5)
 

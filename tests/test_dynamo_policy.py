@@ -8,7 +8,7 @@ import pytest
 from flax import nnx
 
 from robopolicy.cli import main
-from robopolicy.data.embedding_cache import CacheEmbeddingsConfig, cache_embeddings, load_embedding_episodes
+from robopolicy.data.embedding_cache import load_embedding_episodes
 from robopolicy.data.episode import Episode
 from robopolicy.data.rlds_writer import build_rlds_dataset, write_raw_episode
 from robopolicy.errors import UserError
@@ -16,12 +16,15 @@ from robopolicy.models.dynamo_config import DynamoConfig
 from robopolicy.models.policy import Policy
 from robopolicy.models.policy_config import PolicyConfig
 from robopolicy.train import checkpoint
-from robopolicy.train.dynamo_checkpoint import load_dynamo_encoder, load_encoder_module
+from robopolicy.train.cache_embeddings import CacheEmbeddingsConfig, cache_embeddings
+from robopolicy.train.checkpoint import load_dynamo_encoder
 from robopolicy.train.loaded_policy import load_policy
 from robopolicy.train.optimizer import OptimizerConfig
 from robopolicy.train.pretrain_dynamo import pretrain_dynamo
-from robopolicy.train.pretrain_dynamo_config import PretrainDynamoConfig
+from robopolicy.train.pretrain_dynamo_config import DYNAMO_OPTIMIZER, PretrainDynamoConfig
+from robopolicy.train.pretrained_encoder import load_encoder_module
 from robopolicy.train.train_config import TrainConfig
+from robopolicy.train.train_logging import LogConfig
 from robopolicy.train.trainer import train
 
 CAMERAS = ("agentview", "wrist")
@@ -83,10 +86,10 @@ def setup(tmp_path_factory):
         steps=2,
         batch_size=4,
         checkpoint_every=2,
-        log_every=1,
+        log=LogConfig(every=1),
         probe_every=0,
         holdout_fraction=0.25,
-        learning_rate=1e-2,
+        optimizer=dataclasses.replace(DYNAMO_OPTIMIZER, learning_rate=1e-2),
         model=MODEL,
     )
     pretrain_dynamo(config, progress=False)
@@ -100,7 +103,7 @@ def _train(setup, out: str, **overrides) -> TrainConfig:
         "out": str(root / out),
         "steps": 2,
         "batch_size": 4,
-        "log_every": 1,
+        "log": LogConfig(every=1),
         "checkpoint_every": 2,
         "policy": HEAD,
         "optimizer": OptimizerConfig(learning_rate=1e-2, warmup_steps=0),

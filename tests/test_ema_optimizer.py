@@ -30,3 +30,17 @@ def test_warmup_cosine_schedule():
 def test_optimizer_config_validates():
     with pytest.raises(ValueError, match="learning_rate"):
         OptimizerConfig(learning_rate=0.0)
+
+
+def test_constant_schedule_with_and_without_warmup():
+    flat = learning_rate_schedule(
+        OptimizerConfig(learning_rate=1e-4, schedule="constant", warmup_steps=0), 50
+    )
+    assert [float(flat(s)) for s in (0, 1, 49)] == pytest.approx([1e-4] * 3)
+    # Linear warm-up 0 → 4e-4 over 4 steps, then held: 0, 1e-4, 2e-4, 3e-4, 4e-4, 4e-4.
+    warm = learning_rate_schedule(
+        OptimizerConfig(learning_rate=4e-4, schedule="constant", warmup_steps=4), 50
+    )
+    assert [float(warm(s)) for s in range(6)] == pytest.approx([0.0, 1e-4, 2e-4, 3e-4, 4e-4, 4e-4])
+    with pytest.raises(ValueError, match="schedule"):
+        OptimizerConfig(schedule="linear")

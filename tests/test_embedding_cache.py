@@ -9,19 +9,15 @@ import pytest
 from flax import nnx
 
 from robopolicy.cli import main
-from robopolicy.data.embedding_cache import (
-    CacheEmbeddingsConfig,
-    FrameEncoder,
-    cache_embeddings,
-    load_embedding_episodes,
-    read_embedding_source,
-)
+from robopolicy.data.embedding_cache import load_embedding_episodes, read_embedding_source
 from robopolicy.data.episode import Episode
 from robopolicy.data.rlds_writer import build_rlds_dataset, write_raw_episode
 from robopolicy.errors import UserError
 from robopolicy.models.policy import Policy
 from robopolicy.models.policy_config import PolicyConfig
 from robopolicy.train import checkpoint
+from robopolicy.train.cache_embeddings import CacheEmbeddingsConfig, cache_embeddings
+from robopolicy.train.frame_encoder import FrameEncoder
 
 POLICY = PolicyConfig(
     image_size=16, encoder_channels=(4, 8), feature_dim=8, denoiser_width=32, denoiser_depth=1, image_shift=2

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from robopolicy.eval.embedding_probes import Standardizer, knn_predict, probe_mse, ridge_fit, ridge_predict
+from robopolicy.models.embedding_probes import Standardizer, knn_predict, probe_mse, ridge_fit, ridge_predict
 
 
 def test_ridge_recovers_a_linear_map_with_bias():

@@ -1,6 +1,7 @@
 """PTP multistage with tiny configs: stage 1 end to end → stage 2 on cached embeddings of the frozen
 stage-1 encoder → one closed-loop evaluation episode composing the two."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -15,7 +16,9 @@ from robopolicy.models.policy_config import PolicyConfig
 from robopolicy.train.loaded_policy import load_policy
 from robopolicy.train.optimizer import OptimizerConfig
 from robopolicy.train.train_config import TrainConfig
+from robopolicy.train.train_logging import LogConfig
 from robopolicy.train.trainer import train
+from robopolicy.train_command import train_with_rollouts
 
 STAGE1 = PolicyConfig(
     image_size=32, encoder_channels=(4, 8), feature_dim=8, denoiser_width=32, denoiser_depth=1, image_shift=2
@@ -60,7 +63,12 @@ def test_stage1_then_stage2_then_evaluation(tmp_path):
         state_dim=9,
         action_dim=7,
     )
-    common = {"steps": 2, "batch_size": 4, "log_every": 1, "optimizer": OptimizerConfig(warmup_steps=1)}
+    common = {
+        "steps": 2,
+        "batch_size": 4,
+        "log": LogConfig(every=1),
+        "optimizer": OptimizerConfig(warmup_steps=1),
+    }
     train(
         TrainConfig(dataset=str(dataset), out=str(tmp_path / "s1"), policy=STAGE1, **common), progress=False
     )
@@ -71,7 +79,7 @@ def test_stage1_then_stage2_then_evaluation(tmp_path):
     assert any((tmp_path / "ds_embeddings").rglob("dataset_info.json"))  # cached next to the dataset
     # Resumes and reuses the cache; the periodic evaluation hook runs a 2-step rollout at step 3.
     more = {"steps": 3, "eval_every": 3, "eval_episodes": 1, "eval_max_steps": 2}
-    train(TrainConfig(**{**stage2.__dict__, **more}), progress=False)
+    train_with_rollouts(dataclasses.replace(stage2, **more), progress=False)
     log = [json.loads(x) for x in (tmp_path / "s2" / "train_log.jsonl").read_text().splitlines()]
     evals = [x for x in log if x.get("kind") == "eval"]
     assert [(x["step"], x["episode_steps"]) for x in evals] == [(3, 2.0)] and 0 <= evals[0][

@@ -16,15 +16,16 @@ from robopolicy.errors import UserError
 from robopolicy.models.dynamo_config import DynamoConfig
 from robopolicy.models.policy import SHARED, Policy
 from robopolicy.models.policy_config import PolicyConfig
-from robopolicy.train.dynamo_checkpoint import (
+from robopolicy.train.checkpoint import load_dynamo_encoder
+from robopolicy.train.frozen_encoder import frozen_mask
+from robopolicy.train.pretrain_dynamo import pretrain_dynamo
+from robopolicy.train.pretrain_dynamo_config import DYNAMO_OPTIMIZER, PretrainDynamoConfig
+from robopolicy.train.pretrained_encoder import (
     install_encoder,
-    load_dynamo_encoder,
     load_encoder_module,
     policy_config_with_encoder,
-    trainable_params,
 )
-from robopolicy.train.pretrain_dynamo import pretrain_dynamo
-from robopolicy.train.pretrain_dynamo_config import PretrainDynamoConfig
+from robopolicy.train.train_logging import LogConfig
 
 CAMERAS = ("agentview", "wrist")
 MODEL = DynamoConfig(
@@ -92,10 +93,10 @@ def _config(out, **overrides) -> PretrainDynamoConfig:
         "batch_size": 4,
         "checkpoint_every": 2,
         "keep_checkpoints": 5,
-        "log_every": 1,
+        "log": LogConfig(every=1),
         "probe_every": 2,
         "holdout_fraction": 0.25,
-        "learning_rate": 1e-3,
+        "optimizer": dataclasses.replace(DYNAMO_OPTIMIZER, learning_rate=1e-3),
         "model": MODEL,
     }
     return PretrainDynamoConfig(**{**base, **overrides})
@@ -106,9 +107,9 @@ def test_resume_reproduces_uninterrupted_run_and_policy_takes_the_encoder(tmp_pa
     config = _config(tmp_path / "a")
     full = pretrain_dynamo(config, episodes, progress=False)
     assert [s for s, _ in full.losses] == [1, 2, 3, 4]
-    assert [p["step"] for p in full.probes] == [0, 2, 4]
-    assert set(full.probes[-1]["probe"]) == {"state", "action", "spread"}
-    spread = full.probes[-1]["probe"]["spread"]
+    assert [p["step"] for p in full.evaluations] == [0, 2, 4]
+    assert set(full.evaluations[-1]["probe"]) == {"state", "action", "spread"}
+    spread = full.evaluations[-1]["probe"]["spread"]
     assert (tmp_path / "a" / "pretraining.png").stat().st_size > 10_000
     assert spread["effective_rank"] >= 1.0 and spread["normalized_std"] > 0.0
 
@@ -145,10 +146,10 @@ def test_resume_reproduces_uninterrupted_run_and_policy_takes_the_encoder(tmp_pa
     _, encoder = load_encoder_module(tmp_path / "a")
     frames = episodes[0].frames["wrist"][:3]
     np.testing.assert_allclose(policy.encoders[SHARED](frames), encoder(frames), rtol=1e-6)
-    # Frozen: the optimized parameters leave the encoder out; fine-tuned: they include it.
-    frozen, tuned = nnx.state(policy, trainable_params(True)), nnx.state(policy, trainable_params(False))
-    assert "encoders" not in frozen and "encoders" in tuned
-    assert len(jax.tree.leaves(tuned)) == len(jax.tree.leaves(frozen)) + len(jax.tree.leaves(params_a))
+    # Frozen: exactly the pretrained encoder's leaves are masked out of training.
+    mask = frozen_mask(nnx.state(policy, nnx.Param), True)
+    assert all(jax.tree.leaves(mask["encoders"])) and not any(jax.tree.leaves(mask["denoiser"]))
+    assert sum(jax.tree.leaves(mask)) == len(jax.tree.leaves(params_a))
     with pytest.raises(UserError, match="feature_dim"):
         install_encoder(
             Policy(dataclasses.replace(policy_cfg, feature_dim=4), rngs=nnx.Rngs(0)), config_a, params_a
@@ -179,7 +180,9 @@ def test_default_preset_is_the_paper_setting():
     from robopolicy.presets import PRETRAIN_DYNAMO
 
     config = PRETRAIN_DYNAMO["default"]
-    assert (config.batch_size, config.learning_rate, config.grad_clip_norm) == (64, 1e-4, 0.1)
+    opt = config.optimizer
+    assert config.batch_size == 64 and (opt.learning_rate, opt.b1, opt.b2) == (1e-4, 0.9, 0.999)
+    assert (opt.weight_decay, opt.grad_clip_norm, opt.schedule, opt.warmup_steps) == (0.0, 0.1, "constant", 0)
     m = config.model
     assert (m.encoder, m.feature_dim, m.window, m.covariance_weight) == ("resnet18", 512, 5, 0.04)
     assert (m.transformer_layers, m.transformer_heads, m.transformer_dim) == (6, 6, 120)
@@ -187,3 +190,25 @@ def test_default_preset_is_the_paper_setting():
     assert len(model.inverse_dynamics.blocks) == len(model.forward_dynamics.blocks) == 6
     assert model.encoder.out.out_features == 512
     assert model.forward_dynamics.out.out_features == 2 * 512
+
+
+def test_pretraining_and_training_take_the_same_run_flags():
+    from robopolicy.cli_reference import verb_flags
+
+    train_flags, pretrain_flags = verb_flags("train"), verb_flags("pretrain dynamo")
+
+    def groups(flags: frozenset[str]) -> set[str]:
+        return {f for f in flags if f.startswith(("--optimizer.", "--mesh.", "--log."))}
+
+    assert groups(train_flags) == groups(pretrain_flags)
+    assert {"--optimizer.schedule", "--mesh.fsdp", "--mesh.distributed", "--log.every"} <= groups(train_flags)
+    run = {
+        "--out",
+        "--steps",
+        "--batch-size",
+        "--seed",
+        "--checkpoint-every",
+        "--keep-checkpoints",
+        "--keep-period",
+    }
+    assert run <= train_flags & pretrain_flags

@@ -1,4 +1,4 @@
-"""Data-parallel DynaMo pretraining over 2 (simulated CPU) devices matches the 1-device run."""
+"""DynaMo pretraining over 2 (simulated CPU) devices, data-parallel and with FSDP, matches the 1-device run."""
 
 import json
 import os
@@ -15,10 +15,15 @@ import json, sys
 sys.path.insert(0, {tests!r})
 import jax
 from test_pretrain_dynamo import _config, _episodes
+from robopolicy.train.mesh import MeshConfig
 from robopolicy.train.pretrain_dynamo import pretrain_dynamo
 assert jax.device_count() == 2
-result = pretrain_dynamo(_config({out!r}, steps=2, probe_every=0), _episodes(), progress=False)
-print(json.dumps(result.losses))
+losses = {{}}
+# min_shard_size 64 so that the small model's kernels really are split over fsdp.
+for name, mesh in (("dp", MeshConfig()), ("fsdp", MeshConfig(data=1, fsdp=2, min_shard_size=64))):
+    config = _config({out!r} + "/" + name, steps=2, probe_every=0, mesh=mesh)
+    losses[name] = pretrain_dynamo(config, _episodes(), progress=False).losses
+print(json.dumps(losses))
 """
 
 
@@ -39,6 +44,7 @@ def test_two_devices_give_the_one_device_losses(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     sharded = json.loads(done.stdout.strip().splitlines()[-1])
-    assert [s for s, _ in sharded] == [s for s, _ in single.losses] == [1, 2]
-    np.testing.assert_allclose([v for _, v in sharded], [v for _, v in single.losses], rtol=1e-4)
-    assert (tmp_path / "two" / "checkpoints" / "2").is_dir()
+    for name in ("dp", "fsdp"):
+        assert [s for s, _ in sharded[name]] == [s for s, _ in single.losses] == [1, 2]
+        np.testing.assert_allclose([v for _, v in sharded[name]], [v for _, v in single.losses], rtol=1e-4)
+        assert (tmp_path / "two" / name / "checkpoints" / "2").is_dir()

@@ -14,6 +14,7 @@ from robopolicy.train.checkpoint import load_meta
 from robopolicy.train.loaded_policy import load_policy
 from robopolicy.train.optimizer import OptimizerConfig
 from robopolicy.train.train_config import TrainConfig
+from robopolicy.train.train_logging import LogConfig
 from robopolicy.train.trainer import train
 
 SMALL_POLICY = PolicyConfig(
@@ -44,7 +45,7 @@ def test_resume_reproduces_uninterrupted_run(tmp_path):
         batch_size=4,
         checkpoint_every=3,
         keep_checkpoints=5,
-        log_every=1,
+        log=LogConfig(every=1),
         policy=SMALL_POLICY,
         optimizer=OptimizerConfig(warmup_steps=2, learning_rate=1e-3),
     )
@@ -83,7 +84,7 @@ def test_resume_with_another_policy_shape_names_the_keys(tmp_path):
         out=str(tmp_path / "run"),
         steps=1,
         batch_size=4,
-        log_every=1,
+        log=LogConfig(every=1),
         policy=SMALL_POLICY,
     )
     train(config, _episodes(), progress=False)

@@ -10,9 +10,11 @@ from robopolicy.eval.execution import ExecutionSettings
 from robopolicy.eval.policy_runner import PolicyRunner
 from robopolicy.models.policy_config import PolicyConfig
 from robopolicy.train.loaded_policy import load_policy
+from robopolicy.train.loop import config_differences
 from robopolicy.train.optimizer import OptimizerConfig
 from robopolicy.train.train_config import TrainConfig
-from robopolicy.train.trainer import _config_differences, train
+from robopolicy.train.train_logging import LogConfig
+from robopolicy.train.trainer import train
 
 TINY_PTP = PolicyConfig(
     image_size=16,
@@ -34,7 +36,7 @@ def test_transformer_diffusion_ptp_text_policy_trains_and_runs(tmp_path):
         out=str(tmp_path / "run"),
         steps=2,
         batch_size=4,
-        log_every=1,
+        log=LogConfig(every=1),
         policy=TINY_PTP,
         optimizer=OptimizerConfig(warmup_steps=1),
         mask_padded_actions=True,
@@ -58,6 +60,6 @@ def test_transformer_diffusion_ptp_text_policy_trains_and_runs(tmp_path):
 def test_keys_an_older_run_did_not_record_count_as_their_defaults():
     defaults = dataclasses.asdict(PolicyConfig())
     new = {"feature_dim": 8, "past_steps": 0, "head": "flow"}
-    assert _config_differences({"feature_dim": 8}, new, defaults) == []
-    assert _config_differences({"feature_dim": 8}, {**new, "past_steps": 1}, defaults) == ["past_steps"]
-    assert _config_differences({"feature_dim": 4}, new, defaults) == ["feature_dim"]
+    assert config_differences({"feature_dim": 8}, new, defaults) == []
+    assert config_differences({"feature_dim": 8}, {**new, "past_steps": 1}, defaults) == ["past_steps"]
+    assert config_differences({"feature_dim": 4}, new, defaults) == ["feature_dim"]

@@ -1,9 +1,9 @@
 """Configuration of a DynaMo model: the visual encoder and the two latent-dynamics transformers.
 
-Defaults follow DynaMo (Cui et al. 2024; facts in DESIGN.md): a randomly initialised ResNet-18 giving
-one 512-d embedding per frame and per view, inverse- and forward-dynamics causal transformers of 6
-layers, 6 heads and width 120, a window of 5 frames, covariance weight 0.04, and no EMA target (the
-reference uses one for a single environment only).
+Defaults follow DynaMo (Cui et al. 2024): a randomly initialised ResNet-18 giving one 512-d
+embedding per frame and per view, inverse- and forward-dynamics causal transformers of 6 layers, 6
+heads and width 120, a window of 5 frames, covariance weight 0.04, and no EMA target (the reference
+uses one for a single environment only).
 """
 
 from __future__ import annotations

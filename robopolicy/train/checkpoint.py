@@ -1,15 +1,22 @@
-"""Orbax checkpoints of training runs.
+"""Orbax checkpoints of training runs: policy training and DynaMo pretraining.
 
-Each checkpoint holds four items: `state`, the train state (params, EMA params, optimizer state,
-step, RNG key); `policy`, the EMA weights alone, which is all inference restores; `meta`, JSON with
-everything inference needs besides weights: the policy config, the normalization statistics (and the
-dataset statistics they came from), the instruction vocabulary and the task; and `data_iter`, the
-grain iterator state of every host (grain's own orbax handler writes one JSON file per process), so a
-resumed run reads exactly the batches an uninterrupted run would.
+Every checkpoint holds `state`, the whole train state (params, optimizer state, step, RNG key and the
+objective's extras: a policy's EMA params, DynaMo's EMA target encoder); `meta`, JSON with the model
+config and everything else inference needs besides weights (for a policy: the normalization
+statistics and the dataset statistics they came from, the instruction vocabulary and the task); and
+the weights inference restores alone: `policy`, a policy's EMA weights, or `encoder`, the online
+encoder of a DynaMo run (meta kind "dynamo_encoder"). A policy run also saves `data_iter`, the grain
+iterator state of every host (grain's own orbax handler writes one JSON file per process), so a
+resumed run reads exactly the batches an uninterrupted run would; DynaMo's batches are a function of
+the step number and need none.
+
+Every reader checks the files it needs first (`checkpoint_integrity`), so a damaged checkpoint is one
+line naming the file; training resumes from the newest intact step (`newest_intact_step`).
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +24,16 @@ import grain
 import jax
 import orbax.checkpoint as ocp
 from absl import logging as absl_logging
+from flax import nnx
 
 from robopolicy.errors import UserError
+from robopolicy.models.dynamo import make_encoder
+from robopolicy.models.dynamo_config import DynamoConfig
+from robopolicy.train.checkpoint_integrity import DamagedCheckpoint, check_item, check_step
+
+DYNAMO_KIND = "dynamo_encoder"  # meta["kind"] of a DynaMo run; policy runs record no kind
+POLICY_ITEM, ENCODER_ITEM, DATA_ITER_ITEM = "policy", "encoder", "data_iter"
+DAMAGED_FOLDER = "damaged_checkpoints"  # next to `checkpoints/`: steps set aside on resume
 
 
 def checkpoint_manager(
@@ -32,7 +47,11 @@ def checkpoint_manager(
     return ocp.CheckpointManager(directory.resolve(), options=options)
 
 
-DATA_ITER_ITEM = "data_iter"
+def inference_weights(state: dict[str, Any], meta: dict[str, Any]) -> tuple[str, Any]:
+    """(item name, weights) that inference restores alone: a policy's EMA weights, a DynaMo encoder."""
+    if meta.get("kind") == DYNAMO_KIND:
+        return ENCODER_ITEM, state["params"]["encoder"]
+    return POLICY_ITEM, state["ema_params"]
 
 
 def save(
@@ -44,9 +63,10 @@ def save(
 ) -> None:
     """Save step `step`. The iterator's state is written before this returns (its handler is
     synchronous), so the loop may advance the iterator while the arrays are still being written."""
+    name, weights = inference_weights(state, meta)
     items = {
         "state": ocp.args.StandardSave(state),
-        "policy": ocp.args.StandardSave(state["ema_params"]),
+        name: ocp.args.StandardSave(weights),
         "meta": ocp.args.JsonSave(meta),
     }
     if data_iter is not None:
@@ -80,29 +100,73 @@ def restore_meta(manager: ocp.CheckpointManager, step: int) -> dict[str, Any]:
     return manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
 
 
+def saved_steps(directory: Path) -> list[int]:
+    """The step folders of a checkpoint-manager folder, oldest first (orbax's own unfinished
+    `<step>.orbax-checkpoint-tmp-*` folders are not steps)."""
+    if not directory.is_dir():
+        return []
+    return sorted(int(p.name) for p in directory.iterdir() if p.is_dir() and p.name.isdigit())
+
+
+def newest_intact_step(directory: Path) -> tuple[int | None, list[tuple[int, DamagedCheckpoint]]]:
+    """(the newest step whose every file reads back, or None; (step, damage) of the newer ones)."""
+    damaged: list[tuple[int, DamagedCheckpoint]] = []
+    for step in reversed(saved_steps(directory)):
+        try:
+            check_step(directory / str(step))
+        except DamagedCheckpoint as e:
+            damaged.append((step, e))
+            continue
+        return step, damaged
+    return None, damaged
+
+
+def set_aside(directory: Path, step: int) -> Path:
+    """Move a damaged step folder out of the manager's way, into `damaged_checkpoints/` next to it;
+    nothing is deleted. Returns where it went."""
+    target = directory.parent / DAMAGED_FOLDER / str(step)
+    n = 1
+    while target.exists():
+        n += 1
+        target = directory.parent / DAMAGED_FOLDER / f"{step}.{n}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(directory / str(step)), str(target))
+    return target
+
+
+def _restore_item(directory: Path, step: int, item: str, abstract: Any) -> Any:
+    """One array item of a checkpoint, shaped like `abstract`, after checking that its files read back."""
+    check_item(directory / str(step) / item)
+    manager = ocp.CheckpointManager(directory.resolve())
+    try:
+        restored = manager.restore(
+            step, args=ocp.args.Composite(**{item: ocp.args.StandardRestore(abstract)})
+        )
+    finally:
+        manager.close()
+    return restored[item]
+
+
 def restore_policy_params(directory: Path, step: int, abstract_params: Any) -> Any:
     """Only the EMA weights of a checkpoint, shaped like `abstract_params`, on one device (whatever
-    mesh the run was trained on)."""
+    mesh the run was trained on). UserError naming the file when the checkpoint is damaged."""
     device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
     abstract = jax.tree.map(
         lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), abstract_params
     )
-    manager = ocp.CheckpointManager(directory.resolve())
-    try:
-        return manager.restore(
-            step, args=ocp.args.Composite(policy=ocp.args.StandardRestore(abstract))
-        ).policy
-    finally:
-        manager.close()
+    return _restore_item(directory, step, POLICY_ITEM, abstract)
 
 
 def param_mismatches(directory: Path, step: int, abstract_params: Any) -> list[str]:
     """Differences between the saved EMA weights and `abstract_params`: each entry names a parameter
-    path with its saved and expected shape, or one that only one side has. Empty when they fit."""
+    path with its saved and expected shape, or one that only one side has. Empty when they fit.
+    UserError naming the file when the item's metadata cannot be read."""
+    item = directory / str(step) / POLICY_ITEM
+    check_item(item, read_arrays=False)
     level = absl_logging.get_verbosity()
     absl_logging.set_verbosity(absl_logging.ERROR)  # orbax warns that the item has no step-level metadata
     try:
-        saved = ocp.StandardCheckpointer().metadata(directory.resolve() / str(step) / "policy").item_metadata
+        saved = ocp.StandardCheckpointer().metadata(item.resolve()).item_metadata
     finally:
         absl_logging.set_verbosity(level)
 
@@ -138,11 +202,7 @@ def resolve_checkpoint(path: str | Path) -> tuple[Path, int]:
     if path.name.isdigit() and path.parent.is_dir():
         return path.parent, int(path.name)
     for candidate in (path / "checkpoints", path):
-        steps = (
-            sorted(int(p.name) for p in candidate.iterdir() if p.is_dir() and p.name.isdigit())
-            if candidate.is_dir()
-            else []
-        )
+        steps = saved_steps(candidate)
         if steps:
             return candidate, steps[-1]
     raise UserError(
@@ -153,6 +213,7 @@ def resolve_checkpoint(path: str | Path) -> tuple[Path, int]:
 def load_meta(path: str | Path) -> tuple[Path, int, dict[str, Any]]:
     """(manager folder, step, meta) of the latest checkpoint at `path`."""
     directory, step = resolve_checkpoint(path)
+    check_item(directory / str(step) / "meta")
     manager = ocp.CheckpointManager(directory.resolve())
     try:
         meta = restore_meta(manager, step)
@@ -161,3 +222,17 @@ def load_meta(path: str | Path) -> tuple[Path, int, dict[str, Any]]:
     finally:
         manager.close()
     return directory, step, meta
+
+
+def load_dynamo_encoder(path: str | Path) -> tuple[DynamoConfig, nnx.State]:
+    """The latest DynaMo checkpoint at `path` (run folder, `checkpoints/` or a step folder) →
+    (its DynamoConfig, the encoder's nnx.Param state)."""
+    directory, step, meta = load_meta(path)
+    if meta.get("kind") != DYNAMO_KIND:
+        raise UserError(
+            f"{directory / str(step)}: not a DynaMo encoder checkpoint (meta kind {meta.get('kind')!r})"
+        )
+    config = DynamoConfig.from_dict(meta["dynamo_config"])
+    abstract = nnx.state(nnx.eval_shape(lambda: make_encoder(config, rngs=nnx.Rngs(0))), nnx.Param)
+    target = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract)
+    return config, _restore_item(directory, step, ENCODER_ITEM, target)

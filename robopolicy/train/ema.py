@@ -7,9 +7,30 @@ CPU run evaluate mostly its random initialisation.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PyTree
+
+
+@dataclass(frozen=True)
+class EmaConfig:
+    """The EMA of the weights that evaluation and export use.
+
+    Attributes:
+        power, max_decay: the average decays with min(1 − (1 + step)^−power, max_decay), as in
+            Diffusion Policy.
+    """
+
+    power: float = 0.75
+    max_decay: float = 0.9999
+
+    def __post_init__(self) -> None:
+        if not 0 < self.max_decay < 1 or self.power <= 0:
+            raise ValueError(
+                f"EmaConfig: need 0 < max_decay < 1 and power > 0, got {self.max_decay}, {self.power}"
+            )
 
 
 def ema_decay(step: Int[Array, ""] | int, power: float = 0.75, max_decay: float = 0.9999) -> Float[Array, ""]:

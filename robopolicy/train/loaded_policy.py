@@ -82,7 +82,7 @@ def load_policy(path: str | Path) -> LoadedPolicy:
             raise UserError(
                 f"{directory / str(step)}: policy trains on cached embeddings but names no stage-1 encoder"
             )
-        from robopolicy.data.embedding_cache import FrameEncoder
+        from robopolicy.train.frame_encoder import FrameEncoder
 
         frame_encoder = FrameEncoder(stage1["checkpoint"], batch_size=max(config.obs_horizon, 1))
     return LoadedPolicy(config, params, stats, meta, directory, step, frame_encoder)

@@ -65,8 +65,12 @@ class MeshConfig:
 
 
 def make_mesh(config: MeshConfig, devices: list[jax.Device] | None = None) -> Mesh:
-    """A (data, fsdp) mesh with Auto axis types over `devices` (default: all devices of all hosts)."""
-    if config.distributed and jax.process_count() == 1:
+    """A (data, fsdp) mesh with Auto axis types over `devices` (default: all devices of all hosts).
+
+    With `config.distributed`, first joins the cluster; call this before anything else touches a device.
+    """
+    if config.distributed and not jax.distributed.is_initialized():
+        # The cluster environment names the coordinator and this process.
         jax.distributed.initialize()
     devices = list(jax.devices()) if devices is None else list(devices)
     shape = config.shape(len(devices))

@@ -1,10 +1,13 @@
-"""The optimizer: AdamW on a warmup-cosine schedule, after global-norm gradient clipping."""
+"""The optimizer: AdamW after global-norm gradient clipping, on a warmup-cosine or a constant schedule."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import optax
+
+SCHEDULES = ("warmup_cosine", "constant")
 
 
 @dataclass(frozen=True)
@@ -15,15 +18,19 @@ class OptimizerConfig:
         learning_rate: peak learning rate, reached after the warm-up.
         b1, b2: Adam's moment decay rates.
         weight_decay: AdamW's decoupled weight decay.
-        warmup_steps: linear warm-up from 0 to `learning_rate`, then cosine decay to the last step.
+        schedule: "warmup_cosine": linear warm-up from 0 to `learning_rate` over `warmup_steps`, then
+            cosine decay to `final_lr_fraction` of it at the last step. "constant": the same warm-up,
+            then `learning_rate` until the end (DynaMo's setting, with no warm-up).
+        warmup_steps: steps of the linear warm-up (0: none).
         grad_clip_norm: clip gradients to this global L2 norm before the update.
-        final_lr_fraction: the learning rate at the last step, as a fraction of the peak.
+        final_lr_fraction: the learning rate at the last step, as a fraction of the peak (warmup_cosine).
     """
 
     learning_rate: float = 1e-4
     b1: float = 0.9
     b2: float = 0.95
     weight_decay: float = 1e-3
+    schedule: Literal["warmup_cosine", "constant"] = "warmup_cosine"
     warmup_steps: int = 1000
     grad_clip_norm: float = 1.0
     final_lr_fraction: float = 0.0
@@ -33,6 +40,8 @@ class OptimizerConfig:
             raise ValueError(f"OptimizerConfig: learning_rate must be > 0, got {self.learning_rate}")
         if not (0 <= self.b1 < 1 and 0 <= self.b2 < 1):
             raise ValueError(f"OptimizerConfig: betas must be in [0, 1), got ({self.b1}, {self.b2})")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"OptimizerConfig: schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.warmup_steps < 0 or self.grad_clip_norm <= 0 or self.weight_decay < 0:
             raise ValueError(
                 "OptimizerConfig: warmup_steps >= 0, grad_clip_norm > 0 and weight_decay >= 0 required"
@@ -40,8 +49,12 @@ class OptimizerConfig:
 
 
 def learning_rate_schedule(config: OptimizerConfig, total_steps: int) -> optax.Schedule:
-    """Linear warmup from 0 to the peak, then cosine decay to `final_lr_fraction` of it at `total_steps`."""
+    """The learning rate of each step (0-based) of a `total_steps` run under `config.schedule`."""
     warmup = min(config.warmup_steps, max(total_steps - 1, 0))
+    if config.schedule == "constant":
+        if warmup == 0:
+            return optax.constant_schedule(config.learning_rate)
+        return optax.linear_schedule(0.0, config.learning_rate, warmup)  # holds its end value afterwards
     return optax.warmup_cosine_decay_schedule(
         init_value=0.0,
         peak_value=config.learning_rate,

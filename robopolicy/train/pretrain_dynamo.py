@@ -1,22 +1,25 @@
-"""DynaMo pretraining: image windows → jitted latent-dynamics steps → orbax checkpoints, with probes.
+"""DynaMo pretraining: image windows → latent-dynamics losses in the shared training loop (`loop.py`),
+with held-out probes.
 
-The loop reads only camera frames for training. Every `probe_every` steps (and before the first and
-after the last step) it embeds frames of training and held-out episodes with the current encoder and
-fits linear (ridge) and kNN probes to the robot state and to the actions, scored on the held-out
-episodes; probes are evaluation, so they may read state and actions. Each probe is a row of the
-train log: {"step", "probe": {"state": {"linear", "knn"}, "action": {...}, "spread": {...}}}, and
-`<run>/pretraining.png` is redrawn with the losses, probe curves and embedding spread so far.
+The objective reads only camera frames for training; its batches are a pure function of the step
+(`ImageWindowLoader`), so a resumed run sees exactly the batches an uninterrupted one would. Before
+the first step, every `probe_every` steps and after the last step, it embeds frames of training and
+held-out episodes with the current encoder and fits linear (ridge) and kNN probes to the robot
+state and to the actions, scored on the held-out episodes; probes are evaluation, so they may read
+state and actions. Each probe is an `eval` row of the train log: {"step", "kind": "eval", "probe":
+{"state": {"linear", "knn"}, "action": {...}, "spread": {...}}}, and `<run>/pretraining.png` is
+redrawn with the losses, probe curves and embedding spread so far.
 
-Steps are data-parallel over all local devices (replicated state, batch split over a "data" mesh
-axis); orbax saves and restores the arrays with their shardings.
+DynaMo keeps no EMA of its weights: the paper probes and transplants the online encoder, and a second
+copy of the encoder and both transformers would cost memory for weights nothing reads. Its optional
+EMA *target* encoder (`model.ema_target`) is part of the objective and lives in the train state.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
+import functools
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,38 +28,26 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from flax import nnx
-from jax.sharding import AxisType, NamedSharding, PartitionSpec
 from jaxtyping import Float, UInt8
-from tqdm.auto import tqdm
 
 from robopolicy.data.episode import Episode
 from robopolicy.data.image_windows import ImageWindowLoader
 from robopolicy.data.rlds_reader import load_episodes
 from robopolicy.errors import UserError
-from robopolicy.eval.embedding_probes import probe_mse
-from robopolicy.models.dynamo import DynaMo, embed_views
+from robopolicy.models.dynamo import DynaMo, WindowImages, embed_views
 from robopolicy.models.dynamo_config import DynamoConfig
 from robopolicy.models.dynamo_loss import target_ema_decay
 from robopolicy.models.embedding_collapse import effective_rank, normalized_std
-from robopolicy.train import checkpoint, dynamo_checkpoint
+from robopolicy.models.embedding_probes import probe_mse
+from robopolicy.train import loop
+from robopolicy.train.checkpoint import DYNAMO_KIND
 from robopolicy.train.dynamo_plots import plot_pretraining, read_log
 from robopolicy.train.ema import ema_update
 from robopolicy.train.pretrain_dynamo_config import PretrainDynamoConfig
+from robopolicy.train.train_logging import LOG_FILE
 
 _EMBED_CHUNK = 256  # frames per encoder call when embedding for the probes
-
-
-@dataclass(frozen=True)
-class PretrainResult:
-    run_dir: Path
-    checkpoint_dir: Path
-    final_step: int
-    final_loss: float
-    steps_per_second: float
-    losses: list[tuple[int, float]]
-    probes: list[dict[str, Any]]
 
 
 def dynamo_config_for(episodes: list[Episode], requested: DynamoConfig, where: str) -> DynamoConfig:
@@ -147,76 +138,56 @@ def run_probes(
     }
 
 
-def data_parallel_shardings(batch_size: int) -> tuple[NamedSharding, NamedSharding]:
-    """(replicated, batch-split) shardings over a 1-D mesh of all local devices.
+def dynamo_loss(graphdef: nnx.GraphDef, encoder_graphdef: nnx.GraphDef, config: DynamoConfig) -> loop.LossFn:
+    """The DynaMo loss of a batch of windows, its terms and collapse measures as metrics; targets
+    come from the EMA target encoder in the train state when the model has one."""
+    before_norm = config.dynamics_features == "before_output_norm"
 
-    Parameters and optimizer state are replicated; each device takes batch_size / n windows and XLA
-    inserts the cross-device means of the loss and gradients. On one device this is a no-op.
-    """
-    n = jax.device_count()
-    if batch_size % n:
-        raise UserError(f"batch_size {batch_size} is not divisible by the {n} devices")
-    # Auto axes: jax 0.10's make_mesh defaults to Explicit, which this step is not written for.
-    mesh = jax.make_mesh((n,), ("data",), axis_types=(AxisType.Auto,))
-    return NamedSharding(mesh, PartitionSpec()), NamedSharding(mesh, PartitionSpec("data"))
-
-
-def make_optimizer(config: PretrainDynamoConfig) -> optax.GradientTransformation:
-    return optax.chain(
-        optax.clip_by_global_norm(config.grad_clip_norm),
-        optax.adamw(config.learning_rate, b1=config.b1, b2=config.b2, weight_decay=config.weight_decay),
-    )
-
-
-def init_state(model: DynaMo, tx: optax.GradientTransformation) -> dict[str, Any]:
-    params = nnx.state(model, nnx.Param)
-    state = {"step": jnp.asarray(0, jnp.int32), "params": params, "opt_state": tx.init(params)}
-    if model.config.ema_target:
-        state["target_params"] = jax.tree.map(jnp.copy, params["encoder"])
-    return state
-
-
-PretrainStep = Callable[[dict[str, Any], dict[str, Any]], tuple[dict[str, Any], dict[str, jax.Array]]]
-
-
-def make_pretrain_step(
-    graphdef: nnx.GraphDef,
-    encoder_graphdef: nnx.GraphDef,
-    tx: optax.GradientTransformation,
-    config: DynamoConfig,
-    total_steps: int,
-) -> PretrainStep:
-    """A pure (state, images) → (state, metrics) step, jitted with the state donated."""
-
-    def pretrain_step(
-        state: dict[str, Any], images: dict[str, Any]
-    ) -> tuple[dict[str, Any], dict[str, jax.Array]]:
+    def loss(
+        params: nnx.State, state: dict[str, Any], images: WindowImages, _key: jax.Array
+    ) -> tuple[jax.Array, dict[str, jax.Array]]:
         target_z = None
         if "target_params" in state:
             target = nnx.merge(encoder_graphdef, state["target_params"])
-            before_norm = config.dynamics_features == "before_output_norm"
             target_z = jax.lax.stop_gradient(embed_views(target, images, config.cameras, before_norm))
+        terms = nnx.merge(graphdef, params).losses(images, target_z)
+        return terms["loss"], terms
 
-        def loss_fn(params: nnx.State) -> tuple[jax.Array, dict[str, jax.Array]]:
-            terms = nnx.merge(graphdef, params).losses(images, target_z)
-            return terms["loss"], terms
+    return loss
 
-        (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
-        updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
-        params = optax.apply_updates(state["params"], updates)
-        new_state = {"step": state["step"] + 1, "params": params, "opt_state": opt_state}
-        if "target_params" in state:
-            decay = target_ema_decay(state["step"], total_steps, config.ema_start)
-            new_state["target_params"] = ema_update(state["target_params"], params["encoder"], decay)
-        return new_state, {**metrics, "grad_norm": optax.global_norm(grads)}
 
-    return jax.jit(pretrain_step, donate_argnums=0)
+def target_update(config: DynamoConfig, total_steps: int) -> loop.ExtraUpdate:
+    """The EMA target encoder follows the updated online encoder, its decay annealed towards 1."""
+
+    def update(state: dict[str, Any], params: nnx.State) -> dict[str, Any]:
+        decay = target_ema_decay(state["step"], total_steps, config.ema_start)
+        return {"target_params": ema_update(state["target_params"], params["encoder"], decay)}
+
+    return update
+
+
+def host_batches(loader: ImageWindowLoader) -> Callable[[int], dict[str, np.ndarray]]:
+    """step → this host's rows of the step's global batch (all of it on a single host)."""
+    index, count = jax.process_index(), jax.process_count()
+
+    def batch(step: int) -> dict[str, np.ndarray]:
+        images = loader.batch(step)
+        if count == 1:
+            return images
+        rows = len(next(iter(images.values()))) // count
+        return {cam: x[index * rows : (index + 1) * rows] for cam, x in images.items()}
+
+    return batch
 
 
 def pretrain_dynamo(
     config: PretrainDynamoConfig, episodes: list[Episode] | None = None, progress: bool = True
-) -> PretrainResult:
-    """Pretrain a DynaMo encoder; resumes from `config.out/checkpoints` when a checkpoint exists there."""
+) -> loop.RunResult:
+    """Pretrain a DynaMo encoder; resumes from `config.out/checkpoints` when a checkpoint exists there.
+
+    The probe results are the run's `evaluations`: `{"step", "probe": {...}}`.
+    """
+    mesh = loop.training_mesh(config)  # first: it may join a cluster, before anything touches a device
     if episodes is None:
         episodes = load_episodes(config.dataset, config.mapping)
     model_cfg = dynamo_config_for(episodes, config.model, config.dataset)
@@ -227,114 +198,44 @@ def pretrain_dynamo(
 
     model = DynaMo(model_cfg, rngs=nnx.Rngs(config.seed))
     graphdef, encoder_graphdef = nnx.graphdef(model), nnx.graphdef(model.encoder)
-    tx = make_optimizer(config)
-    replicated, batch_split = data_parallel_shardings(config.batch_size)
-    state = jax.device_put(init_state(model, tx), replicated)
+    params = nnx.state(model, nnx.Param)
     del model
-
     run_dir = Path(config.out)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    embed = make_embedder(encoder_graphdef, model_cfg.cameras)
+
+    def probe(step: int, encoder_params: nnx.State) -> dict[str, Any]:
+        result = run_probes(
+            embed, encoder_params, probe_train, probe_test, config.probe_ridge, config.probe_k
+        )
+        loss_rows, probe_rows = read_log(run_dir / LOG_FILE)  # this row is logged after the hook returns
+        plot_pretraining(
+            loss_rows, [*probe_rows, {"step": step, "probe": result}], run_dir / "pretraining.png"
+        )
+        return {"probe": result}
+
     meta = {
-        "kind": dynamo_checkpoint.KIND,
+        "kind": DYNAMO_KIND,
         "dynamo_config": dataclasses.asdict(model_cfg),
-        "pretrain_config": json.loads(json.dumps(dataclasses.asdict(config), default=str)),
+        "pretrain_config": loop.config_record(config),
         "train_episode_ids": [e.episode_id for e in train_eps],
         "heldout_episode_ids": [e.episode_id for e in held_eps],
         "task": episodes[0].task,
     }
-    manager = checkpoint.checkpoint_manager(run_dir / "checkpoints", config.keep_checkpoints)
-    start = 0
-    if manager.latest_step() is not None:
-        start = int(manager.latest_step())
-        _check_resume_compatible(checkpoint.restore_meta(manager, start), meta, run_dir)
-        state, _ = checkpoint.restore(manager, start, state)
-    log_path = run_dir / "train_log.jsonl"
-    _truncate_log(log_path, start)
-
-    step_fn = make_pretrain_step(graphdef, encoder_graphdef, tx, model_cfg, config.steps)
-    embed = make_embedder(encoder_graphdef, model_cfg.cameras)
-    losses: list[tuple[int, float]] = []
-    probes: list[dict[str, Any]] = []
-    log = log_path.open("a")
-
-    probe_seconds = 0.0  # kept out of the throughput figure
-
-    def probe(step: int) -> None:
-        nonlocal probe_seconds
-        t = time.perf_counter()
-        params = state["params"]["encoder"]
-        result = {
-            "step": step,
-            "probe": run_probes(embed, params, probe_train, probe_test, config.probe_ridge, config.probe_k),
-        }
-        probes.append(result)
-        log.write(json.dumps(result) + "\n")
-        log.flush()
-        plot_pretraining(*read_log(log_path), run_dir / "pretraining.png")
-        probe_seconds += time.perf_counter() - t
-
-    if start == 0:
-        probe(0)
-    bar = tqdm(
-        total=config.steps,
-        initial=start,
-        desc="pretrain dynamo",
-        unit="step",
-        disable=not progress,
-        dynamic_ncols=True,
+    objective = loop.Objective(
+        name="pretrain dynamo",
+        params=params,
+        loss=dynamo_loss(graphdef, encoder_graphdef, model_cfg),
+        batch=host_batches(loader),
+        meta=meta,
+        check_resume=functools.partial(_check_resume_compatible, meta),
+        extra_state=(
+            {"target_params": jax.tree.map(jnp.copy, params["encoder"])} if model_cfg.ema_target else {}
+        ),
+        update_extra=target_update(model_cfg, config.steps) if model_cfg.ema_target else None,
+        hooks=[loop.Hook(probe, every=config.probe_every, at_start=True, at_end=True)],
     )
-    t0, timed_from = time.perf_counter(), start
-    for step in range(start, config.steps):
-        state, metrics = step_fn(state, jax.device_put(loader.batch(step), batch_split))
-        done = step + 1
-        if done % config.log_every == 0 or done == config.steps:
-            row = {"step": done, **{k: float(v) for k, v in metrics.items()}}
-            losses.append((done, row["loss"]))
-            log.write(json.dumps(row) + "\n")
-            log.flush()
-            bar.set_postfix(loss=f"{row['loss']:.4f}", cov=f"{row['covariance']:.2e}")
-        # Probe before saving: a run that dies in between redoes the probe after resuming.
-        if done == config.steps or (config.probe_every and done % config.probe_every == 0):
-            probe(done)
-        if done % config.checkpoint_every == 0 or done == config.steps:
-            dynamo_checkpoint.save(manager, done, state, meta)
-        bar.update(1)
-        if step == start:  # leave compilation out of the throughput figure
-            jax.block_until_ready(metrics["loss"])
-            t0, timed_from, probe_seconds = time.perf_counter(), done, 0.0
-    elapsed = time.perf_counter() - t0 - probe_seconds
-    bar.close()
-    log.close()
-    manager.wait_until_finished()
-    manager.close()
-    timed_steps = config.steps - timed_from
-    return PretrainResult(
-        run_dir=run_dir,
-        checkpoint_dir=run_dir / "checkpoints",
-        final_step=config.steps,
-        final_loss=losses[-1][1] if losses else float("nan"),
-        steps_per_second=timed_steps / elapsed if timed_steps > 0 and elapsed > 0 else float("nan"),
-        losses=losses,
-        probes=probes,
-    )
+    return loop.run(config, mesh, objective, progress)
 
 
-def _truncate_log(path: Path, step: int) -> None:
-    """Drop log rows past the checkpoint a run resumes from: those steps are about to be redone."""
-    if not path.exists():
-        return
-    rows = [line for line in path.read_text().splitlines() if line.strip()]
-    kept = [line for line in rows if json.loads(line).get("step", 0) <= step]
-    if len(kept) != len(rows):
-        path.write_text("".join(line + "\n" for line in kept))
-
-
-def _check_resume_compatible(saved: dict[str, Any], current: dict[str, Any], run_dir: Path) -> None:
-    """Resuming with another model shape would fail deep inside orbax; say which keys differ."""
-    if saved.get("kind") != dynamo_checkpoint.KIND:
-        raise UserError(f"{run_dir}: holds a run that is not DynaMo pretraining; use a new --out")
-    old, new = saved.get("dynamo_config", {}), current["dynamo_config"]
-    differing = sorted(k for k in set(old) | set(new) if json.dumps(old.get(k)) != json.dumps(new.get(k)))
-    if differing:
-        details = ", ".join(f"{k}: {old.get(k)!r} → {new.get(k)!r}" for k in differing)
-        raise UserError(f"{run_dir}: existing run has a different DynaMo config ({details}); use a new --out")
+def _check_resume_compatible(current: dict[str, Any], saved: dict[str, Any], run_dir: Path) -> None:
+    loop.check_same_config(saved, current, "dynamo_config", DynamoConfig(), run_dir, "DynaMo config")

@@ -1,10 +1,11 @@
 """Multistage long-context training (Past-Token Prediction), the training side.
 
-Stage 1 is an ordinary run, or DynaMo pretraining (`--encoder` then names the DynaMo checkpoint). For stage 2, `robopolicy train --preset ptp_stage2 --encoder RUN
---dataset D` embeds every frame of D once with RUN's EMA encoder (or reuses the cache written
-earlier next to D, `D_embeddings`, when it came from the same checkpoint) and trains the
-`encoder="cached"` head on the embeddings; the encoder stays frozen because it is not in the model.
-The run's metadata names the stage-1 checkpoint, so evaluation composes encoder and head.
+Stage 1 is an ordinary run, or DynaMo pretraining (`--encoder` then names the DynaMo checkpoint).
+For stage 2, `robopolicy train --preset ptp_stage2 --encoder RUN --dataset D` embeds every frame of
+D once with RUN's EMA encoder (or reuses the cache written earlier next to D, `D_embeddings`, when it
+came from the same checkpoint) and trains the `encoder="cached"` head on the embeddings; the encoder
+stays frozen because it is not in the model. The run's metadata names the stage-1 checkpoint, so
+evaluation composes encoder and head.
 """
 
 from __future__ import annotations
@@ -12,16 +13,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from robopolicy.data.embedding_cache import (
-    CacheEmbeddingsConfig,
-    cache_embeddings,
-    default_out,
-    load_embedding_episodes,
-    read_embedding_source,
-)
+from robopolicy.data.embedding_cache import default_out, load_embedding_episodes, read_embedding_source
 from robopolicy.data.episode import Episode
 from robopolicy.errors import UserError
 from robopolicy.train import checkpoint
+from robopolicy.train.cache_embeddings import CacheEmbeddingsConfig, cache_embeddings
 from robopolicy.train.train_config import TrainConfig
 
 STAGE1_KEY = "stage1_encoder"  # meta key: {"checkpoint": step folder, "policy_config": {...}}

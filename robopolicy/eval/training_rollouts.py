@@ -16,43 +16,37 @@ from flax import nnx
 
 from robopolicy.data.normalization import NormalizationStats
 from robopolicy.errors import UserError
-from robopolicy.models.policy_config import PolicyConfig
+from robopolicy.eval.evaluate_checkpoint import evaluate_policy
+from robopolicy.eval.execution import ExecutionSettings
+from robopolicy.train.loaded_policy import LoadedPolicy, policy_config_from_meta
 
 
 def rollout_eval_hook(
     meta: dict[str, Any], run_dir: Path, num_episodes: int, max_steps: int = 0, seed: int = 0
 ) -> Any:
-    """A `(step, ema_params) → {"success_rate", "episode_steps"}` hook for the run described by `meta`."""
-    from robopolicy.eval.policy_runner import LoadedPolicy, PolicyRunner
-    from robopolicy.eval.rollout import run_episode
-    from robopolicy.sim import TabletopEnv, load_init_states
-
-    config = PolicyConfig.from_dict(meta["policy_config"])
+    """A `(step, ema_params) → {"success_rate", "episode_steps"}` hook for the run described by `meta`:
+    the episodes run through the one episode loop (`evaluate_policy`), in this process."""
+    config = policy_config_from_meta(meta)
     stats = NormalizationStats.from_dict(meta["stats"])
     task = str(meta.get("task", ""))
     if not task:
         raise UserError(f"{run_dir}: --eval-every needs a dataset that names its task")
     frame_encoder = None
     if config.encoder == "cached":
-        from robopolicy.data.embedding_cache import FrameEncoder
+        from robopolicy.train.frame_encoder import FrameEncoder
 
         frame_encoder = FrameEncoder(meta["stage1_encoder"]["checkpoint"], batch_size=config.obs_horizon)
-    init_states = load_init_states(task)[:num_episodes]
+    execution = ExecutionSettings(max_steps=max_steps)
 
     def hook(step: int, ema_params: nnx.State) -> dict[str, float]:
         params = jax.device_get(ema_params)  # a host copy: the train state is donated to the next step
         policy = LoadedPolicy(config, params, stats, meta, run_dir / "checkpoints", step, frame_encoder)
-        runner = PolicyRunner(policy, seed=seed)
-        env = TabletopEnv(task=task, image_size=config.image_size, cameras=config.cameras)
-        try:
-            outcomes = [
-                run_episode(env, runner, s, max_steps or env.max_steps, None)[:2] for s in init_states
-            ]
-        finally:
-            env.close()
+        summary = evaluate_policy(
+            policy, task, list(range(num_episodes)), execution=execution, seed=seed, progress=False
+        )
         return {
-            "success_rate": float(np.mean([ok for ok, _ in outcomes])),
-            "episode_steps": float(np.mean([n for _, n in outcomes])),
+            "success_rate": summary.success_rate,
+            "episode_steps": float(np.mean([e.steps for e in summary.episodes])),
         }
 
     return hook
