@@ -4,7 +4,10 @@ import json
 import subprocess
 import sys
 
+import pytest
 
+
+@pytest.mark.slow
 def test_quickstart_tiny(tmp_path):
     out = tmp_path / "qs"
     proc = subprocess.run(

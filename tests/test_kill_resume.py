@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import test_pretrain_dynamo
 from kill_resume_run import CONFIG, dynamo_config, hook
 from test_train_resume import _episodes
@@ -58,6 +59,7 @@ def _kill_after_step_4_and_resume(killed: Path, *mode: str) -> None:
     assert resumed.returncode == 0, err[-3000:]
 
 
+@pytest.mark.slow
 def test_sigkilled_run_resumes_with_the_uninterrupted_losses(tmp_path):
     killed = tmp_path / "killed"
     _kill_after_step_4_and_resume(killed)
@@ -70,6 +72,7 @@ def test_sigkilled_run_resumes_with_the_uninterrupted_losses(tmp_path):
     assert _losses(killed) == dict(full.losses)
 
 
+@pytest.mark.slow
 def test_sigkilled_dynamo_run_resumes_with_the_uninterrupted_losses(tmp_path):
     killed = tmp_path / "killed"
     _kill_after_step_4_and_resume(killed, "dynamo")

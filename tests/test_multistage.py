@@ -5,6 +5,7 @@ import dataclasses
 import json
 
 import numpy as np
+import pytest
 from eval_fixtures import TINY_TRANSFORMER_DDIM
 
 from robopolicy.data.episode import Episode
@@ -34,6 +35,7 @@ STAGE2 = PolicyConfig(
 )
 
 
+@pytest.mark.slow
 def test_stage1_then_stage2_then_evaluation(tmp_path):
     rng = np.random.default_rng(0)
     for i in range(3):

@@ -50,6 +50,7 @@ def test_notebook_is_stored_stripped(path):
     assert not has_outputs(path), f"{path.name} has outputs: run python -m robopolicy.notebook_support {path}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_on_tiny_config(path, tmp_path, monkeypatch):
     # The kernel inherits this process's environment: the tiny switch, the source tree on the path,

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from robopolicy.train.pretrain_dynamo import pretrain_dynamo
 
@@ -27,6 +28,7 @@ print(json.dumps(losses))
 """
 
 
+@pytest.mark.slow
 def test_two_devices_give_the_one_device_losses(tmp_path):
     sys.path.insert(0, str(Path(__file__).parent))
     from test_pretrain_dynamo import _config, _episodes

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 HERE = Path(__file__).parent
 
@@ -34,6 +35,7 @@ def _losses(proc: subprocess.Popen, devices: int) -> list[float]:
     return result["losses"]
 
 
+@pytest.mark.slow
 def test_one_device_and_eight_simulated_devices_give_the_same_losses(tmp_path):
     # The three runs go side by side: most of each is start-up and compilation.
     runs = [
