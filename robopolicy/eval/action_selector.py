@@ -13,6 +13,10 @@ model's own (`Policy.sample_verified`), inside that call. Each row draws its noi
 key, which starts from the episode's seed and is split once per plan: an episode's actions depend on
 its seed only, not on which slot ran it or on what the other slots were doing.
 
+A slot can also be told what its env executed when that differs from what `act` returned, or when
+the env ran further actions without asking (`record_executed`): a policy server's clients do both
+(robopolicy.serve). `ahead` lists the actions a slot would execute next without a new plan.
+
 `PolicyRunner` (robopolicy.eval.policy_runner) is the one-slot view of this class.
 """
 
@@ -203,6 +207,7 @@ class _Slot:
     queue: deque[np.ndarray] = field(default_factory=deque)
     predictions: dict[int, list[np.ndarray]] = field(default_factory=dict)
     t: int = 0
+    chunk: np.ndarray | None = None  # the newest plan's actions from its step on
 
 
 class ActionSelector:
@@ -239,6 +244,14 @@ class ActionSelector:
         self._slots: list[_Slot | None] = [None] * num_slots
         self.inference_seconds = 0.0
         self.num_calls = 0
+
+    @property
+    def cameras(self) -> tuple[str, ...]:
+        return self.policy.config.cameras
+
+    @property
+    def image_size(self) -> int:
+        return self.policy.config.image_size
 
     def reset(self, slot: int, seed: int | None = None, instruction: str | None = None) -> None:
         """Start an episode in `slot`. With a seed its sampling noise is a function of the seed alone;
@@ -297,6 +310,8 @@ class ActionSelector:
         actions = np.zeros((len(active), cfg.action_dim), np.float32)
         for i in map(int, np.flatnonzero(active)):
             slot = self._slot(i)
+            if i in chunks:
+                slot.chunk = chunks[i][start:]
             if ensemble:
                 for k, a in enumerate(chunks[i][start:]):
                     slot.predictions.setdefault(slot.t + k, []).append(a)
@@ -312,6 +327,35 @@ class ActionSelector:
                 slot.executed.append(self.policy.stats.action.normalize(action).astype(np.float32))
             actions[i] = action
         return actions, seconds
+
+    def record_executed(self, slot: int, actions: Float[np.ndarray, "k a"]) -> None:
+        """What `slot`'s env executed since its last `act`, when that was not exactly the one action `act`
+        returned: actions[0] ran at that step (self-verification compares past tokens with it instead)
+        and actions[1:] at the k−1 steps after it, which the selector did not see: each moves the queue
+        and the step on and drops its ensemble predictions, and its observation is taken to be the
+        last one seen."""
+        s = self._slot(slot)
+        normalized = self.policy.stats.action.normalize(np.asarray(actions)).astype(np.float32)
+        if self._verify and s.executed:
+            s.executed[-1] = normalized[0]
+        for action in normalized[1:]:
+            s.history.append(s.history[-1])
+            if s.queue:
+                s.queue.popleft()
+            s.predictions.pop(s.t, None)
+            s.t += 1
+            if self._verify:
+                s.executed.append(action)
+
+    def ahead(self, slot: int) -> Float[np.ndarray, "m a"]:
+        """The actions `slot` would execute at its next steps without a new observation: its queue in
+        "chunk" mode, else the rest of the newest plan (unnormalized, possibly none)."""
+        s = self._slot(slot)
+        if self.execution.mode == "chunk":
+            rows = list(s.queue)
+        else:
+            rows = list(s.chunk[1:]) if s.chunk is not None else []
+        return np.asarray(rows, np.float32).reshape(len(rows), self.policy.config.action_dim)
 
     def _slot(self, i: int) -> _Slot:
         slot = self._slots[i]
