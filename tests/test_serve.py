@@ -129,7 +129,9 @@ def test_step_by_step_with_executed_actions_is_the_in_process_selector(history_d
     and self-verification, exactly what the in-process runner does."""
     policy = load_policy(history_dir)
     settings = ExecutionSettings(n_action_steps=2, self_verify_candidates=3)
-    sessions = Sessions(policy, settings, max_clients=2, seed=0)
+    sessions = Sessions(policy, settings, max_clients=5, seed=0)
+    # Each call computes as many rows as sessions ask at once, rounded up to a power of two.
+    assert [sessions.selector.batch_rows(n) for n in range(1, 6)] == [1, 2, 4, 4, 5]
     session = sessions.open()
     runner = PolicyRunner(policy, seed=9, execution=settings)
     rng = np.random.default_rng(1)

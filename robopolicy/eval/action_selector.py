@@ -8,7 +8,10 @@ plans: it samples a chunk and enqueues its actions To−1 … To−1+n_action_st
 current step on.
 
 All slots that plan in the same step are sampled in one jitted call whose batch is always the number
-of slots (rows of slots that do not plan are padding), so it compiles once. Self-verification is the
+of slots (rows of slots that do not plan are padding), so it compiles once; or, with
+rows="powers_of_two", the number of planning slots rounded up to a power of two, which compiles once
+per such size but computes no more padding than that: cheaper where few slots plan at a time and
+compute grows with rows (a CPU), as on a policy server whose clients come and go. Self-verification is the
 model's own (`Policy.sample_verified`), inside that call. Each row draws its noise from its slot's
 key, which starts from the episode's seed and is split once per plan: an episode's actions depend on
 its seed only, not on which slot ran it or on what the other slots were doing.
@@ -27,7 +30,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
@@ -218,6 +221,8 @@ class ActionSelector:
         num_slots: episodes run at once (envs of a vector env).
         execution: how chunks become actions (chunking, replanning, ensembling, self-verification).
         seed: the sampling seed of a slot reset without one.
+        rows: the batch of each policy call: "slots" (always num_slots) or "powers_of_two" (the
+            planning slots rounded up to a power of two, at most num_slots); see the module docstring.
     """
 
     def __init__(
@@ -226,6 +231,7 @@ class ActionSelector:
         num_slots: int = 1,
         execution: ExecutionSettings | None = None,
         seed: int = 0,
+        rows: Literal["slots", "powers_of_two"] = "slots",
     ) -> None:
         if num_slots < 1:
             raise ValueError(f"ActionSelector needs num_slots >= 1, got {num_slots}")
@@ -241,6 +247,7 @@ class ActionSelector:
         self._sample = _row_sampler(cfg)
         self._history_length = history_length(cfg.obs_horizon, cfg.frame_stride)
         self._seed = seed
+        self._powers_of_two = rows == "powers_of_two"
         self._slots: list[_Slot | None] = [None] * num_slots
         self.inference_seconds = 0.0
         self.num_calls = 0
@@ -248,6 +255,12 @@ class ActionSelector:
     @property
     def cameras(self) -> tuple[str, ...]:
         return self.policy.config.cameras
+
+    def batch_rows(self, planning: int) -> int:
+        """The rows of the policy call that plans for `planning` slots (1 <= planning <= num_slots)."""
+        if not self._powers_of_two:
+            return self.num_slots
+        return min(self.num_slots, 1 << (planning - 1).bit_length())
 
     @property
     def image_size(self) -> int:
@@ -364,7 +377,7 @@ class ActionSelector:
         return slot
 
     def _plan(self, rows: list[int]) -> dict[int, np.ndarray]:
-        """Unnormalized chunks [H, A] for the slots in `rows`, from one sampler call of batch num_slots."""
+        """Unnormalized chunks [H, A] for the slots in `rows`, from one sampler call of `batch_rows` rows."""
         cfg = self.policy.config
         windows: list[dict[str, Any]] = []
         keys, histories, full = [], [], []
@@ -378,8 +391,8 @@ class ActionSelector:
                 history[-len(slot.executed) :] = np.stack(slot.executed)
             histories.append(history)
             full.append(self._verify and len(slot.executed) >= self._full_after)
-        # Rows of slots that do not plan repeat the first row, so the call always has num_slots rows.
-        pad = self.num_slots - len(rows)
+        # Padding rows repeat the first row, so that the call has its fixed number of rows.
+        pad = self.batch_rows(len(rows)) - len(rows)
         batch = jax.tree.map(lambda *rows_: np.stack(rows_ + rows_[:1] * pad), *windows)
         out = self._sample(
             self.policy.params,

@@ -23,7 +23,8 @@ class ServeConfig:
         token: a shared secret clients must send as `Authorization: Api-Key TOKEN`; empty reads
             $ROBOPOLICY_TOKEN (which keeps it out of the process list); neither: no token needed.
         max_clients: connections served at once, each with its own episode state; requests that
-            arrive together are answered with one batched policy call of this many rows.
+            arrive together are answered with one batched policy call (of as many rows as requests,
+            rounded up to a power of two: each such size compiles when the server starts).
         max_message_mb: the largest request accepted, in MiB; a larger one closes its connection
             (websocket close code 1009) and the server goes on.
         max_image_side: the largest image side accepted, in pixels.

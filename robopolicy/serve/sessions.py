@@ -57,7 +57,8 @@ class Sessions:
         self, policy: LoadedPolicy, execution: ExecutionSettings, max_clients: int, seed: int = 0
     ) -> None:
         self.policy = policy
-        self.selector = ActionSelector(policy, max_clients, execution, seed=seed)
+        # A call computes only as many rows as clients ask at once (rounded up to a power of two).
+        self.selector = ActionSelector(policy, max_clients, execution, seed=seed, rows="powers_of_two")
         self._free = list(range(max_clients))
 
     def open(self) -> Session | None:
@@ -70,14 +71,17 @@ class Sessions:
         self._free.sort()
 
     def warm_up(self) -> float:
-        """Compile the policy call with a blank observation on slot 0; the seconds it took."""
+        """Compile the policy call for every batch size it can have, with blank observations; the
+        seconds it took."""
         cfg = self.policy.config
         blank = {c: np.zeros((cfg.image_size, cfg.image_size, 3), np.uint8) for c in cfg.cameras}
         blank["state"] = np.zeros(cfg.state_dim, np.float32)
+        sizes = sorted({self.selector.batch_rows(n) for n in range(1, self.selector.num_slots + 1)})
         t0 = time.perf_counter()
-        session = Session(0)
-        self.step([(session, Request(blank, None, True, None, None))])
-        self.selector.release(0)
+        for size in sizes:
+            self.step([(Session(slot), Request(blank, None, True, None, None)) for slot in range(size)])
+        for slot in range(self.selector.num_slots):
+            self.selector.release(slot)
         return time.perf_counter() - t0
 
     def step(self, requests: list[tuple[Session, Request]]) -> list[Reply | BadRequest]:
