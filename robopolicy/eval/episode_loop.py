@@ -47,9 +47,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from robopolicy.errors import UserError
 from robopolicy.eval.episode_outcome import episode_failure_reason
 from robopolicy.eval.execution import NOOP_ACTION, ExecutionSettings
+from robopolicy.eval.remote_policy import PolicyUnavailable
 from robopolicy.eval.results_store import EpisodeKey, EpisodeRecord
 from robopolicy.eval.video import compose_frame, with_caption, with_status, with_verdict, write_mp4
 from robopolicy.sim.vector_env import WorkerError
@@ -99,11 +99,6 @@ class Selector(Protocol):
     def release(self, slot: int) -> None: ...
 
     def act(self, obs: dict[str, np.ndarray], active: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
-
-
-class PolicyUnavailable(UserError):
-    """The policy cannot be asked at all (a policy server that is gone or refuses the requests): the
-    run stops with this message instead of failing episodes that the policy never saw."""
 
 
 def episode_seed(key: EpisodeKey) -> int:

@@ -36,13 +36,17 @@ from robopolicy.client.policy_client import PolicyClient, ServerError
 from robopolicy.client.wire import WireError
 from robopolicy.data.obs_mapping import ObsMapping, load_obs_mapping
 from robopolicy.errors import UserError
-from robopolicy.eval.episode_loop import PolicyUnavailable
 from robopolicy.eval.execution import NOOP_ACTION, ExecutionSettings
 
 _REACH_ERRORS = (OSError, TimeoutError, WebSocketException, WireError)  # cannot talk to the server
 _POLICY_SIDE = ("mode", "n_action_steps", "ensemble_decay", "self_verify_candidates")
 _ACTION_DIM = len(NOOP_ACTION)  # what the envs take
 _REPLY_TIMEOUT_S = 300.0  # a server that answers nothing for this long is gone (first calls may compile)
+
+
+class PolicyUnavailable(UserError):
+    """The policy cannot be asked at all (a policy server that is gone or refuses the requests): the
+    episode loop stops the run with this message instead of failing episodes the policy never saw."""
 
 
 def is_remote(policy: str) -> bool:
