@@ -20,11 +20,11 @@ those tasks are done, and closes its envs. A suite of T tasks on N envs takes ab
 
 Faults end only their episode, with a failure reason: a physics blow-up (the env's `sim_error`); a
 policy exception or a non-finite action (`policy_error`, for the episodes planned in that call); a
-dead worker process (`worker_crash`, the vector env restarts it); a policy that cannot be reached
-at all (`PolicyUnavailable`) stops the run instead, leaving its episodes to a rerun; an exception inside an env
+dead worker process (`worker_crash`, the vector env restarts it); an exception inside an env
 (`sim_error`; the others' step results are lost with the exception, so their episodes start again,
 which gives the same episodes since sampling is seeded per episode). Timeouts read
-"timeout: <the task's reason> (cap N steps)".
+"timeout: <the task's reason> (cap N steps)". A policy that cannot be asked at all (a policy server
+that is gone: `PolicyUnavailable`) stops the run instead, leaving its episodes to a rerun.
 
 Time split per episode (policy steps only; reset and settle count towards wall time alone):
 `policy_seconds` is its share of the batched inference calls; with in-process envs

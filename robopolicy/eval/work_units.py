@@ -3,8 +3,9 @@
 A unit is one run (checkpoint × settings), one task and a list of (initial state, seed); it travels
 to worker processes and Ray tasks as JSON text. `run_units` runs units through the one episode loop
 (`robopolicy.eval.episode_loop`): per run, one policy load and one `ActionSelector` with a slot per
-env, or, for a policy server, one `RemoteSelector` with a connection per env. `StoreSink` claims each episode in the results store before it starts and records it when it
-ends, so evaluators sharing a store split the work.
+env, or, for a policy server, one `RemoteSelector` with a connection per env. `StoreSink` claims each
+episode in the results store before it starts and records it when it ends, so evaluators sharing a
+store split the work.
 """
 
 from __future__ import annotations
