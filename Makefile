@@ -37,8 +37,10 @@ $(VENV)/.installed: pyproject.toml $(CONSTRAINTS) | $(BIN)/python
 	touch $@
 
 # The tests also need the dev tools and the optional Ray backend (tested against a local ray.init).
+# openpi's client, which the protocol tests use, goes in without its dependencies (see pyproject.toml).
 $(VENV)/.installed-dev: pyproject.toml $(CONSTRAINTS) $(VENV)/.installed
 	$(PIP_INSTALL) -e '.[dev,ray]'
+	$(PIP_INSTALL) --no-deps openpi-client typing_extensions
 	touch $@
 
 install: check-python system-deps $(VENV)/.installed

@@ -80,6 +80,12 @@ def _eval(config: Any) -> None:
         print(f"video:   {summary.video}")
 
 
+def _serve(config: Any) -> None:
+    from robopolicy.serve.server import serve_policy
+
+    serve_policy(config)
+
+
 def _sweep(config: Any) -> None:
     from robopolicy.eval.stored_eval import format_sweep_summary
     from robopolicy.eval.sweep import run_sweep
@@ -183,6 +189,9 @@ VERBS: dict[str, Verb] = {
     ),
     "eval": Verb(
         "evaluate a checkpoint on fixed initial states (of a suite), with 95% intervals", _eval, True
+    ),
+    "serve": Verb(
+        "serve a policy over websocket + msgpack (openpi-compatible) to robots and other simulators", _serve
     ),
     "sweep": Verb(
         "evaluate checkpoints × tasks × initial states × seeds × settings into a results database",

@@ -38,3 +38,13 @@ def search_path(variable: str, bundled: Path) -> tuple[Path, ...]:
     first, in order), then `bundled`. Worker processes inherit the variable, so they search alike."""
     user = [Path(p).expanduser() for p in os.environ.get(variable, "").split(os.pathsep) if p]
     return (*user, bundled)
+
+
+def files_by_name(variable: str, bundled: Path, suffix: str = ".toml") -> dict[str, Path]:
+    """The `<name><suffix>` files in the folders of `search_path(variable, bundled)`, by name; where two
+    folders hold one name, the earlier folder's file wins."""
+    found: dict[str, Path] = {}
+    for folder in search_path(variable, bundled):
+        for path in sorted(folder.glob(f"*{suffix}")) if folder.is_dir() else ():
+            found.setdefault(path.name.removesuffix(suffix), path)
+    return found

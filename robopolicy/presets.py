@@ -16,6 +16,7 @@ from robopolicy.models.dynamo_config import TINY_DYNAMO
 from robopolicy.models.policy_config import PolicyConfig
 from robopolicy.models.policy_presets import POLICY_PRESETS
 from robopolicy.quickstart import QuickstartConfig
+from robopolicy.serve.serve_config import ServeConfig
 from robopolicy.sim.expert_check import ExpertCheckConfig
 from robopolicy.sim.init_states import InitStatesConfig
 from robopolicy.tasks.suites_listing import SuitesConfig
@@ -153,6 +154,7 @@ PRESETS = {
     "suites": SUITES,
     "expert-check": EXPERT_CHECK,
     "init-states": {"default": InitStatesConfig()},
+    "serve": {"default": ServeConfig()},
     "sweep": SWEEP,
     "report": REPORT,
     "compare": COMPARE,

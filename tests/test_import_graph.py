@@ -13,7 +13,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "robopolicy"
 LAYERS = ("base", "tasks", "sim", "data", "models", "train", "eval", "top")
-BASE_MODULES = {"errors", "paths", "typed_config"}
+BASE_MODULES = {"errors", "paths", "typed_config", "client"}
 
 
 def module_name(path: Path) -> str:

@@ -37,7 +37,7 @@ from typing import Any, Literal
 
 from robopolicy.data.validate import ArraySpec
 from robopolicy.errors import UserError
-from robopolicy.paths import datasets_dir, search_path
+from robopolicy.paths import datasets_dir, files_by_name
 from robopolicy.typed_config import from_table
 
 MAPPING_PATH_ENV = "ROBOPOLICY_MAPPING_PATH"
@@ -110,11 +110,7 @@ _DERIVED = ("auto", "robopolicy", "robopolicy_embeddings")  # built from each da
 def preset_files() -> dict[str, Path]:
     """Named mapping files by name: `<name>.toml` in the folders of `ROBOPOLICY_MAPPING_PATH`, then the
     shipped `datasets/key_mappings/`; where two folders hold one name, the earlier folder's file wins."""
-    found: dict[str, Path] = {}
-    for folder in search_path(MAPPING_PATH_ENV, datasets_dir() / "key_mappings"):
-        for path in sorted(folder.glob("*.toml")) if folder.is_dir() else ():
-            found.setdefault(path.stem, path)
-    return found
+    return files_by_name(MAPPING_PATH_ENV, datasets_dir() / "key_mappings")
 
 
 def preset_names() -> tuple[str, ...]:

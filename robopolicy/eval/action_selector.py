@@ -8,10 +8,17 @@ plans: it samples a chunk and enqueues its actions To−1 … To−1+n_action_st
 current step on.
 
 All slots that plan in the same step are sampled in one jitted call whose batch is always the number
-of slots (rows of slots that do not plan are padding), so it compiles once. Self-verification is the
+of slots (rows of slots that do not plan are padding), so it compiles once; or, with
+rows="powers_of_two", the number of planning slots rounded up to a power of two, which compiles once
+per such size but computes no more padding than that: cheaper where few slots plan at a time and
+compute grows with rows (a CPU), as on a policy server whose clients come and go. Self-verification is the
 model's own (`Policy.sample_verified`), inside that call. Each row draws its noise from its slot's
 key, which starts from the episode's seed and is split once per plan: an episode's actions depend on
 its seed only, not on which slot ran it or on what the other slots were doing.
+
+A slot can also be told what its env executed when that differs from what `act` returned, or when
+the env ran further actions without asking (`record_executed`): a policy server's clients do both
+(robopolicy.serve). `ahead` lists the actions a slot would execute next without a new plan.
 
 `PolicyRunner` (robopolicy.eval.policy_runner) is the one-slot view of this class.
 """
@@ -23,7 +30,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
@@ -203,6 +210,7 @@ class _Slot:
     queue: deque[np.ndarray] = field(default_factory=deque)
     predictions: dict[int, list[np.ndarray]] = field(default_factory=dict)
     t: int = 0
+    chunk: np.ndarray | None = None  # the newest plan's actions from its step on
 
 
 class ActionSelector:
@@ -213,6 +221,8 @@ class ActionSelector:
         num_slots: episodes run at once (envs of a vector env).
         execution: how chunks become actions (chunking, replanning, ensembling, self-verification).
         seed: the sampling seed of a slot reset without one.
+        rows: the batch of each policy call: "slots" (always num_slots) or "powers_of_two" (the
+            planning slots rounded up to a power of two, at most num_slots); see the module docstring.
     """
 
     def __init__(
@@ -221,6 +231,7 @@ class ActionSelector:
         num_slots: int = 1,
         execution: ExecutionSettings | None = None,
         seed: int = 0,
+        rows: Literal["slots", "powers_of_two"] = "slots",
     ) -> None:
         if num_slots < 1:
             raise ValueError(f"ActionSelector needs num_slots >= 1, got {num_slots}")
@@ -236,9 +247,24 @@ class ActionSelector:
         self._sample = _row_sampler(cfg)
         self._history_length = history_length(cfg.obs_horizon, cfg.frame_stride)
         self._seed = seed
+        self._powers_of_two = rows == "powers_of_two"
         self._slots: list[_Slot | None] = [None] * num_slots
         self.inference_seconds = 0.0
         self.num_calls = 0
+
+    @property
+    def cameras(self) -> tuple[str, ...]:
+        return self.policy.config.cameras
+
+    def batch_rows(self, planning: int) -> int:
+        """The rows of the policy call that plans for `planning` slots (1 <= planning <= num_slots)."""
+        if not self._powers_of_two:
+            return self.num_slots
+        return min(self.num_slots, 1 << (planning - 1).bit_length())
+
+    @property
+    def image_size(self) -> int:
+        return self.policy.config.image_size
 
     def reset(self, slot: int, seed: int | None = None, instruction: str | None = None) -> None:
         """Start an episode in `slot`. With a seed its sampling noise is a function of the seed alone;
@@ -297,6 +323,8 @@ class ActionSelector:
         actions = np.zeros((len(active), cfg.action_dim), np.float32)
         for i in map(int, np.flatnonzero(active)):
             slot = self._slot(i)
+            if i in chunks:
+                slot.chunk = chunks[i][start:]
             if ensemble:
                 for k, a in enumerate(chunks[i][start:]):
                     slot.predictions.setdefault(slot.t + k, []).append(a)
@@ -313,6 +341,35 @@ class ActionSelector:
             actions[i] = action
         return actions, seconds
 
+    def record_executed(self, slot: int, actions: Float[np.ndarray, "k a"]) -> None:
+        """What `slot`'s env executed since its last `act`, when that was not exactly the one action `act`
+        returned: actions[0] ran at that step (self-verification compares past tokens with it instead)
+        and actions[1:] at the k−1 steps after it, which the selector did not see: each moves the queue
+        and the step on and drops its ensemble predictions, and its observation is taken to be the
+        last one seen."""
+        s = self._slot(slot)
+        normalized = self.policy.stats.action.normalize(np.asarray(actions)).astype(np.float32)
+        if self._verify and s.executed:
+            s.executed[-1] = normalized[0]
+        for action in normalized[1:]:
+            s.history.append(s.history[-1])
+            if s.queue:
+                s.queue.popleft()
+            s.predictions.pop(s.t, None)
+            s.t += 1
+            if self._verify:
+                s.executed.append(action)
+
+    def ahead(self, slot: int) -> Float[np.ndarray, "m a"]:
+        """The actions `slot` would execute at its next steps without a new observation: its queue in
+        "chunk" mode, else the rest of the newest plan (unnormalized, possibly none)."""
+        s = self._slot(slot)
+        if self.execution.mode == "chunk":
+            rows = list(s.queue)
+        else:
+            rows = list(s.chunk[1:]) if s.chunk is not None else []
+        return np.asarray(rows, np.float32).reshape(len(rows), self.policy.config.action_dim)
+
     def _slot(self, i: int) -> _Slot:
         slot = self._slots[i]
         if slot is None:
@@ -320,7 +377,7 @@ class ActionSelector:
         return slot
 
     def _plan(self, rows: list[int]) -> dict[int, np.ndarray]:
-        """Unnormalized chunks [H, A] for the slots in `rows`, from one sampler call of batch num_slots."""
+        """Unnormalized chunks [H, A] for the slots in `rows`, from one sampler call of `batch_rows` rows."""
         cfg = self.policy.config
         windows: list[dict[str, Any]] = []
         keys, histories, full = [], [], []
@@ -334,8 +391,8 @@ class ActionSelector:
                 history[-len(slot.executed) :] = np.stack(slot.executed)
             histories.append(history)
             full.append(self._verify and len(slot.executed) >= self._full_after)
-        # Rows of slots that do not plan repeat the first row, so the call always has num_slots rows.
-        pad = self.num_slots - len(rows)
+        # Padding rows repeat the first row, so that the call has its fixed number of rows.
+        pad = self.batch_rows(len(rows)) - len(rows)
         batch = jax.tree.map(lambda *rows_: np.stack(rows_ + rows_[:1] * pad), *windows)
         out = self._sample(
             self.policy.params,

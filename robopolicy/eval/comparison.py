@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from robopolicy.errors import UserError
+from robopolicy.eval.remote_policy import is_remote, remote_label
 from robopolicy.eval.results_store import ResultsStore, RunRecord
 from robopolicy.eval.stats import (
     beta_posterior,
@@ -77,13 +78,17 @@ class EvaluatedRun:
 
 
 def run_labels(runs: list[RunRecord]) -> dict[int, str]:
-    """Short unique names: '<run folder>@<step>', plus '/<settings>' when several settings were run."""
+    """Short unique names: '<run folder>@<step>' ('<host:port>[:<run folder>]@<step>' for a policy
+    server), plus '/<settings>' when several settings were run."""
     several_settings = len({r.config_hash for r in runs}) > 1
     labels: dict[int, str] = {}
     for r in runs:
-        path = Path(r.policy)
-        run_dir = path.parent.parent.name if path.parent.name == "checkpoints" else path.parent.name
-        label = f"{run_dir}@{r.checkpoint_step}"
+        if is_remote(r.policy):
+            label = remote_label(r.policy, r.checkpoint_step)
+        else:
+            path = Path(r.policy)
+            run_dir = path.parent.parent.name if path.parent.name == "checkpoints" else path.parent.name
+            label = f"{run_dir}@{r.checkpoint_step}"
         if several_settings:
             label += "/" + (r.settings.get("name") or r.settings.get("mode", r.config_hash))
         labels[r.run_id] = label

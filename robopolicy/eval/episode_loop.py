@@ -1,8 +1,10 @@
 """The episode loop: every evaluation episode runs here, on a vector env of one or more envs.
 
-`run_episodes` drives the envs of a vector env with one `ActionSelector` slot per env: worker
+`run_episodes` drives the envs of a vector env with one selector slot per env: worker
 processes (`robopolicy.sim.make_vector`, the vector backend) or envs in this process
 (`robopolicy.sim.in_process_env.make_in_process`: the sequential runner is this loop with one env).
+The selector is an `ActionSelector` running a loaded policy, or a `RemoteSelector`
+(robopolicy.eval.remote_policy) asking a policy server; the loop is the same.
 Each env is reset to its next episode as soon as its episode ends; every env step makes at most one
 batched policy call for the envs that need a new chunk.
 
@@ -21,7 +23,8 @@ policy exception or a non-finite action (`policy_error`, for the episodes planne
 dead worker process (`worker_crash`, the vector env restarts it); an exception inside an env
 (`sim_error`; the others' step results are lost with the exception, so their episodes start again,
 which gives the same episodes since sampling is seeded per episode). Timeouts read
-"timeout: <the task's reason> (cap N steps)".
+"timeout: <the task's reason> (cap N steps)". A policy that cannot be asked at all (a policy server
+that is gone: `PolicyUnavailable`) stops the run instead, leaving its episodes to a rerun.
 
 Time split per episode (policy steps only; reset and settle count towards wall time alone):
 `policy_seconds` is its share of the batched inference calls; with in-process envs
@@ -44,9 +47,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from robopolicy.eval.action_selector import ActionSelector
 from robopolicy.eval.episode_outcome import episode_failure_reason
 from robopolicy.eval.execution import NOOP_ACTION, ExecutionSettings
+from robopolicy.eval.remote_policy import PolicyUnavailable
 from robopolicy.eval.results_store import EpisodeKey, EpisodeRecord
 from robopolicy.eval.video import compose_frame, with_caption, with_status, with_verdict, write_mp4
 from robopolicy.sim.vector_env import WorkerError
@@ -79,6 +82,25 @@ class EpisodeSink(Protocol):
 MakeEnvs = Callable[..., Any]  # (tasks, image_size=, cameras=, autoreset_mode=) → a vector env
 
 
+class Selector(Protocol):
+    """What the loop asks of the policy: one slot per env (`robopolicy.eval.action_selector.ActionSelector`
+    and its remote counterpart)."""
+
+    num_slots: int
+
+    @property
+    def cameras(self) -> tuple[str, ...]: ...
+
+    @property
+    def image_size(self) -> int: ...
+
+    def reset(self, slot: int, seed: int | None = None, instruction: str | None = None) -> None: ...
+
+    def release(self, slot: int) -> None: ...
+
+    def act(self, obs: dict[str, np.ndarray], active: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+
 def episode_seed(key: EpisodeKey) -> int:
     """The policy's sampling seed for an episode: a function of the key only, so order does not matter."""
     text = f"{key.task}/{key.init_state_id}/{key.seed}".encode()
@@ -106,7 +128,7 @@ def write_video(item: EpisodeItem, record: EpisodeRecord, frames: list[np.ndarra
 
 def run_episodes(
     pending: dict[str, deque[EpisodeItem]],
-    selector: ActionSelector,
+    selector: Selector,
     settings: ExecutionSettings,
     sink: EpisodeSink,
     make_envs: MakeEnvs,
@@ -116,7 +138,6 @@ def run_episodes(
     envs, built wave by wave with `make_envs`; episodes the sink does not let this process claim
     are skipped."""
     report = report or (lambda msg: None)
-    cfg = selector.policy.config
     total = sum(len(q) for q in pending.values())
     claims = _Claims(sink)
     while any(pending.values()):
@@ -127,8 +148,8 @@ def run_episodes(
             continue
         envs = make_envs(
             [item.key.task for item in items],
-            image_size=cfg.image_size,
-            cameras=cfg.cameras,
+            image_size=selector.image_size,
+            cameras=selector.cameras,
             autoreset_mode="Disabled",
         )
         try:
@@ -203,7 +224,7 @@ class _Wave:
         envs: Any,
         items: list[EpisodeItem],
         pending: dict[str, deque[EpisodeItem]],
-        selector: ActionSelector,
+        selector: Selector,
         settings: ExecutionSettings,
         claims: _Claims,
         report: Callable[[str], None],
@@ -211,7 +232,7 @@ class _Wave:
         self.envs, self.items, self.pending = envs, items, pending
         self.selector, self.settings, self.claims, self.report = selector, settings, claims, report
         self.tasks = [item.key.task for item in items]
-        self.cameras = selector.policy.config.cameras
+        self.cameras = selector.cameras
         self.instructions = envs.instructions
         self.task_caps = envs.max_steps
         self.live: list[_Live | None] = [None] * len(items)
@@ -266,6 +287,8 @@ class _Wave:
         if acting.any():
             try:
                 planned, seconds = self.selector.act(obs, acting)
+            except PolicyUnavailable:
+                raise
             except Exception as e:  # a policy bug must not end the run: it fails these episodes
                 reason = _first_line(f"policy_error: {type(e).__name__}: {e}")
                 finished.update({i: reason for i in map(int, np.flatnonzero(acting))})

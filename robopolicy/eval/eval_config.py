@@ -41,19 +41,24 @@ class EvalConfig:
         video_episodes: how many of the first episodes go into rollouts.mp4 (0 for none).
         max_steps: step cap per episode; 0 means the task's own cap.
         seed: seeds the policy's sampling noise.
-        policy: a checkpoint (run, checkpoints or step folder) to evaluate into a results database;
+        policy: a checkpoint (run, checkpoints or step folder) to evaluate into a results database,
+            or a policy server, ws://HOST:PORT (`robopolicy serve`, or any openpi-compatible server);
             setting this, --suite, --tasks, --seeds or --db stores every episode in --db, resumably.
         suite: evaluate every task of this suite (neither suite nor tasks: the policy's own task).
         tasks: evaluate these tasks (with --suite: in addition to its tasks).
         seeds: sampling seeds; each (initial state, seed) pair is one episode. Empty: --seed.
-        db: the SQLite results file; empty means `<run>/eval/results.db`.
+        db: the SQLite results file; empty means `<run>/eval/results.db` (for a policy server:
+            runs/remote_eval/results.db).
         backend: how stored evaluation runs: "vector" (default) runs the policy in this process and
             batches its inference over `num_envs` env worker processes (`robopolicy.sim.make_vector`),
             with a suite's tasks spread over them; "local" runs `workers` processes that each load the
             policy and run episodes one at a time (0 workers: all in this process).
         num_envs: env worker processes of the vector backend.
         workers: worker processes of the local backend (0: in this process).
-        execution: how actions are executed (chunking, replanning, ensembling, settle steps, caps).
+        obs_mapping: for a policy server that names none in its metadata (openpi's), the observation
+            mapping requests are sent through, e.g. "openpi_libero" (see docs/deploy.md).
+        execution: how actions are executed (chunking, replanning, ensembling, settle steps, caps); a
+            robopolicy policy server uses its own chunking, ensembling and self-verification.
     """
 
     checkpoint: str = "runs/train"
@@ -71,6 +76,7 @@ class EvalConfig:
     backend: Literal["vector", "local"] = "vector"
     num_envs: int = 2
     workers: int = 0
+    obs_mapping: str = ""
     execution: ExecutionSettings = field(default_factory=ExecutionSettings)
 
     def __post_init__(self) -> None:

@@ -5,8 +5,9 @@ process claims a unit's episodes in the store before submitting it (under its ow
 each task returns its episode records as JSON text, and this process writes them. A task whose
 worker dies has its unit's episodes recorded as failures with reason `worker_crash`; the sweep goes on.
 
-User task and key-mapping folders (`ROBOPOLICY_TASK_PATH`, `ROBOPOLICY_MAPPING_PATH`, which
-`--tasks-dir` extends) travel to the tasks in their runtime environment; on a cluster the folders
+User task and mapping folders (`ROBOPOLICY_TASK_PATH`, which `--tasks-dir` extends,
+`ROBOPOLICY_MAPPING_PATH`, `ROBOPOLICY_OBS_MAPPING_PATH`) and a policy server's token
+(`ROBOPOLICY_TOKEN`) travel to the tasks in their runtime environment; on a cluster the folders
 must exist at the same paths on every node (a shared file system, or the same checkout).
 """
 
@@ -26,7 +27,13 @@ from robopolicy.eval.results_store import EpisodeRecord, ResultsStore, Worker
 from robopolicy.eval.work_units import WorkUnit, run_unit
 
 # Environment variables a Ray task needs to resolve names the way this process does.
-FORWARDED_ENV = ("ROBOPOLICY_TASK_PATH", "ROBOPOLICY_MAPPING_PATH", "MUJOCO_GL")
+FORWARDED_ENV = (
+    "ROBOPOLICY_TASK_PATH",
+    "ROBOPOLICY_MAPPING_PATH",
+    "ROBOPOLICY_OBS_MAPPING_PATH",
+    "ROBOPOLICY_TOKEN",
+    "MUJOCO_GL",
+)
 
 
 class _Records:

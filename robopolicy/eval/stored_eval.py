@@ -9,24 +9,29 @@ from pathlib import Path
 from robopolicy.errors import UserError
 from robopolicy.eval.comparison import EvaluatedRun, find_run, load_runs, paired, summarize
 from robopolicy.eval.eval_config import EvalConfig
+from robopolicy.eval.remote_policy import connect_remote, is_remote
 from robopolicy.eval.sweep import run_sweep
 from robopolicy.eval.sweep_config import SweepConfig
+
+REMOTE_DB = "runs/remote_eval/results.db"  # where a policy server's evaluation goes without --db
 
 
 def eval_sweep_config(config: EvalConfig) -> SweepConfig:
     """The sweep that `robopolicy eval` runs for a config that stores its episodes."""
-    from robopolicy.train.checkpoint import resolve_checkpoint
+    from robopolicy.train.checkpoint import load_meta, resolve_checkpoint
 
     policy = config.policy or config.checkpoint
-    directory, _ = resolve_checkpoint(policy)
-    db = config.db or str(directory.parent / "eval" / "results.db")
     tasks = tuple(dict.fromkeys([*config.tasks, *([config.task] if config.task else [])]))
+    if is_remote(policy):
+        db = config.db or REMOTE_DB
+        trained_on = connect_remote(policy, config.obs_mapping).task if not (config.suite or tasks) else ""
+    else:
+        directory, _ = resolve_checkpoint(policy)
+        db = config.db or str(directory.parent / "eval" / "results.db")
+        trained_on = str(load_meta(policy)[2].get("task", "")) if not (config.suite or tasks) else ""
     if not config.suite and not tasks:
-        from robopolicy.train.checkpoint import load_meta
-
-        trained_on = str(load_meta(policy)[2].get("task", ""))
         if not trained_on:
-            raise UserError(f"{policy}: checkpoint names no task; pass --suite or --tasks")
+            raise UserError(f"{policy}: the policy names no task; pass --suite or --tasks")
         tasks = (trained_on,)
     execution = config.execution
     if config.max_steps and not execution.max_steps:
@@ -43,6 +48,7 @@ def eval_sweep_config(config: EvalConfig) -> SweepConfig:
         backend=config.backend,
         num_envs=config.num_envs,
         video_episodes=config.video_episodes,
+        obs_mapping=config.obs_mapping,
     )
 
 
@@ -74,14 +80,13 @@ def evaluate_into_store(config: EvalConfig) -> tuple[str, EvaluatedRun]:
 
 
 def _the_run(sweep: SweepConfig) -> EvaluatedRun:
-    from robopolicy.eval.sweep import checkpoint_steps
+    from robopolicy.eval.sweep import sweep_runs
 
-    policy = checkpoint_steps(sweep)[0]
-    wanted = sweep.settings[0].config_hash()
+    wanted = sweep_runs(sweep)[0]
     for run in load_runs(sweep.db):
-        if run.run.policy == policy and run.run.config_hash == wanted:
+        if run.run.policy == wanted.policy_id and run.run.config_hash == wanted.config_hash:
             return run
-    raise UserError(f"{sweep.db}: no finished episodes of {policy}")
+    raise UserError(f"{sweep.db}: no finished episodes of {wanted.policy_id}")
 
 
 def format_sweep_summary(db: str) -> str:

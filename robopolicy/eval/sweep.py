@@ -1,7 +1,9 @@
 """Evaluation sweeps: plan the grid, skip finished episodes, run the rest on a backend.
 
 Everything the user can get wrong (a checkpoint path, a task or suite name, an initial-state
-range) is checked while planning, before any episode runs. Work is cut into units
+range, a policy server that does not answer) is checked while planning, before any episode runs.
+A policy may also be a policy server (ws://HOST:PORT, `robopolicy.eval.remote_policy`): its run is
+identified by the server's metadata, and its episodes run through the same loop. Work is cut into units
 (`robopolicy.eval.work_units`): one run (checkpoint × settings), one task, a list of (initial state,
 seed). The backends (local worker processes, the vector env, Ray) run them through the one episode
 loop and write each episode to the store as it finishes.
@@ -23,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from robopolicy.errors import UserError
+from robopolicy.eval.execution import ExecutionSettings
+from robopolicy.eval.remote_policy import connect_remote, is_remote
 from robopolicy.eval.results_store import EpisodeKey, ResultsStore, Worker
 from robopolicy.eval.sweep_config import SweepConfig
 from robopolicy.eval.work_units import WorkUnit
@@ -38,11 +42,14 @@ class SweepPlan:
 
 
 def checkpoint_steps(config: SweepConfig) -> list[str]:
-    """Step folders of every checkpoint in the sweep, in order, without duplicates."""
+    """Step folders of every checkpoint in the sweep (policy servers as given), in order, without duplicates."""
     from robopolicy.train.checkpoint import resolve_checkpoint
 
     found: list[str] = []
     for path in config.checkpoints:
+        if is_remote(path):
+            found.append(path)
+            continue
         directory, step = resolve_checkpoint(path)
         found.append(str((directory / str(step)).resolve()))
     for run in config.run_dirs:
@@ -79,22 +86,45 @@ def _init_state_ids(task: str, spec: str) -> list[int]:
         raise UserError(f"init_states of task {task!r}: {e}") from e
 
 
-def plan_sweep(config: SweepConfig) -> SweepPlan:
-    """Validate the grid, register its runs in the store and list the unfinished episodes as units."""
-    from robopolicy.train.checkpoint import load_meta
+@dataclass(frozen=True)
+class SweepRun:
+    """One run of the grid: a policy under one of the settings, as the results store keys it."""
 
-    policies = checkpoint_steps(config)
-    metas = {p: load_meta(p) for p in policies}  # a broken checkpoint fails here, before any work
+    policy: str  # what the units load: a checkpoint step folder or a policy server's address
+    policy_id: str  # the store's `policy`: the step folder, or the server's address and policy
+    step: int
+    settings: ExecutionSettings  # what the episodes run under (a server's execution for a remote one)
+    config_hash: str
+
+
+def sweep_runs(config: SweepConfig) -> list[SweepRun]:
+    """Every (policy, settings) run of the sweep, each checkpoint's metadata (or server) checked first."""
     from robopolicy.eval.action_selector import check_execution
+    from robopolicy.train.checkpoint import load_meta
     from robopolicy.train.loaded_policy import policy_config_from_meta
 
-    for policy, (_, _, meta) in metas.items():
+    runs: list[SweepRun] = []
+    for policy in checkpoint_steps(config):
+        if is_remote(policy):
+            remote = connect_remote(policy, config.obs_mapping)
+            for settings in config.settings:
+                used = remote.settings(settings)
+                runs.append(SweepRun(policy, remote.policy_id, remote.step, used, remote.config_hash(used)))
+            continue
+        _, step, meta = load_meta(policy)  # a broken checkpoint fails here, before any work
         try:
             policy_config = policy_config_from_meta(meta)
         except (KeyError, TypeError, ValueError) as e:
             raise UserError(f"{policy}: checkpoint metadata is missing or invalid ({e})") from e
         for settings in config.settings:
             check_execution(policy_config, settings, policy)
+            runs.append(SweepRun(policy, policy, step, settings, settings.config_hash()))
+    return runs
+
+
+def plan_sweep(config: SweepConfig) -> SweepPlan:
+    """Validate the grid, register its runs in the store and list the unfinished episodes as units."""
+    runs = sweep_runs(config)
     tasks = sweep_tasks(config)
     ids = {task: _init_state_ids(task, config.init_states) for _, task in tasks}
     db = str(Path(config.db).resolve())
@@ -102,33 +132,30 @@ def plan_sweep(config: SweepConfig) -> SweepPlan:
     units: list[WorkUnit] = []
     skipped = total = 0
     with ResultsStore(db) as store:
-        for policy in policies:
-            _, step, _ = metas[policy]
-            for settings in config.settings:
-                run_id = store.register_run(policy, step, settings.to_dict(), settings.config_hash())
-                done = store.finished(run_id)
-                for suite, task in tasks:
-                    grid = [(i, s) for i in ids[task] for s in config.seeds]
-                    todo = [(i, s) for i, s in grid if EpisodeKey(task, i, s) not in done]
-                    total += len(grid)
-                    skipped += len(grid) - len(todo)
-                    per_unit = min(
-                        config.episodes_per_unit, math.ceil(len(todo) / max(config.workers, 1)) or 1
-                    )
-                    for k in range(0, len(todo), per_unit):
-                        units.append(
-                            WorkUnit(
-                                db=db,
-                                run_id=run_id,
-                                policy=policy,
-                                settings=settings.to_dict(),
-                                suite=suite,
-                                task=task,
-                                episodes=tuple(todo[k : k + per_unit]),
-                                video_ids=tuple(ids[task][: config.video_episodes]),
-                                video_dir=video_dir,
-                            )
+        for run in runs:
+            run_id = store.register_run(run.policy_id, run.step, run.settings.to_dict(), run.config_hash)
+            done = store.finished(run_id)
+            for suite, task in tasks:
+                grid = [(i, s) for i in ids[task] for s in config.seeds]
+                todo = [(i, s) for i, s in grid if EpisodeKey(task, i, s) not in done]
+                total += len(grid)
+                skipped += len(grid) - len(todo)
+                per_unit = min(config.episodes_per_unit, math.ceil(len(todo) / max(config.workers, 1)) or 1)
+                for k in range(0, len(todo), per_unit):
+                    units.append(
+                        WorkUnit(
+                            db=db,
+                            run_id=run_id,
+                            policy=run.policy,
+                            settings=run.settings.to_dict(),
+                            obs_mapping=config.obs_mapping,
+                            suite=suite,
+                            task=task,
+                            episodes=tuple(todo[k : k + per_unit]),
+                            video_ids=tuple(ids[task][: config.video_episodes]),
+                            video_dir=video_dir,
                         )
+                    )
     if config.blind:
         random.Random(config.blind_seed).shuffle(units)
     return SweepPlan(units, skipped, total)

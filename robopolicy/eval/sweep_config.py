@@ -4,7 +4,8 @@ A sweep is the grid checkpoints × (suites' tasks + named tasks) × initial stat
 execution settings. Example `SWEEP.toml`:
 
     db = "runs/sweep/results.db"
-    checkpoints = ["runs/a/train/checkpoints/3500"]   # explicit checkpoints (run folders: latest step)
+    checkpoints = ["runs/a/train/checkpoints/3500"]   # explicit checkpoints (run folders: latest step),
+                                                     # or policy servers: "ws://127.0.0.1:8000"
     run_dirs = ["runs/quickstart/train"]             # every checkpoint of these runs
     tasks = ["cube_on_plate"]
     suites = []
@@ -33,6 +34,7 @@ from typing import Any, Literal
 
 from robopolicy.errors import UserError
 from robopolicy.eval.execution import ExecutionSettings
+from robopolicy.eval.remote_policy import is_remote
 from robopolicy.typed_config import from_table
 
 
@@ -42,7 +44,8 @@ class SweepConfig:
 
     Attributes:
         db: the SQLite results file (created if missing; finished episodes in it are skipped).
-        checkpoints: checkpoints to evaluate: a step folder, or a run / checkpoints folder (its latest step).
+        checkpoints: checkpoints to evaluate: a step folder, or a run / checkpoints folder (its latest step);
+            or a policy server, ws://HOST:PORT (robopolicy's or any openpi-compatible one).
         run_dirs: training runs whose every checkpoint is evaluated.
         suites: task suites; each contributes all its tasks.
         tasks: tasks evaluated directly (outside any suite).
@@ -56,6 +59,8 @@ class SweepConfig:
             Ray cluster (the `[ray]` extra).
         num_envs: env worker processes of the "vector" backend.
         ray_address: cluster address for `ray.init`; empty starts or joins a local one.
+        obs_mapping: for policy servers that name none in their metadata (openpi's), the observation
+            mapping requests are sent through, e.g. "openpi_libero" (see docs/deploy.md).
         blind: randomise the order in which policies are run (shared initial states), and do not name
             policies in progress output.
         blind_seed: seed of that order, recorded so a blind sweep can be audited afterwards.
@@ -78,6 +83,7 @@ class SweepConfig:
     backend: Literal["local", "vector", "ray"] = "local"
     num_envs: int = 2
     ray_address: str = ""
+    obs_mapping: str = ""
     blind: bool = False
     blind_seed: int = 0
     video_episodes: int = 0
@@ -121,7 +127,7 @@ def load_sweep_toml(path: str | Path, **overrides: Any) -> SweepConfig:
     base = path.parent
 
     def rel(p: str) -> str:
-        return str(base / p) if not Path(p).is_absolute() else p
+        return str(base / p) if not (Path(p).is_absolute() or is_remote(p)) else p
 
     values: dict[str, Any] = {
         "checkpoints": tuple(rel(p) for p in config.checkpoints),

@@ -3,8 +3,9 @@
 A unit is one run (checkpoint × settings), one task and a list of (initial state, seed); it travels
 to worker processes and Ray tasks as JSON text. `run_units` runs units through the one episode loop
 (`robopolicy.eval.episode_loop`): per run, one policy load and one `ActionSelector` with a slot per
-env. `StoreSink` claims each episode in the results store before it starts and records it when it
-ends, so evaluators sharing a store split the work.
+env, or, for a policy server, one `RemoteSelector` with a connection per env. `StoreSink` claims each
+episode in the results store before it starts and records it when it ends, so evaluators sharing a
+store split the work.
 """
 
 from __future__ import annotations
@@ -21,13 +22,15 @@ import numpy as np
 from robopolicy.eval.action_selector import ActionSelector
 from robopolicy.eval.episode_loop import EpisodeItem, EpisodeSink, MakeEnvs, run_episodes, write_video
 from robopolicy.eval.execution import ExecutionSettings
+from robopolicy.eval.remote_policy import RemoteSelector, connect_remote, is_remote
 from robopolicy.eval.results_store import EpisodeKey, EpisodeRecord, ResultsStore, Worker
 from robopolicy.train.loaded_policy import LoadedPolicy, load_policy
 
 
 @dataclass(frozen=True)
 class WorkUnit:
-    """Episodes of one run on one task. `episodes`: (initial-state id, seed); `video_ids`: states to film."""
+    """Episodes of one run on one task. `episodes`: (initial-state id, seed); `video_ids`: states to film;
+    `obs_mapping`: for a policy server that names none, the observation mapping to send through."""
 
     db: str
     run_id: int
@@ -38,6 +41,7 @@ class WorkUnit:
     episodes: tuple[tuple[int, int], ...]
     video_ids: tuple[int, ...]
     video_dir: str
+    obs_mapping: str = ""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -99,14 +103,22 @@ def run_units(
         key = (unit.policy, ExecutionSettings.from_dict(unit.settings).config_hash())
         runs.setdefault(key, []).append(unit)
     for group in runs.values():
-        if group[0].policy not in _POLICIES:
-            _POLICIES[group[0].policy] = load_policy(group[0].policy)
+        policy = group[0].policy
         settings = ExecutionSettings.from_dict(group[0].settings)
         pending: dict[str, deque[EpisodeItem]] = {}
         for unit in group:
             pending.setdefault(unit.task, deque()).extend(unit.items())
+        if is_remote(policy):
+            remote = RemoteSelector(connect_remote(policy, group[0].obs_mapping), num_envs, settings)
+            try:
+                run_episodes(pending, remote, settings, sink, make_envs, report)
+            finally:
+                remote.close()
+            continue
+        if policy not in _POLICIES:
+            _POLICIES[policy] = load_policy(policy)
         # One slot per env, the same for every wave, so that the sampler compiles once per run.
-        selector = ActionSelector(_POLICIES[group[0].policy], num_envs, settings)
+        selector = ActionSelector(_POLICIES[policy], num_envs, settings)
         run_episodes(pending, selector, settings, sink, make_envs, report)
 
 
