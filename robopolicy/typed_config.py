@@ -18,14 +18,31 @@ field's default. Values are then checked by the dataclass's own `__post_init__`,
 from __future__ import annotations
 
 import dataclasses
+import tomllib
 import types
 import typing
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Literal, TypeVar, Union
 
 from robopolicy.errors import UserError
 
 T = TypeVar("T")
+
+
+def read_toml(
+    path: str | Path, what: str, where: str | None = None, error: type[UserError] = UserError
+) -> dict[str, Any]:
+    """The table of a TOML file. A missing, unreadable or malformed file is one `error` (a UserError)
+    naming `where` (default: the path) and `what` the file was meant to be, e.g. "sweep config"."""
+    where = str(path) if where is None else where
+    try:
+        with Path(path).open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise error(f"{where}: no such {what} file") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise error(f"{where}: unreadable {what} file ({e})") from None
 
 
 def from_table(cls: type[T], table: Any, where: str, path: str = "") -> T:

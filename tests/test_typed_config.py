@@ -149,3 +149,21 @@ def test_execution_settings_round_trip_through_json_form():
     assert ExecutionSettings.from_dict(settings.to_dict()).config_hash() == settings.config_hash()
     with pytest.raises(UserError, match="unknown key"):
         ExecutionSettings.from_dict({"mdoe": "chunk"})
+
+
+def test_read_toml_names_the_file_and_what_it_was_for(tmp_path):
+    from robopolicy.typed_config import read_toml
+
+    good = tmp_path / "good.toml"
+    good.write_text('name = "x"\n[inner]\nvalue = 2\n')
+    assert read_toml(good, "sweep config") == {"name": "x", "inner": {"value": 2}}
+    bad = tmp_path / "bad.toml"
+    bad.write_text("name = \n")
+    with pytest.raises(UserError, match=r"^.*bad.toml: unreadable sweep config file \(.+\)$"):
+        read_toml(bad, "sweep config")
+    with pytest.raises(UserError, match=r"envs/t/task.toml: no such task spec file$"):
+        read_toml(tmp_path / "missing.toml", "task spec", where="envs/t/task.toml")
+    binary = tmp_path / "binary.toml"
+    binary.write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(UserError, match="unreadable key-mapping file"):
+        read_toml(binary, "key-mapping")

@@ -29,16 +29,15 @@ Any other layout is a TOML file, `--mapping my_mapping.toml`, with the fields of
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from robopolicy.data.validate import ArraySpec
 from robopolicy.errors import UserError
 from robopolicy.paths import datasets_dir, files_by_name
-from robopolicy.typed_config import from_table
+from robopolicy.typed_config import from_table, read_toml
 
 MAPPING_PATH_ENV = "ROBOPOLICY_MAPPING_PATH"
 
@@ -174,11 +173,6 @@ def load_mapping_file(path: str | Path) -> KeyMapping:
         raise UserError(
             f"unknown key mapping {str(path)!r}: choose one of {', '.join(preset_names())} or a .toml file"
         )
-    try:
-        raw: dict[str, Any] = tomllib.loads(path.read_text())
-    except FileNotFoundError as e:
-        raise UserError(f"{path}: no such key-mapping file") from e
-    except (OSError, tomllib.TOMLDecodeError) as e:
-        raise UserError(f"{path}: unreadable key-mapping file ({e})") from e
+    raw = read_toml(path, "key-mapping")
     raw.setdefault("name", path.stem)
     return from_table(KeyMapping, raw, str(path))

@@ -24,7 +24,6 @@ Any other layout is a TOML file with the fields of `ObsMapping`:
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,7 +33,7 @@ import numpy as np
 
 from robopolicy.errors import UserError
 from robopolicy.paths import datasets_dir, files_by_name
-from robopolicy.typed_config import from_table
+from robopolicy.typed_config import from_table, read_toml
 
 OBS_MAPPING_PATH_ENV = "ROBOPOLICY_OBS_MAPPING_PATH"
 DEFAULT_MAPPING = "robopolicy"
@@ -128,11 +127,6 @@ def load_obs_mapping(spec: str) -> ObsMapping:
         raise UserError(
             f"unknown observation mapping {spec!r}: choose one of {', '.join(mapping_names())} or a .toml file"
         )
-    try:
-        raw: dict[str, Any] = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such observation-mapping file") from None
-    except (OSError, tomllib.TOMLDecodeError) as e:
-        raise UserError(f"{path}: unreadable observation-mapping file ({e})") from None
+    raw = read_toml(path, "observation-mapping")
     raw.setdefault("name", path.stem)
     return ObsMapping.from_table(raw, str(path))

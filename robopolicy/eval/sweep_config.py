@@ -27,7 +27,6 @@ execution settings. Example `SWEEP.toml`:
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -35,7 +34,7 @@ from typing import Any, Literal
 from robopolicy.errors import UserError
 from robopolicy.eval.execution import ExecutionSettings
 from robopolicy.eval.remote_policy import is_remote
-from robopolicy.typed_config import from_table
+from robopolicy.typed_config import from_table, read_toml
 
 
 @dataclass(frozen=True)
@@ -116,13 +115,7 @@ def load_sweep_toml(path: str | Path, **overrides: Any) -> SweepConfig:
     """Read a sweep TOML file; relative paths in it are relative to the file. Every value is
     type-checked (`robopolicy.typed_config`); errors are one line naming the file and the field."""
     path = Path(path)
-    try:
-        with path.open("rb") as f:
-            raw = tomllib.load(f)
-    except FileNotFoundError:
-        raise UserError(f"{path}: sweep config not found") from None
-    except tomllib.TOMLDecodeError as e:
-        raise UserError(f"{path}: invalid TOML: {e}") from None
+    raw = read_toml(path, "sweep config")
     config = from_table(SweepConfig, raw, str(path))
     base = path.parent
 

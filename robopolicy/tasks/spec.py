@@ -30,7 +30,6 @@ Invalid specs raise `TaskSpecError` naming the file and the field.
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -40,6 +39,7 @@ from robopolicy.errors import UserError
 from robopolicy.paths import envs_dir
 from robopolicy.tasks.object_library import COLORS, OBJECT_TYPES, ObjectType, Role
 from robopolicy.tasks.task_path import TASK_FILE, find_task
+from robopolicy.typed_config import read_toml
 
 
 class TaskSpecError(UserError, ValueError):
@@ -375,14 +375,7 @@ def load_task_spec(task: str | Path) -> TaskSpec:
     """Load a task spec by task name (searched on the task path) or from an explicit TOML path."""
     path = task_file(task)
     where = _display_path(path)
-    try:
-        with path.open("rb") as f:
-            raw = tomllib.load(f)
-    except FileNotFoundError:
-        raise TaskSpecError(f"{where}: task spec file not found") from None
-    except tomllib.TOMLDecodeError as err:
-        raise TaskSpecError(f"{where}: invalid TOML: {err}") from None
-    spec = parse_task_spec(raw, where)
+    spec = parse_task_spec(read_toml(path, "task spec", where, TaskSpecError), where)
     if path.name == TASK_FILE and spec.name != path.parent.name:
         # Datasets and init states are keyed by the folder name; the two must agree.
         raise TaskSpecError(
