@@ -137,6 +137,15 @@ def _data_check(config: Any) -> int:
     return run_check(config)
 
 
+def _data_convert(config: Any) -> None:
+    import json
+
+    from robopolicy.data.dataset_convert import convert, describe
+
+    result = convert(config)
+    print(json.dumps(describe(result), indent=2))
+
+
 def _cache_embeddings(config: Any) -> None:
     from robopolicy.train.cache_embeddings import cache_embeddings
 
@@ -205,6 +214,10 @@ VERBS: dict[str, Verb] = {
     "quickstart": Verb("collect → train → evaluate on the default task, in one go", _quickstart, True),
     "data info": Verb("print a dataset's schema, counts, tasks and action/state statistics", _data_info),
     "data check": Verb("validate every episode of one or more datasets and list all problems", _data_check),
+    "data convert": Verb(
+        "convert RLDS (array_record/tfrecord) or LeRobot data into robopolicy's RLDS, resizing if asked",
+        _data_convert,
+    ),
     "cache-embeddings": Verb(
         "write per-frame embeddings of a dataset with a trained policy's encoder (PTP multistage)",
         _cache_embeddings,

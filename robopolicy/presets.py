@@ -10,6 +10,7 @@ import dataclasses
 
 from robopolicy.data.collect import CollectConfig
 from robopolicy.data.data_commands import DataCheckConfig, DataInfoConfig
+from robopolicy.data.dataset_convert import DataConvertConfig
 from robopolicy.eval.eval_config import EvalConfig
 from robopolicy.eval.verb_configs import CompareConfig, ReportConfig, SweepCommandConfig
 from robopolicy.models.dynamo_config import TINY_DYNAMO
@@ -145,6 +146,7 @@ PRESETS = {
     "quickstart": QUICKSTART,
     "data info": {"default": DataInfoConfig()},
     "data check": {"default": DataCheckConfig()},
+    "data convert": {"default": DataConvertConfig()},
     "cache-embeddings": {
         "default": CacheEmbeddingsConfig(),
         "quickstart": CacheEmbeddingsConfig(

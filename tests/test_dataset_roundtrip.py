@@ -30,7 +30,7 @@ def test_write_then_read_back_identical(tmp_path):
         tmp_path / "ds",
         config_name="t16",
         cameras=("agentview", "wrist"),
-        image_size=16,
+        image_shape=(16, 16),
         state_dim=9,
         action_dim=7,
     )

@@ -69,7 +69,7 @@ def _dataset(root, name: str, size: int) -> str:
         root / name,
         config_name="t",
         cameras=CAMERAS,
-        image_size=size,
+        image_shape=(size, size),
         state_dim=9,
         action_dim=7,
     )

@@ -48,7 +48,7 @@ def setup(tmp_path_factory):
         root / "ds",
         config_name="t",
         cameras=("agentview", "wrist"),
-        image_size=16,
+        image_shape=(16, 16),
         state_dim=9,
         action_dim=7,
     )

@@ -61,7 +61,7 @@ def test_stage1_then_stage2_then_evaluation(tmp_path):
         dataset,
         config_name="t",
         cameras=("agentview", "wrist"),
-        image_size=32,
+        image_shape=(32, 32),
         state_dim=9,
         action_dim=7,
     )

@@ -42,7 +42,7 @@ def _write(tmp_path, name: str, episodes: list[Episode]) -> str:
         tmp_path / name,
         config_name="t16",
         cameras=("agentview", "wrist"),
-        image_size=16,
+        image_shape=(16, 16),
         state_dim=9,
         action_dim=episodes[0].action.shape[1],
     )

@@ -43,7 +43,7 @@ def _ours(tmp_path, episodes, name="d", action_dim=7):
         tmp_path / name / "ds",
         config_name="c",
         cameras=("agentview",),
-        image_size=8,
+        image_shape=(8, 8),
         state_dim=3,
         action_dim=action_dim,
     )
@@ -159,20 +159,18 @@ def test_foreign_dataset_with_wrong_dtype_and_missing_key(tmp_path):
     assert all(str(p).startswith(f"{ds}: episode ") for p in problems)
 
 
-def test_dynamic_shapes_that_cannot_be_read_without_tensorflow_are_reported(tmp_path):
+def test_per_step_shapes_of_unknown_size_are_reported(tmp_path):
     features = {
         "observation": {"state": tfds.features.Tensor(shape=(None,), dtype=np.float32)},
         "action": tfds.features.Tensor(shape=(2,), dtype=np.float32),
     }
     step = {"observation": {"state": np.zeros(3, np.float32)}, "action": np.zeros(2, np.float32)}
     ds = write_rlds(tmp_path / "d", features, [{"steps": [step, step]}])
-    [p] = check_dataset(str(ds)).problems
-    assert (
-        p.episode == 0
-        and p.key == "steps"
-        and "is unreadable" in p.message
-        and "steps/observation/state" in p.message
-    )
+    problems = check_dataset(str(ds)).problems
+    assert [(p.episode, p.key, p.message) for p in problems] == [
+        (0, "observation/state", "has a per-step shape with unknown sizes (None,), which is not supported"),
+        (0, "language_instruction", "is missing"),
+    ]
 
 
 def test_libero_schema_violations(tmp_path):

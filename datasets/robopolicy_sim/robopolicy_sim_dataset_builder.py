@@ -1,19 +1,24 @@
 """TFDS builder for robopolicy's simulated demonstrations, in the RLDS layout.
 
-It converts the per-episode `.npz` files written by the collector (one folder per dataset) into an
-array_record TFDS dataset. Images are stored as zlib-compressed uint8 tensors rather than
-`tfds.features.Image`, because PNG encoding needs TensorFlow and this path must not.
+It converts the per-episode `.npz` files written by the collector (one folder per dataset), or any
+iterable of episodes set as the builder's `episode_source` (what `robopolicy data convert` streams),
+into an array_record TFDS dataset. Images are stored per the config's `image_encoding`: zlib-compressed
+uint8 tensors (lossless; the collector's default, fast for rendered scenes), or `tfds.features.Image`
+as PNG (lossless) or JPEG (what most real-robot RLDS sets use). PNG/JPEG bytes are encoded here with
+Pillow, since TFDS's own image encoder needs TensorFlow and this path must not.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import PIL.Image
 import tensorflow_datasets as tfds
 
 VERSION = "1.0.0"
@@ -27,8 +32,14 @@ class SimDatasetConfig(tfds.core.BuilderConfig):
     raw_dir: str = ""
     cameras: tuple[str, ...] = ("agentview", "wrist")
     image_size: int = 128
+    image_height: int = 0  # 0: image_size (square)
+    image_width: int = 0  # 0: image_size (square)
+    image_encoding: str = "zlib"  # zlib | png | jpeg
     state_dim: int = 9
     action_dim: int = 7
+
+    def image_shape(self) -> tuple[int, int, int]:
+        return (self.image_height or self.image_size, self.image_width or self.image_size, 3)
 
 
 class RobopolicySim(tfds.core.GeneratorBasedBuilder):
@@ -38,13 +49,7 @@ class RobopolicySim(tfds.core.GeneratorBasedBuilder):
 
     def _info(self) -> tfds.core.DatasetInfo:
         cfg: SimDatasetConfig = self.builder_config
-        size = cfg.image_size
-        images = {
-            cam: tfds.features.Tensor(
-                shape=(size, size, 3), dtype=np.uint8, encoding=tfds.features.Encoding.ZLIB
-            )
-            for cam in cfg.cameras
-        }
+        images = {cam: _image_feature(cfg.image_shape(), cfg.image_encoding) for cam in cfg.cameras}
         return tfds.core.DatasetInfo(
             builder=self,
             description=__doc__,
@@ -81,41 +86,98 @@ class RobopolicySim(tfds.core.GeneratorBasedBuilder):
         )
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Iterator[Example]]:
-        return {"train": self._generate_examples(Path(self.builder_config.raw_dir))}
+        source = getattr(self, "episode_source", None)
+        episodes = source if source is not None else _staged_episodes(Path(self.builder_config.raw_dir))
+        return {"train": self._generate_examples(episodes)}
 
-    def _generate_examples(self, raw_dir: Path) -> Iterator[Example]:
-        cameras = self.builder_config.cameras
-        for path in sorted(raw_dir.glob("episode_*.npz")):
-            with np.load(path) as f:
-                meta = json.loads(str(f["meta"]))
-                actions = f["action"]
-                rewards = f["reward"]
-                states = f["state"]
-                frames = {cam: f[cam] for cam in cameras}
-            num_steps = len(actions)
+    def _generate_examples(self, episodes: Iterable[Any]) -> Iterator[Example]:
+        cfg: SimDatasetConfig = self.builder_config
+        encode = _ENCODERS[cfg.image_encoding]
+        for episode in episodes:
+            num_steps = len(episode.action)
+            frames = {cam: episode.frames[cam] for cam in cfg.cameras}
             steps = [
                 {
-                    "observation": {**{cam: frames[cam][t] for cam in cameras}, "state": states[t]},
-                    "action": actions[t],
-                    "reward": rewards[t],
+                    "observation": {
+                        **{cam: encode(frames[cam][t]) for cam in cfg.cameras},
+                        "state": episode.state[t],
+                    },
+                    "action": episode.action[t],
+                    "reward": episode.reward[t],
                     "discount": np.float32(1.0),
                     "is_first": t == 0,
                     "is_last": t == num_steps - 1,
-                    "is_terminal": bool(t == num_steps - 1 and meta["success"]),
-                    "language_instruction": meta["instruction"],
+                    "is_terminal": bool(t == num_steps - 1 and episode.success),
+                    "language_instruction": episode.instruction,
                 }
                 for t in range(num_steps)
             ]
-            episode_id = int(meta["episode_id"])
             yield (
-                f"episode_{episode_id:05d}",
+                f"episode_{episode.episode_id:05d}",
                 {
                     "steps": steps,
                     "episode_metadata": {
-                        "task": meta["task"],
-                        "episode_id": episode_id,
-                        "seed": int(meta["seed"]),
-                        "init_state_id": int(meta["init_state_id"]),
+                        "task": episode.task,
+                        "episode_id": episode.episode_id,
+                        "seed": episode.seed,
+                        "init_state_id": episode.init_state_id,
                     },
                 },
             )
+
+
+@dataclasses.dataclass(frozen=True)
+class StagedEpisode:
+    """An episode read back from the collector's staging `.npz` (the fields the examples need)."""
+
+    frames: dict[str, np.ndarray]
+    state: np.ndarray
+    action: np.ndarray
+    reward: np.ndarray
+    task: str
+    instruction: str
+    episode_id: int
+    seed: int
+    init_state_id: int
+    success: bool
+
+
+def _staged_episodes(raw_dir: Path) -> Iterator[StagedEpisode]:
+    for path in sorted(raw_dir.glob("episode_*.npz")):
+        with np.load(path) as f:
+            meta = json.loads(str(f["meta"]))
+            arrays = {key: f[key] for key in f.files if key != "meta"}
+        yield StagedEpisode(
+            frames={k: v for k, v in arrays.items() if k not in ("state", "action", "reward")},
+            state=arrays["state"],
+            action=arrays["action"],
+            reward=arrays["reward"],
+            task=meta["task"],
+            instruction=meta["instruction"],
+            episode_id=int(meta["episode_id"]),
+            seed=int(meta["seed"]),
+            init_state_id=int(meta["init_state_id"]),
+            success=bool(meta["success"]),
+        )
+
+
+def _image_feature(shape: tuple[int, int, int], encoding: str) -> Any:
+    if encoding == "zlib":
+        return tfds.features.Tensor(shape=shape, dtype=np.uint8, encoding=tfds.features.Encoding.ZLIB)
+    return tfds.features.Image(shape=shape, encoding_format=encoding)
+
+
+def _pillow_encoder(fmt: str, **options: Any) -> Any:
+    def encode(image: np.ndarray) -> bytes:
+        buffer = io.BytesIO()
+        PIL.Image.fromarray(np.asarray(image, np.uint8)).save(buffer, format=fmt, **options)
+        return buffer.getvalue()
+
+    return encode
+
+
+_ENCODERS = {
+    "zlib": np.asarray,  # the Tensor feature compresses
+    "png": _pillow_encoder("PNG", compress_level=1),
+    "jpeg": _pillow_encoder("JPEG", quality=95),
+}

@@ -100,7 +100,7 @@ def collect(config: CollectConfig, progress: bool = True) -> CollectResult:
         out,
         config_name=f"{label}_{config.image_size}px",
         cameras=tuple(config.cameras),
-        image_size=config.image_size,
+        image_shape=(config.image_size, config.image_size),
         state_dim=TabletopEnv.state_dim,
         action_dim=TabletopEnv.action_dim,
     )

@@ -15,9 +15,11 @@ from typing import Any
 
 import numpy as np
 import tensorflow_datasets as tfds
+from array_record.python.array_record_data_source import ArrayRecordDataSource
 
 from robopolicy.data.episode import Episode
 from robopolicy.data.key_mapping import KeyMapping, resolve_mapping
+from robopolicy.data.rlds_records import EpisodeRecord, LazyFrames, frame_shape, is_encoded, step_features
 from robopolicy.data.validate import (
     ArraySpec,
     DatasetError,
@@ -91,109 +93,142 @@ class RldsDataset:
         self.features = flatten_features(self.builder.info.features)
         if not any(key.startswith("steps/") for key in self.features):
             raise UserError(f"{self.dir}: not an RLDS dataset (no 'steps' feature)")
-        self.step_keys = {key.removeprefix("steps/") for key in self.features if key.startswith("steps/")}
+        self.steps = step_features(self.builder.info.features)
+        self.step_keys = set(self.steps)
         self.name = self.builder.info.name
         self.mapping: KeyMapping = resolve_mapping(mapping, self.step_keys, self.name)
         file_format = self.builder.info.file_format
         self.file_format = file_format.value if file_format is not None else "tfrecord"
         self.num_episodes = self.builder.info.splits["train"].num_examples
+        self._source: Any = None
 
     def __str__(self) -> str:
         return str(self.dir)
 
-    def records(self) -> Iterator[tuple[int, dict[str, Any] | Exception]]:
-        """(record index, decoded record) in storage order; a record that fails to decode yields its error."""
-        if self.file_format == "array_record":
-            source = self.builder.as_data_source()["train"]
-            for index in range(len(source)):
+    @property
+    def random_access(self) -> bool:
+        """Whether records can be read by index (array_record), so frames need not stay in memory."""
+        return self.file_format == "array_record"
+
+    def _shard_paths(self) -> list[str]:
+        return [str(p) for p in self.builder.info.splits["train"].filepaths]
+
+    def raw_record(self, index: int) -> bytes:
+        """The serialized record at storage position `index` (array_record datasets only)."""
+        if self._source is None:
+            self._source = ArrayRecordDataSource(self._shard_paths())
+        return self._source[index]
+
+    def _raw_records(self) -> Iterator[tuple[int, bytes | Exception]]:
+        if self.random_access:
+            for index in range(self.num_episodes):
                 try:
-                    record = source[index]
-                    yield (
-                        index,
-                        {**record, "steps": [record["steps"][t] for t in range(len(record["steps"]))]},
-                    )
+                    yield index, self.raw_record(index)
                 except Exception as e:  # a damaged record is a problem to report, not a crash
                     yield index, e
             return
         try:
-            import tensorflow  # noqa: F401 - only to learn whether it is installed
+            import tensorflow as tf
         except ImportError as e:
             raise UserError(
                 f"{self.dir}: stored as {self.file_format}, which needs TensorFlow to read; "
                 f"install it with: {TF_EXTRA_HINT}"
             ) from e
-        dataset = self.builder.as_dataset(split="train", shuffle_files=False)
-        for index, record in enumerate(tfds.as_numpy(dataset)):
-            yield index, {**record, "steps": list(record["steps"])}
+        for index, raw in enumerate(tf.data.TFRecordDataset(self._shard_paths()).as_numpy_iterator()):
+            yield index, raw
 
+    def records(self) -> Iterator[tuple[int, EpisodeRecord | Exception]]:
+        """(record index, parsed record) in storage order; a record that fails to parse yields its error."""
+        for index, raw in self._raw_records():
+            if isinstance(raw, Exception):
+                yield index, raw
+                continue
+            try:
+                yield index, EpisodeRecord(raw, self.steps)
+            except Exception as e:  # a damaged record is reported, not raised
+                yield index, e
 
-def _lookup(tree: Any, key: str) -> Any:
-    for part in key.split("/"):
-        if not isinstance(tree, dict) or part not in tree:
-            return None
-        tree = tree[part]
-    return tree
+    def frames(self, record: EpisodeRecord, index: int, key: str) -> LazyFrames:
+        """The frames of camera step key `key` in the record at `index`, decoded on demand.
 
+        Over array_record they re-read the record when indexed and hold no bytes; otherwise they keep
+        the record's encoded strings (compressed) for the episode's lifetime.
+        """
+        feature = self.steps[key]
+        encoded = record.encoded(key)
+        shape = frame_shape(feature, encoded[0]) if encoded else (0, 0, 3)
+        if self.random_access:
 
-def _text(value: Any) -> str:
-    if isinstance(value, np.ndarray):
-        value = value.item()
-    return value.decode() if isinstance(value, bytes) else str(value)
+            def fetch() -> list[bytes]:
+                return EpisodeRecord(self.raw_record(index), self.steps).encoded(key)
 
+        else:
 
-def _stack(steps: list[dict[str, Any]], key: str) -> np.ndarray | str | None:
-    """Per-step values of `key` stacked into [T, ...]; None if missing, a message if ragged."""
-    values = [_lookup(step, key) for step in steps]
-    if any(v is None for v in values):
-        return None
-    arrays = [np.asarray(v) for v in values]
-    shapes = {a.shape for a in arrays}
-    if len(shapes) > 1:
-        return f"has per-step shapes that differ within the episode: {sorted(shapes)}"
-    return np.stack(arrays)
+            def fetch() -> list[bytes]:
+                return encoded
+
+        return LazyFrames(fetch, feature.decode_example_np, record.length, shape)
+
+    def iter_episodes(self) -> Iterator[tuple[int, Episode | None, list[Problem]]]:
+        """(record index, episode or None, problems) for every record, in storage order."""
+        for index, record in self.records():
+            if isinstance(record, Exception):
+                message = f"is unreadable ({type(record).__name__}: {record})"
+                yield index, None, [Problem(str(self), index, "steps", message)]
+                continue
+            episode, problems = read_episode(record, index, self)
+            yield index, episode, problems
 
 
 def read_episode(
-    record: dict[str, Any], index: int, mapping: KeyMapping, dataset: str
+    record: EpisodeRecord, index: int, dataset: RldsDataset
 ) -> tuple[Episode | None, list[Problem]]:
-    """One decoded RLDS record → (Episode, []) or (None, its problems)."""
-    meta_id = _lookup(record, mapping.episode_id) if mapping.episode_id else None
+    """One parsed RLDS record → (Episode, []) or (None, its problems). Frames stay encoded."""
+    mapping = dataset.mapping
+    meta_id = record.record_value(mapping.episode_id) if mapping.episode_id else None
     episode_id = int(meta_id) if meta_id is not None else index
 
     def problem(key: str, message: str) -> Problem:
-        return Problem(dataset, episode_id, key, message, record=index)
+        return Problem(str(dataset), episode_id, key, message, record=index)
 
-    steps = record["steps"]
-    if not steps:
+    if record.length == 0:
         return None, [problem(mapping.action, "has 0 steps: empty episode")]
     specs = mapping.step_specs()
-    if mapping.reward and _lookup(steps[0], mapping.reward) is not None:  # optional, but checked when present
+    if mapping.reward and record.has_step_key(mapping.reward):  # optional, but checked when present
         specs[mapping.reward] = ArraySpec((), "floating")
-    stacked = {key: _stack(steps, key) for key in specs}
-    problems = [problem(key, value) for key, value in stacked.items() if isinstance(value, str)]
-    arrays = {k: v for k, v in stacked.items() if not isinstance(v, str)}
-    checked = check_arrays(
-        arrays, {k: s for k, s in specs.items() if k in arrays}, dataset, episode_id, mapping.action
-    )
+    arrays: dict[str, Any] = {}
+    problems: list[Problem] = []
+    for key in specs:
+        if key in mapping.cameras and record.has_step_key(key) and is_encoded(dataset.steps[key]):
+            arrays[key] = dataset.frames(record, index, key)
+            continue
+        value = record.step_array(key)
+        if isinstance(value, str):
+            problems.append(problem(key, value))
+        elif value is not None:
+            arrays[key] = value
+    reported = {p.key for p in problems}
+    unreported = {k: spec for k, spec in specs.items() if k not in reported}
+    checked = check_arrays(arrays, unreported, str(dataset), episode_id, mapping.action)
     problems += [dataclasses.replace(p, record=index) for p in checked]
     instruction = ""
     if mapping.instruction is not None:
-        value = _lookup(steps[0], mapping.instruction)
-        if value is None:
+        texts = record.step_array(mapping.instruction)
+        if texts is None or isinstance(texts, str) or not len(texts):
             problems.append(problem(mapping.instruction, "is missing"))
         else:
-            instruction = _text(value)
+            instruction = str(texts[0])
     if problems:
         return None, problems
 
     def optional(key: str | None, default: np.ndarray) -> np.ndarray:
-        value = _stack(steps, key) if key else None
+        value = record.step_array(key) if key else None
         return default if value is None or isinstance(value, str) else value
 
     def meta(key: str | None) -> Any:
-        return _lookup(record, key) if key else None
+        return record.record_value(key) if key else None
 
-    n = len(steps)
+    n = record.length
     reward = optional(mapping.reward, np.zeros(n, np.float32)).astype(np.float32).reshape(n)
     terminal = optional(mapping.is_terminal, np.ones(n, bool)).reshape(n)
     task = meta(mapping.task)
@@ -203,7 +238,7 @@ def read_episode(
         state=arrays[mapping.state].astype(np.float32),
         action=arrays[mapping.action].astype(np.float32),
         reward=reward,
-        task=_text(task) if task is not None else instruction,
+        task=str(task) if task is not None else instruction,
         instruction=instruction,
         episode_id=episode_id,
         seed=int(meta(mapping.seed)) if meta(mapping.seed) is not None else -1,
@@ -215,13 +250,7 @@ def read_episode(
 
 def iter_episodes(dataset: RldsDataset) -> Iterator[tuple[int, Episode | None, list[Problem]]]:
     """(record index, episode or None, problems) for every record, in storage order."""
-    for index, record in dataset.records():
-        if isinstance(record, Exception):
-            message = f"is unreadable ({type(record).__name__}: {record})"
-            yield index, None, [Problem(str(dataset), index, "steps", message)]
-            continue
-        episode, problems = read_episode(record, index, dataset.mapping, str(dataset))
-        yield index, episode, problems
+    return dataset.iter_episodes()
 
 
 def load_episodes(path: str | Path, mapping: str = "auto") -> list[Episode]:

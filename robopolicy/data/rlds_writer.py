@@ -13,9 +13,10 @@ import io
 import json
 import shutil
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import ModuleType
+from typing import Literal
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -25,6 +26,7 @@ from robopolicy.data.episode import Episode
 from robopolicy.paths import datasets_dir
 
 BUILDER_NAME = "robopolicy_sim"
+ImageEncoding = Literal["zlib", "png", "jpeg"]
 
 
 def write_raw_episode(
@@ -79,34 +81,46 @@ def load_builder_module(name: str = BUILDER_NAME) -> ModuleType:
 
 
 def build_rlds_dataset(
-    raw_dir: Path,
+    source: Path | Iterable[Episode],
     out_dir: Path,
     *,
     config_name: str,
     cameras: tuple[str, ...],
-    image_size: int,
+    image_shape: tuple[int, int],
     state_dim: int,
     action_dim: int,
+    image_encoding: ImageEncoding = "zlib",
     keep_raw: bool = False,
 ) -> Path:
-    """Convert staged episodes into an array_record RLDS dataset; returns the dataset's version folder."""
+    """Write an array_record RLDS dataset; returns the dataset's version folder.
+
+    `source` is a folder of staged `.npz` episodes (removed afterwards unless `keep_raw`) or any
+    iterable of episodes, consumed one at a time (the TFDS writer spills to disk beyond ~1 GB, so
+    memory stays bounded). `image_shape` is (height, width) of every camera's frames.
+    """
     module = load_builder_module()
-    # TFDS narrates every build (custom-config warnings, nested progress bars); our collector has its own bar.
+    # TFDS narrates every build (custom-config warnings, nested progress bars); our callers have their own bar.
     tfds.disable_progress_bar()
     absl_logging.set_verbosity(absl_logging.ERROR)
+    staged = isinstance(source, Path)
     config = module.SimDatasetConfig(
         name=config_name,
-        raw_dir=str(raw_dir),
+        raw_dir=str(source) if staged else "",
         cameras=tuple(cameras),
-        image_size=image_size,
+        image_size=image_shape[0],
+        image_height=image_shape[0],
+        image_width=image_shape[1],
+        image_encoding=image_encoding,
         state_dim=state_dim,
         action_dim=action_dim,
     )
     builder = module.RobopolicySim(config=config, data_dir=str(out_dir), file_format="array_record")
+    if not staged:
+        builder.episode_source = source
     with contextlib.redirect_stdout(
         io.StringIO()
     ):  # TFDS prints "Downloading and preparing…" though nothing downloads
         builder.download_and_prepare()
-    if not keep_raw:
-        shutil.rmtree(raw_dir)
+    if staged and not keep_raw:
+        shutil.rmtree(source)
     return Path(builder.data_dir)

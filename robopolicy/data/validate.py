@@ -89,7 +89,8 @@ def check_arrays(
         if arr is None:
             add(key, "is missing")
             continue
-        arr = np.asarray(arr)
+        if not hasattr(arr, "dtype"):  # frames decoded on demand keep their shape and dtype without decoding
+            arr = np.asarray(arr)
         if not _dtype_ok(arr.dtype, spec.dtype):
             add(key, f"has wrong dtype {arr.dtype}, expected {spec.dtype}")
         elif arr.ndim != 1 + len(spec.shape) or any(

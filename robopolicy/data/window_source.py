@@ -11,24 +11,32 @@ Every key but `action` is windowed like an observation (`To` frames), `action` l
 one more per-step key, "embeddings/<camera>" float32 [T, D], with or instead of the images.
 Per-episode values (the encoded instruction) are broadcast to every window of their episode.
 
-All arrays live in memory, concatenated per key, so a batch is one vectorized gather per key.
+In-memory arrays are concatenated per key, so a batch is one vectorized gather per key. Frames that
+are decoded on demand (`robopolicy.data.rlds_records.LazyFrames`, what reading an array_record
+dataset gives) stay per episode: a batch decodes just the frames its windows observe, one record
+read per episode in the batch, so host memory does not grow with the dataset. Images of any
+stored size come out at the source's `image_size`, resized with
+`robopolicy.data.image_resize.resize_with_pad` inside the data pipeline's worker threads.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from jaxtyping import Int
 
 from robopolicy.data.episode import Episode
+from robopolicy.data.image_resize import resize_with_pad
 from robopolicy.data.normalization import Normalizer
 from robopolicy.data.validate import ArraySpec, DatasetError, check_arrays, raise_if_problems
 from robopolicy.data.windows import window_offsets
 from robopolicy.errors import UserError
 
 ACTION_KEY = "action"
+IMAGE_PREFIX = "images/"
 Batch = dict[str, object]  # nested: values are arrays [B, ...] or dicts of them
 
 
@@ -108,6 +116,7 @@ class WindowSource:
         name: the dataset's name or path, used in error messages.
         normalizers: per-key affine maps applied once here (e.g. state, action).
         episode_values: per-episode arrays [E, ...] (e.g. "instruction" int32 [E, L]).
+        image_size: side of the square images that "images/*" keys come out at (None: as stored).
     """
 
     def __init__(
@@ -117,14 +126,23 @@ class WindowSource:
         name: str,
         normalizers: Mapping[str, Normalizer] | None = None,
         episode_values: Mapping[str, np.ndarray] | None = None,
+        image_size: int | None = None,
     ) -> None:
         self.spec, self.name = spec, name
-        self.layout = validate_episodes(episodes, name)
+        self.image_size = image_size
+        stored = validate_episodes(episodes, name)
+        self.layout = {
+            key: (dtype, _output_shape(key, shape, image_size)) for key, (dtype, shape) in stored.items()
+        }
         normalizers = dict(normalizers or {})
         lengths = np.asarray([len(e[ACTION_KEY]) for e in episodes])
         self.num_episodes = len(episodes)
         self._arrays: dict[str, np.ndarray] = {}
+        self._lazy: dict[str, list[Any]] = {}  # per-episode frames decoded on demand
         for key in self.layout:
+            if not isinstance(episodes[0][key], np.ndarray):
+                self._lazy[key] = [e[key] for e in episodes]
+                continue
             joined = np.concatenate([e[key] for e in episodes])
             if key in normalizers:
                 joined = normalizers[key].normalize(joined.astype(np.float32)).astype(np.float32)
@@ -169,12 +187,41 @@ class WindowSource:
         flat: dict[str, np.ndarray] = {
             key: values[act_idx if key == ACTION_KEY else obs_idx] for key, values in self._arrays.items()
         }
+        if self._lazy:
+            episode_of = self._episode[indices]
+            local = np.clip(obs_raw, 0, last)
+            for key, per_episode in self._lazy.items():
+                flat[key] = _gather_lazy(per_episode, episode_of, local)
+        if self.image_size is not None:
+            for key in flat:
+                if key.startswith(IMAGE_PREFIX):
+                    flat[key] = resize_with_pad(flat[key], self.image_size, self.image_size)
         flat["obs_valid"] = obs_raw >= 0
         flat["action_valid"] = (act_raw >= 0) & (act_raw <= last)
         episode = self._episode[indices]
         for key, values in self._episode_values.items():
             flat[key] = values[episode]
         return nest(flat)
+
+
+def _output_shape(key: str, shape: tuple[int, ...], image_size: int | None) -> tuple[int, ...]:
+    if image_size is None or not key.startswith(IMAGE_PREFIX):
+        return shape
+    return (image_size, image_size, *shape[2:])
+
+
+def _gather_lazy(
+    per_episode: Sequence[Any], episode_of: Int[np.ndarray, " b"], steps: Int[np.ndarray, "b to"]
+) -> np.ndarray:
+    """frames[b] = per_episode[episode_of[b]][steps[b]], reading each episode of the batch once."""
+    first = per_episode[int(episode_of[0])]
+    out = np.empty((*steps.shape, *first.shape[1:]), first.dtype)
+    for episode in np.unique(episode_of):
+        rows = np.flatnonzero(episode_of == episode)
+        wanted, inverse = np.unique(steps[rows], return_inverse=True)
+        frames = per_episode[int(episode)][wanted]
+        out[rows] = frames[inverse.reshape(len(rows), -1)]
+    return out
 
 
 def validate_episodes(
@@ -189,7 +236,7 @@ def validate_episodes(
         raise DatasetError(f"{name}: no episodes")
     if ACTION_KEY not in episodes[0]:
         raise DatasetError(f"{name}: episode 0: key '{ACTION_KEY}' is missing")
-    layout = {k: (np.asarray(v).dtype, tuple(np.shape(v)[1:])) for k, v in episodes[0].items()}
+    layout = {k: (_dtype(v), tuple(np.shape(v)[1:])) for k, v in episodes[0].items()}
     specs = {key: ArraySpec(shape, dtype.name) for key, (dtype, shape) in layout.items()}
     for i, episode in enumerate(episodes):
         extra = sorted(set(episode) - set(layout))
@@ -219,6 +266,11 @@ def check_compatible(sources: Sequence[WindowSource]) -> None:
             raise UserError(f"{other.name}: window {other.spec} differs from dataset {ref.name}'s {ref.spec}")
         if set(other._episode_values) != set(ref._episode_values):
             raise UserError(f"{other.name}: per-episode keys differ from dataset {ref.name}'s")
+
+
+def _dtype(values: Any) -> np.dtype:
+    """dtype of an array or of frames decoded on demand (which would decode everything in np.asarray)."""
+    return np.dtype(values.dtype) if hasattr(values, "dtype") else np.asarray(values).dtype
 
 
 def _map_nested(tree: Batch, fn: Callable[[np.ndarray], np.ndarray]) -> Batch:

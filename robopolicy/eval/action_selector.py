@@ -38,6 +38,7 @@ import numpy as np
 from flax import nnx
 from jaxtyping import Bool, Float
 
+from robopolicy.data.image_resize import resize_with_pad
 from robopolicy.data.instruction_vocab import InstructionVocab
 from robopolicy.data.windows import history_length, observed_frames
 from robopolicy.errors import UserError
@@ -110,7 +111,10 @@ def window_batch(
     cfg = policy.config
     frames = observed_frames(history, cfg.obs_horizon, cfg.frame_stride)
     first_valid = (cfg.obs_horizon - 1) - t // cfg.frame_stride
-    images = {cam: np.stack([o[cam] for o in frames]) for cam in cfg.cameras}
+    # Frames of another size (a render or camera that differs from the training data) get the
+    # training pipeline's resize; frames at the policy's size pass through untouched.
+    size = cfg.image_size
+    images = {cam: resize_with_pad(np.stack([o[cam] for o in frames]), size, size) for cam in cfg.cameras}
     batch: dict[str, Any] = {
         "state": policy.stats.state.normalize(np.stack([o["state"] for o in frames]))[None].astype(
             np.float32

@@ -21,11 +21,14 @@ class TrainConfig(LoopConfig):
             `mapping` describes.
         mapping: key mapping of the datasets: "auto" (robopolicy's layout, embedding caches, LIBERO),
             a preset name from `datasets/key_mappings/` or a TOML file (see docs/datasets.md).
-        extra_datasets: more RLDS datasets mixed into training (same cameras, state and action dims).
+        extra_datasets: more RLDS datasets mixed into training (same cameras, state and action dims;
+            images of any size, resized to the policy's).
+        extra_mappings: the key mapping of each extra dataset, in order; empty: `mapping` for all.
         dataset_weights: sampling weight of each dataset, `dataset` first then `extra_datasets`; empty
             means in proportion to their numbers of windows, as if concatenated.
-        policy: the policy; its image size, state and action dimensions come from the dataset, and a
-            frame_stride of 0 too (see `robopolicy.data.windows.frame_stride_for`).
+        policy: the policy; the dataset's frames are resized to its `image_size` (with padding, aspect
+            kept: `robopolicy.data.image_resize`), its state and action dimensions come from the
+            dataset, and a frame_stride of 0 too (see `robopolicy.data.windows.frame_stride_for`).
         data: normalization modes, instruction length and read threads.
         color_jitter: on-device colour jitter of training images (off by default; never at evaluation).
         ema: the EMA of the weights that evaluation and export use.
@@ -47,6 +50,7 @@ class TrainConfig(LoopConfig):
     dataset: str = "runs/quickstart/dataset"
     mapping: str = "auto"
     extra_datasets: tuple[str, ...] = ()
+    extra_mappings: tuple[str, ...] = ()
     dataset_weights: tuple[float, ...] = ()
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -68,5 +72,14 @@ class TrainConfig(LoopConfig):
                 f"TrainConfig: dataset_weights needs one positive weight per dataset "
                 f"({1 + len(self.extra_datasets)}), got {self.dataset_weights}"
             )
+        if self.extra_mappings and len(self.extra_mappings) != len(self.extra_datasets):
+            raise ValueError(
+                f"TrainConfig: extra_mappings needs one mapping per extra dataset "
+                f"({len(self.extra_datasets)}), got {len(self.extra_mappings)}"
+            )
         if min(self.eval_every, self.eval_episodes, self.eval_max_steps) < 0:
             raise ValueError("TrainConfig: eval_every, eval_episodes and eval_max_steps must be >= 0")
+
+    def dataset_mappings(self) -> tuple[str, ...]:
+        """The key mapping of every dataset: `dataset` first, then `extra_datasets`."""
+        return (self.mapping, *(self.extra_mappings or (self.mapping,) * len(self.extra_datasets)))

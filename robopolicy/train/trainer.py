@@ -78,6 +78,7 @@ def train(
         "task": data.task,
         "instruction": data.instruction,
         "num_episodes": data.num_episodes,
+        "native_image_shapes": data.native_image_shapes,
         ENCODER_SOURCE_KEY: _encoder_source(config, pretrained, freeze, stage1),
         **stage1,
     }

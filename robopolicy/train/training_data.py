@@ -32,6 +32,7 @@ from robopolicy.train.train_config import TrainConfig
 class TrainingData:
     """The policy config completed from the data, what checkpoints carry, and this host's batches."""
 
+    native_image_shapes: dict[str, dict[str, tuple[int, ...]]]  # dataset → camera → stored [H, W, 3]
     policy_config: PolicyConfig
     stats: NormalizationStats
     dataset_stats: DatasetStats
@@ -44,8 +45,11 @@ class TrainingData:
 
 
 def policy_config_for(episodes: list[Episode], requested: PolicyConfig, where: str) -> PolicyConfig:
-    """The requested policy config with its data-dependent fields taken from the dataset (and a
-    frame stride of 0 chosen from its episode lengths, `frame_stride_for`)."""
+    """The requested policy config with its state and action dimensions taken from the dataset (and a
+    frame stride of 0 chosen from its episode lengths, `frame_stride_for`).
+
+    The image size stays the policy's: the pipeline resizes the dataset's frames to it.
+    """
     first = episodes[0]
     if requested.frame_stride == 0:
         stride = frame_stride_for([len(e.action) for e in episodes], requested.obs_horizon)
@@ -67,7 +71,6 @@ def policy_config_for(episodes: list[Episode], requested: PolicyConfig, where: s
         raise UserError(f"{where}: dataset has no camera {missing[0]!r} (it has {sorted(first.frames)})")
     return dataclasses.replace(
         requested,
-        image_size=int(first.frames[requested.cameras[0]].shape[1]),
         state_dim=int(first.state.shape[1]),
         action_dim=int(first.action.shape[1]),
     )
@@ -81,12 +84,13 @@ def prepare_training_data(config: TrainConfig, episodes: list[Episode] | None = 
     normalizes with statistics over all of them, computed in memory.
     """
     groups: list[tuple[str, Path | None, list[Episode]]] = []
+    mappings = config.dataset_mappings()
     for k, name in enumerate((config.dataset, *config.extra_datasets)):
         if k == 0 and episodes is not None:
             groups.append((name, None, episodes))
             continue
         dataset_dir = find_dataset_dir(name)
-        groups.append((name, dataset_dir, load_episodes(dataset_dir, config.mapping)))
+        groups.append((name, dataset_dir, load_episodes(dataset_dir, mappings[k])))
     for name, _, eps in groups:
         if not eps:
             raise UserError(f"{name}: no episodes")
@@ -114,6 +118,7 @@ def prepare_training_data(config: TrainConfig, episodes: list[Episode] | None = 
             name=name,
             normalizers={"state": stats.state, "action": stats.action},
             episode_values={"instruction": np.stack([vocab.encode(e.instruction) for e in eps])},
+            image_size=None if policy_cfg.encoder == "cached" else policy_cfg.image_size,
         )
         for (name, _, eps), group_arrays in zip(groups, arrays, strict=True)
     ]
@@ -122,6 +127,11 @@ def prepare_training_data(config: TrainConfig, episodes: list[Episode] | None = 
         raise UserError(f"{config.dataset}: {total} samples, fewer than one batch of {config.batch_size}")
     weights = list(config.dataset_weights) or [float(len(s)) for s in sources]
     return TrainingData(
+        native_image_shapes={
+            name: {cam: tuple(int(d) for d in e.frames[cam].shape[1:]) for cam in policy_cfg.cameras}
+            for name, _, (e, *_) in groups
+            if policy_cfg.encoder != "cached"
+        },
         policy_config=policy_cfg,
         stats=stats,
         dataset_stats=dataset_stats,
