@@ -1,8 +1,10 @@
 """Reading RLDS datasets into `Episode`s: ours, and other projects' through a key mapping.
 
-array_record datasets are read without TensorFlow (`as_data_source`); legacy tfrecord datasets need
-it, which the `[tf]` extra installs. Reading validates as it goes (see `robopolicy.data.validate`):
-`iter_episodes` yields every problem, `load_episodes` refuses a dataset with any.
+Neither format needs TensorFlow: array_record datasets are read through TFDS's data source, tfrecord
+datasets (most of Open X-Embodiment, OpenVLA's LIBERO) shard by shard with `tfrecord_file`, and both
+decode each record with the builder's own numpy decoding. Reading validates as it goes (see
+`robopolicy.data.validate`): `RldsDataset.iter_episodes` yields every problem, `load_episodes` refuses
+a dataset with any.
 """
 
 from __future__ import annotations
@@ -18,18 +20,21 @@ import tensorflow_datasets as tfds
 
 from robopolicy.data.episode import Episode
 from robopolicy.data.key_mapping import KeyMapping, resolve_mapping
+from robopolicy.data.tfrecord_file import read_records
 from robopolicy.data.validate import (
     ArraySpec,
     DatasetError,
     Problem,
     check_arrays,
     check_consistent_shapes,
+    check_rlds_flags,
+    check_value_ranges,
     raise_if_problems,
 )
 from robopolicy.errors import UserError
 
 _INFO_FILE = "dataset_info.json"
-TF_EXTRA_HINT = "pip install 'robopolicy[tf]'"
+_FORMATS = ("array_record", "tfrecord")
 
 
 def find_dataset_dir(path: str | Path) -> Path:
@@ -101,30 +106,59 @@ class RldsDataset:
     def __str__(self) -> str:
         return str(self.dir)
 
+    def iter_episodes(self) -> Iterator[tuple[int, Episode | None, list[Problem]]]:
+        """(record index, episode or None, problems) for every record, one decoded at a time, in
+        storage order."""
+        for index, record in self.records():
+            if isinstance(record, Exception):
+                message = f"is unreadable ({type(record).__name__}: {record})"
+                yield index, None, [Problem(str(self), index, "steps", message)]
+                continue
+            episode, problems = read_episode(record, index, self.mapping, str(self))
+            yield index, episode, problems
+
     def records(self) -> Iterator[tuple[int, dict[str, Any] | Exception]]:
-        """(record index, decoded record) in storage order; a record that fails to decode yields its error."""
+        """(record index, decoded record) in storage order; a record that fails to decode yields its error.
+
+        A damaged tfrecord shard yields one error, at its first unreadable record, naming the file; the
+        records after it in that shard cannot be framed, so they are skipped.
+        """
+        if self.file_format not in _FORMATS:
+            raise UserError(
+                f"{self.dir}: stored as {self.file_format}; robopolicy reads {' and '.join(_FORMATS)}"
+            )
         if self.file_format == "array_record":
             source = self.builder.as_data_source()["train"]
             for index in range(len(source)):
                 try:
-                    record = source[index]
-                    yield (
-                        index,
-                        {**record, "steps": [record["steps"][t] for t in range(len(record["steps"]))]},
-                    )
+                    yield index, _with_step_list(source[index])
                 except Exception as e:  # a damaged record is a problem to report, not a crash
                     yield index, e
             return
-        try:
-            import tensorflow  # noqa: F401 - only to learn whether it is installed
-        except ImportError as e:
-            raise UserError(
-                f"{self.dir}: stored as {self.file_format}, which needs TensorFlow to read; "
-                f"install it with: {TF_EXTRA_HINT}"
-            ) from e
-        dataset = self.builder.as_dataset(split="train", shuffle_files=False)
-        for index, record in enumerate(tfds.as_numpy(dataset)):
-            yield index, {**record, "steps": list(record["steps"])}
+        split = self.builder.info.splits["train"]
+        decode = self.builder.info.features.deserialize_example_np
+        start = 0
+        for path, length in zip(split.filepaths, split.shard_lengths, strict=True):
+            read = 0
+            try:
+                for data in read_records(path):
+                    try:
+                        record: dict[str, Any] | Exception = _with_step_list(decode(data))
+                    except Exception as e:  # framed intact but not decodable: report, go on
+                        record = e
+                    yield start + read, record
+                    read += 1
+                if read != length:
+                    raise DatasetError(f"{path}: holds {read} records, {_INFO_FILE} says {length}")
+            except (DatasetError, OSError) as e:
+                yield start + read, e
+            start += length
+
+
+def _with_step_list(record: dict[str, Any]) -> dict[str, Any]:
+    """A decoded record with its lazily decoded `steps` decoded into a list of step dicts."""
+    steps = record["steps"]
+    return {**record, "steps": [steps[t] for t in range(len(steps))]}
 
 
 def _lookup(tree: Any, key: str) -> Any:
@@ -153,6 +187,12 @@ def _stack(steps: list[dict[str, Any]], key: str) -> np.ndarray | str | None:
     return np.stack(arrays)
 
 
+def _flags(steps: list[dict[str, Any]], key: str | None) -> np.ndarray | None:
+    """A per-step boolean flag [T], or None where the dataset has no such key (or a malformed one)."""
+    value = _stack(steps, key) if key else None
+    return None if value is None or isinstance(value, str) else value.reshape(len(steps)).astype(bool)
+
+
 def read_episode(
     record: dict[str, Any], index: int, mapping: KeyMapping, dataset: str
 ) -> tuple[Episode | None, list[Problem]]:
@@ -175,6 +215,9 @@ def read_episode(
     checked = check_arrays(
         arrays, {k: s for k, s in specs.items() if k in arrays}, dataset, episode_id, mapping.action
     )
+    flags = [_flags(steps, key) for key in (mapping.is_first, mapping.is_last)]
+    flag_keys = (mapping.is_first or "is_first", mapping.is_last or "is_last")
+    checked += check_rlds_flags(*flags, dataset, episode_id, flag_keys)
     problems += [dataclasses.replace(p, record=index) for p in checked]
     instruction = ""
     if mapping.instruction is not None:
@@ -214,31 +257,29 @@ def read_episode(
 
 
 def iter_episodes(dataset: RldsDataset) -> Iterator[tuple[int, Episode | None, list[Problem]]]:
-    """(record index, episode or None, problems) for every record, in storage order."""
-    for index, record in dataset.records():
-        if isinstance(record, Exception):
-            message = f"is unreadable ({type(record).__name__}: {record})"
-            yield index, None, [Problem(str(dataset), index, "steps", message)]
-            continue
-        episode, problems = read_episode(record, index, dataset.mapping, str(dataset))
-        yield index, episode, problems
+    """`dataset.iter_episodes()`."""
+    return dataset.iter_episodes()
 
 
 def load_episodes(path: str | Path, mapping: str = "auto") -> list[Episode]:
     """Read and validate every episode of the dataset at `path`, ordered by episode id.
 
     `mapping` is a key-mapping preset name or TOML file (see `robopolicy.data.key_mapping`). Raises
-    `DatasetError` naming the first problem if any episode is invalid. TFDS shuffles records by key
-    when writing, so storage order is not collection order.
+    `DatasetError` naming the first problem if any episode is invalid, episodes differ in per-step
+    shapes, or values lie far outside the dataset's robust range or the mapping's declared bounds.
+    TFDS shuffles records by key when writing, so storage order is not collection order.
     """
     dataset = RldsDataset(path, mapping)
-    episodes: list[Episode] = []
-    for _, episode, problems in iter_episodes(dataset):
+    read: list[tuple[int, Episode]] = []
+    for index, episode, problems in dataset.iter_episodes():
         raise_if_problems(problems)
         if episode is not None:
-            episodes.append(episode)
-    if not episodes:
+            read.append((index, episode))
+    if not read:
         raise DatasetError(f"{dataset}: dataset has no episodes")
-    episodes.sort(key=lambda e: e.episode_id)
+    read.sort(key=lambda item: item[1].episode_id)
+    episodes = [episode for _, episode in read]
     raise_if_problems(check_consistent_shapes(episodes, str(dataset)))
+    values = [dataset.mapping.episode_values(episode, index) for index, episode in read]
+    raise_if_problems(check_value_ranges(values, str(dataset), dataset.mapping.declared_bounds()))
     return episodes
