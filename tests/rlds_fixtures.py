@@ -83,11 +83,11 @@ def write_rlds(
     return Path(builder.data_dir)
 
 
-def libero_step_features() -> dict:
-    """The LIBERO RLDS schema of the OpenVLA/openpi conversions."""
+def libero_step_features(size: int = 256) -> dict:
+    """The LIBERO RLDS schema of the OpenVLA/openpi conversions (published at 256×256 images)."""
 
     def image() -> tfds.features.Image:
-        return tfds.features.Image(shape=(256, 256, 3), dtype=np.uint8, encoding_format="png")
+        return tfds.features.Image(shape=(size, size, 3), dtype=np.uint8, encoding_format="png")
 
     return {
         "observation": {

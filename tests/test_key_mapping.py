@@ -1,8 +1,6 @@
 """Reading another project's RLDS dataset through a key mapping: the LIBERO schema of OpenVLA/openpi."""
 
 import json
-import shutil
-import sys
 
 import numpy as np
 import pytest
@@ -10,7 +8,7 @@ from rlds_fixtures import libero_episode, libero_step_features, write_rlds
 
 from robopolicy.cli import main
 from robopolicy.data.key_mapping import libero_mapping, load_mapping_file, preset_names
-from robopolicy.data.rlds_reader import RldsDataset, load_episodes
+from robopolicy.data.rlds_reader import load_episodes
 from robopolicy.errors import UserError
 from robopolicy.train import checkpoint
 
@@ -100,31 +98,26 @@ def test_custom_toml_mapping(libero_dataset, tmp_path):
         load_mapping_file(tmp_path / "nope.toml")
 
 
+@pytest.mark.parametrize("size", [64, 224])
+def test_libero_layout_at_any_image_size_passes_auto_check(tmp_path, size):
+    rng = np.random.default_rng(size)
+    episodes = [libero_episode(rng, 3, "pick", size=size), libero_episode(rng, 2, "place", size=size)]
+    path = write_rlds(tmp_path, libero_step_features(size), episodes, name="libero_resized")
+    assert main(["data", "check", str(path), "--mapping", "auto"]) == 0
+    assert load_episodes(path)[0].frames["wrist"].shape[1:] == (size, size, 3)
+
+
 def test_libero_preset_is_the_published_schema():
     libero = libero_mapping()
     assert libero.name == "libero" and "libero" in preset_names()
     assert libero.cameras == {"observation/image": "agentview", "observation/wrist_image": "wrist"}
     specs = libero.step_specs()
-    assert specs["observation/image"].shape == specs["observation/wrist_image"].shape == (256, 256, 3)
+    # Images of any size (256 px as published, or resized copies), the same in every episode.
+    assert libero.image_shape is None
+    assert specs["observation/image"].shape == specs["observation/wrist_image"].shape == (None, None, 3)
     assert specs["observation/state"].shape == (8,) and specs["action"].shape == (7,)
     assert specs["observation/image"].dtype == "uint8" and specs["action"].dtype == "float32"
     assert libero.instruction == "language_instruction"
-
-
-def test_tfrecord_dataset_without_tensorflow_says_which_extra(libero_dataset, tmp_path, monkeypatch):
-    # A None entry in sys.modules makes `import tensorflow` fail, as on an install without the [tf] extra.
-    monkeypatch.setitem(sys.modules, "tensorflow", None)
-    path, _ = libero_dataset
-    legacy = tmp_path / "legacy"
-    shutil.copytree(path, legacy)
-    info = json.loads((legacy / "dataset_info.json").read_text())
-    info["fileFormat"] = "tfrecord"
-    (legacy / "dataset_info.json").write_text(json.dumps(info))
-    with pytest.raises(
-        UserError, match=r"stored as tfrecord, which needs TensorFlow.*pip install 'robopolicy\[tf\]'"
-    ):
-        load_episodes(legacy)
-    assert RldsDataset(legacy).file_format == "tfrecord"
 
 
 def test_train_reads_a_dataset_through_a_custom_mapping(libero_dataset, tmp_path, capsys):

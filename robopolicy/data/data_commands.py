@@ -34,8 +34,10 @@ class DataInfoConfig:
 @dataclass(frozen=True)
 class DataCheckConfig:
     """Validate every episode and list every problem (NaN/Inf, shapes, dtypes, missing keys, short
-    episodes, action dimensions that differ between the given datasets). Exit status 0 when clean, 1
-    when problems were found, 2 for usage errors.
+    episodes, inconsistent RLDS flags, shapes that differ between episodes, state/action values far
+    outside the dataset's robust range or the mapping's action bounds, action dimensions that differ
+    between the given datasets). Exit status 0 when clean, 1 when problems were found, 2 for usage
+    errors.
 
     Attributes:
         paths: one or more dataset folders.

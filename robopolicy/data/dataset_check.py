@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from robopolicy.data.episode import Episode
-from robopolicy.data.rlds_reader import RldsDataset, iter_episodes
-from robopolicy.data.validate import Problem, check_action_dims, check_consistent_shapes
+from robopolicy.data.rlds_reader import RldsDataset
+from robopolicy.data.validate import (
+    EpisodeValues,
+    Problem,
+    check_action_dims,
+    check_consistent_shapes,
+    check_value_ranges,
+)
 
 
 @dataclass
@@ -25,12 +32,16 @@ class DatasetCheck:
 def check_dataset(path: str, mapping: str = "auto") -> DatasetCheck:
     """Read every episode of the dataset at `path` and collect all problems.
 
-    Only the first valid episode stays in memory, as the reference for per-step shapes.
+    Episodes are decoded one at a time. The first valid episode stays in memory as the reference for
+    per-step shapes (a key whose shape differs is one problem, at the first episode that differs), and every valid episode's state and action (small) for the dataset-level check
+    of values against the dataset's robust range and the mapping's declared bounds.
     """
     dataset = RldsDataset(path, mapping)
     result = DatasetCheck(str(dataset), dataset.mapping.name)
     reference: Episode | None = None
-    for _, episode, problems in iter_episodes(dataset):
+    values: list[EpisodeValues] = []
+    shape_problems: dict[str, list[Problem]] = {}
+    for index, episode, problems in dataset.iter_episodes():
         result.episodes += 1
         result.problems += problems
         if episode is None:
@@ -39,11 +50,19 @@ def check_dataset(path: str, mapping: str = "auto") -> DatasetCheck:
             reference = episode
             result.action_dim = episode.action.shape[-1]
         else:
-            shape_problems = check_consistent_shapes([reference, episode], str(dataset))
-            result.problems += shape_problems
-            if shape_problems:
+            differing = check_consistent_shapes([reference, episode], str(dataset))
+            for problem in differing:
+                shape_problems.setdefault(problem.key, []).append(problem)
+            if differing:
                 continue
-        result.valid_episodes += 1
+        values.append(dataset.mapping.episode_values(episode, index))
+    # One line per key, naming the first episode that differs, rather than one per episode.
+    for first, *more in shape_problems.values():
+        also = f" (as do {len(more)} more episode(s))" if more else ""
+        result.problems.append(dataclasses.replace(first, message=first.message + also))
+    value_problems = check_value_ranges(values, str(dataset), dataset.mapping.declared_bounds())
+    result.problems += value_problems
+    result.valid_episodes = len(values) - len({p.episode for p in value_problems})
     if result.episodes == 0:
         result.problems.append(Problem(str(dataset), 0, "steps", "is empty: the dataset has no episodes"))
     return result

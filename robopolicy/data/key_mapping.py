@@ -2,8 +2,9 @@
 
 A mapping names, relative to each step of `steps`, the image keys (and the camera each becomes), the
 proprio state, the action and the language instruction; optionally reward, terminal flag and
-episode-metadata keys (relative to the episode record). It may also fix the per-step shapes the
-dataset must have, which `robopolicy data check` then enforces.
+episode-metadata keys (relative to the episode record). It may also fix the per-step state and action
+dimensions the dataset must have and declare per-dimension action bounds, which `robopolicy data
+check` then enforces. Image sizes come from the data (any size, the same in every episode).
 
 Presets (`--mapping NAME`):
 
@@ -12,7 +13,7 @@ Presets (`--mapping NAME`):
 - every TOML file in the folders of `ROBOPOLICY_MAPPING_PATH` (separated by `os.pathsep`, searched
   first, the first file of a name wins) and in `datasets/key_mappings/`, by file name; shipped: `libero`, the LIBERO RLDS
   conversions used by OpenVLA and openpi: `observation/image` (→ `agentview`) and
-  `observation/wrist_image` (→ `wrist`), uint8 256×256×3; `observation/state` float32 [8]
+  `observation/wrist_image` (→ `wrist`), uint8 [H, W, 3] of any size; `observation/state` float32 [8]
   (end-effector position, axis-angle, two gripper fingers); `action` float32 [7];
   `language_instruction`.
 - `auto` (default): picks one of the above from the dataset's features.
@@ -34,7 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from robopolicy.data.validate import ArraySpec
+from robopolicy.data.episode import Episode
+from robopolicy.data.validate import ArraySpec, EpisodeValues
 from robopolicy.errors import UserError
 from robopolicy.paths import datasets_dir, files_by_name
 from robopolicy.typed_config import from_table, read_toml
@@ -53,10 +55,14 @@ class KeyMapping:
         state, action: step keys of proprio (float [S]) and action (float [A]).
         instruction: step key of the language instruction (text); None: the dataset has none.
         reward, is_terminal: optional step keys; absent ones read as 0 and "succeeded".
+        is_first, is_last: step keys of the RLDS boundary flags, checked (True at the first / last
+            step only) when the dataset has them.
         task, episode_id, seed, init_state_id: optional episode-record keys
             (e.g. `episode_metadata/task`); without `task` the instruction names the task, without
             `episode_id` the record index is the id.
-        image_shape, state_dim, action_dim: required per-step shapes (None: any, but consistent).
+        image_shape, state_dim, action_dim: required per-step shapes (None: any, but consistent
+            across episodes); with `action_bounds` the action has one dimension per bound.
+        action_bounds: optional [low, high] per action dimension; values outside are problems.
         float_dtype: required dtype of state, action and embeddings: "float32" (what robopolicy and
             the LIBERO conversions write) or "floating" (any float width, converted on reading).
     """
@@ -69,6 +75,8 @@ class KeyMapping:
     instruction: str | None = "language_instruction"
     reward: str | None = "reward"
     is_terminal: str | None = "is_terminal"
+    is_first: str | None = "is_first"
+    is_last: str | None = "is_last"
     task: str | None = None
     episode_id: str | None = None
     seed: str | None = None
@@ -76,6 +84,7 @@ class KeyMapping:
     image_shape: tuple[int, int, int] | None = None
     state_dim: int | None = None
     action_dim: int | None = None
+    action_bounds: tuple[tuple[float, float], ...] | None = None
     float_dtype: Literal["float32", "floating"] = "float32"
 
     def __post_init__(self) -> None:
@@ -92,6 +101,17 @@ class KeyMapping:
             dim = getattr(self, dim_name)
             if dim is not None and dim < 1:
                 raise ValueError(f"key mapping '{self.name}': {dim_name} must be positive, got {dim}")
+        if self.action_bounds is not None:
+            if self.action_dim is not None and len(self.action_bounds) != self.action_dim:
+                raise ValueError(
+                    f"key mapping '{self.name}': action_bounds has {len(self.action_bounds)} [low, high] "
+                    f"pairs, action_dim is {self.action_dim}"
+                )
+            if not self.action_bounds or any(not low <= high for low, high in self.action_bounds):
+                raise ValueError(
+                    f"key mapping '{self.name}': action_bounds must be one [low, high] pair per action "
+                    f"dimension with low <= high, got {self.action_bounds}"
+                )
 
     def step_specs(self) -> dict[str, ArraySpec]:
         """Per-step array specs keyed by source step key, as `validate.check_arrays` takes them."""
@@ -99,8 +119,19 @@ class KeyMapping:
         specs = {key: ArraySpec(tuple(image), "uint8") for key in self.cameras}
         specs.update({key: ArraySpec((None,), self.float_dtype) for key in self.embeddings})
         specs[self.state] = ArraySpec((self.state_dim,), self.float_dtype)
-        specs[self.action] = ArraySpec((self.action_dim,), self.float_dtype)
+        action_dim = len(self.action_bounds) if self.action_bounds else self.action_dim
+        specs[self.action] = ArraySpec((action_dim,), self.float_dtype)
         return specs
+
+    def declared_bounds(self) -> dict[str, tuple[tuple[float, float], ...]]:
+        """Declared per-dimension bounds by source key, as `validate.check_value_ranges` takes them."""
+        return {self.action: self.action_bounds} if self.action_bounds else {}
+
+    def episode_values(self, episode: Episode, record: int | None = None) -> EpisodeValues:
+        """An episode's state and action under their source keys, for `validate.check_value_ranges`."""
+        return EpisodeValues(
+            episode.episode_id, {self.state: episode.state, self.action: episode.action}, record
+        )
 
 
 _DERIVED = ("auto", "robopolicy", "robopolicy_embeddings")  # built from each dataset's own features

@@ -1,8 +1,10 @@
 """Reading RLDS datasets into `Episode`s: ours, and other projects' through a key mapping.
 
-array_record datasets are read without TensorFlow (`as_data_source`); legacy tfrecord datasets need
-it, which the `[tf]` extra installs. Reading validates as it goes (see `robopolicy.data.validate`):
-`iter_episodes` yields every problem, `load_episodes` refuses a dataset with any.
+Neither format needs TensorFlow: array_record datasets are read by record index, tfrecord datasets
+(most of Open X-Embodiment, OpenVLA's LIBERO) shard by shard with `tfrecord_file`, and both parse
+each record with `rlds_records`, which leaves images encoded until a step's frame is asked for.
+Reading validates as it goes (see `robopolicy.data.validate`): `RldsDataset.iter_episodes` yields
+every problem, `load_episodes` refuses a dataset with any.
 """
 
 from __future__ import annotations
@@ -20,18 +22,21 @@ from array_record.python.array_record_data_source import ArrayRecordDataSource
 from robopolicy.data.episode import Episode
 from robopolicy.data.key_mapping import KeyMapping, resolve_mapping
 from robopolicy.data.rlds_records import EpisodeRecord, LazyFrames, frame_shape, is_encoded, step_features
+from robopolicy.data.tfrecord_file import read_records
 from robopolicy.data.validate import (
     ArraySpec,
     DatasetError,
     Problem,
     check_arrays,
     check_consistent_shapes,
+    check_rlds_flags,
+    check_value_ranges,
     raise_if_problems,
 )
 from robopolicy.errors import UserError
 
 _INFO_FILE = "dataset_info.json"
-TF_EXTRA_HINT = "pip install 'robopolicy[tf]'"
+_FORMATS = ("array_record", "tfrecord")
 
 
 def find_dataset_dir(path: str | Path) -> Path:
@@ -120,6 +125,10 @@ class RldsDataset:
         return self._source[index]
 
     def _raw_records(self) -> Iterator[tuple[int, bytes | Exception]]:
+        if self.file_format not in _FORMATS:
+            raise UserError(
+                f"{self.dir}: stored as {self.file_format}; robopolicy reads {' and '.join(_FORMATS)}"
+            )
         if self.random_access:
             for index in range(self.num_episodes):
                 try:
@@ -127,15 +136,21 @@ class RldsDataset:
                 except Exception as e:  # a damaged record is a problem to report, not a crash
                     yield index, e
             return
-        try:
-            import tensorflow as tf
-        except ImportError as e:
-            raise UserError(
-                f"{self.dir}: stored as {self.file_format}, which needs TensorFlow to read; "
-                f"install it with: {TF_EXTRA_HINT}"
-            ) from e
-        for index, raw in enumerate(tf.data.TFRecordDataset(self._shard_paths()).as_numpy_iterator()):
-            yield index, raw
+        # A damaged tfrecord shard yields one error, at its first unreadable record, naming the file;
+        # the records after it in that shard cannot be framed, so they are skipped.
+        split = self.builder.info.splits["train"]
+        start = 0
+        for path, length in zip(split.filepaths, split.shard_lengths, strict=True):
+            read = 0
+            try:
+                for data in read_records(path):
+                    yield start + read, data
+                    read += 1
+                if read != length:
+                    raise DatasetError(f"{path}: holds {read} records, {_INFO_FILE} says {length}")
+            except (DatasetError, OSError) as e:
+                yield start + read, e
+            start += length
 
     def records(self) -> Iterator[tuple[int, EpisodeRecord | Exception]]:
         """(record index, parsed record) in storage order; a record that fails to parse yields its error."""
@@ -210,6 +225,9 @@ def read_episode(
     reported = {p.key for p in problems}
     unreported = {k: spec for k, spec in specs.items() if k not in reported}
     checked = check_arrays(arrays, unreported, str(dataset), episode_id, mapping.action)
+    flags = [_flags(record, key) for key in (mapping.is_first, mapping.is_last)]
+    flag_keys = (mapping.is_first or "is_first", mapping.is_last or "is_last")
+    checked += check_rlds_flags(*flags, str(dataset), episode_id, flag_keys)
     problems += [dataclasses.replace(p, record=index) for p in checked]
     instruction = ""
     if mapping.instruction is not None:
@@ -248,6 +266,12 @@ def read_episode(
     return episode, []
 
 
+def _flags(record: EpisodeRecord, key: str | None) -> np.ndarray | None:
+    """A per-step boolean flag [T], or None where the dataset has no such key (or a malformed one)."""
+    value = record.step_array(key) if key else None
+    return None if value is None or isinstance(value, str) else value.reshape(record.length).astype(bool)
+
+
 def iter_episodes(dataset: RldsDataset) -> Iterator[tuple[int, Episode | None, list[Problem]]]:
     """(record index, episode or None, problems) for every record, in storage order."""
     return dataset.iter_episodes()
@@ -257,17 +281,22 @@ def load_episodes(path: str | Path, mapping: str = "auto") -> list[Episode]:
     """Read and validate every episode of the dataset at `path`, ordered by episode id.
 
     `mapping` is a key-mapping preset name or TOML file (see `robopolicy.data.key_mapping`). Raises
-    `DatasetError` naming the first problem if any episode is invalid. TFDS shuffles records by key
-    when writing, so storage order is not collection order.
+    `DatasetError` naming the first problem if any episode is invalid, episodes differ in per-step
+    shapes, or values lie far outside the dataset's robust range or the mapping's declared bounds.
+    TFDS shuffles records by key when writing, so storage order is not collection order. Frames stay
+    encoded (`rlds_records.LazyFrames`); over array_record they are not even held in memory.
     """
     dataset = RldsDataset(path, mapping)
-    episodes: list[Episode] = []
-    for _, episode, problems in iter_episodes(dataset):
+    read: list[tuple[int, Episode]] = []
+    for index, episode, problems in dataset.iter_episodes():
         raise_if_problems(problems)
         if episode is not None:
-            episodes.append(episode)
-    if not episodes:
+            read.append((index, episode))
+    if not read:
         raise DatasetError(f"{dataset}: dataset has no episodes")
-    episodes.sort(key=lambda e: e.episode_id)
+    read.sort(key=lambda item: item[1].episode_id)
+    episodes = [episode for _, episode in read]
     raise_if_problems(check_consistent_shapes(episodes, str(dataset)))
+    values = [dataset.mapping.episode_values(episode, index) for index, episode in read]
+    raise_if_problems(check_value_ranges(values, str(dataset), dataset.mapping.declared_bounds()))
     return episodes

@@ -124,7 +124,8 @@ class LazyFrames:
 
     `fetch()` returns the episode's encoded per-step strings (re-reading the record when the
     dataset allows random access); `decode` turns one string into an [H, W, 3] array. Supports
-    `len`, `.shape`, `.dtype`, `.ndim`, integer-array indexing and `np.asarray` (which decodes all).
+    `len`, `.shape`, `.dtype`, `.ndim`, integer-array indexing, and `np.asarray` / `.astype` (which
+    decode every step).
     """
 
     dtype = np.dtype(np.uint8)
@@ -155,6 +156,10 @@ class LazyFrames:
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         frames = self[np.arange(len(self))]
         return frames if dtype is None else frames.astype(dtype)
+
+    def astype(self, dtype: Any) -> np.ndarray:
+        """All frames, decoded, as an array of `dtype`."""
+        return np.asarray(self, dtype)
 
     def __repr__(self) -> str:
         return f"LazyFrames(shape={self.shape})"

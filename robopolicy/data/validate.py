@@ -6,8 +6,10 @@ dataset in one pass. Each problem names the dataset, the episode index and the k
 cannot go on with a bad episode (loading for training) raise `DatasetError` with the first problem.
 
 Problem classes: NaN or Inf values, wrong shapes or dtypes, missing keys, empty or one-step
-episodes, step counts that differ between keys, and action dimensions that disagree across the
-datasets of a mixture.
+episodes, step counts that differ between keys, inconsistent RLDS `is_first`/`is_last` flags, per-step
+shapes that differ between episodes, state or action values far outside the dataset's own robust
+range (`robust_range`) or outside an action's declared bounds, and action dimensions that disagree
+across the datasets of a mixture.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
+from jaxtyping import Bool, Float
 
+from robopolicy.data.robust_range import OUTLIER_MADS, RobustRange, outside
 from robopolicy.errors import UserError
 
 if TYPE_CHECKING:
@@ -113,6 +117,87 @@ def check_arrays(
         for key, arr in present.items():
             if key != length_key and len(arr) != n:
                 add(key, f"has {len(arr)} steps but '{length_key}' has {n}")
+    return problems
+
+
+def check_rlds_flags(
+    is_first: Bool[np.ndarray, " t"] | None,
+    is_last: Bool[np.ndarray, " t"] | None,
+    dataset: str,
+    episode: int,
+    keys: tuple[str, str] = ("is_first", "is_last"),
+) -> list[Problem]:
+    """RLDS marks an episode's boundaries: `is_first` True at step 0 only, `is_last` True at the last
+    step only. A None flag (the dataset has no such key) is not checked; `keys` name the two in problems."""
+    problems = []
+    for flags, key, edge in ((is_first, keys[0], "first"), (is_last, keys[1], "last")):
+        if flags is None or len(flags) == 0:
+            continue
+        flags = np.asarray(flags, bool)
+        edge_step = 0 if edge == "first" else len(flags) - 1
+        if not flags[edge_step]:
+            problems.append(Problem(dataset, episode, key, f"is False at step {edge_step}, the {edge} step"))
+        others = np.flatnonzero(np.delete(flags, edge_step))
+        if len(others):
+            steps = others + (1 if edge == "first" else 0)
+            problems.append(
+                Problem(
+                    dataset,
+                    episode,
+                    key,
+                    f"is True at {len(steps)} step(s) other than the {edge}, first at step {steps[0]}",
+                )
+            )
+    return problems
+
+
+@dataclass(frozen=True)
+class EpisodeValues:
+    """One episode's low-dimensional per-step arrays (source key → float [T, D]), kept for the
+    dataset-level value check while its images are let go."""
+
+    episode: int
+    arrays: Mapping[str, Float[np.ndarray, "t d"]]
+    record: int | None = None
+
+
+Bounds = tuple[tuple[float, float], ...]  # per dimension: (low, high)
+
+
+def check_value_ranges(
+    episodes: Sequence[EpisodeValues], dataset: str, declared: Mapping[str, Bounds] | None = None
+) -> list[Problem]:
+    """Values far outside the dataset's own robust range (`RobustRange`, over all episodes), or outside
+    the `declared` per-dimension bounds of a key: one problem per episode, key and dimension, naming
+    the first offending step and value. Declared bounds, where violated, take precedence."""
+    declared = declared or {}
+    keys = sorted({key for e in episodes for key in e.arrays})
+    ranges = {
+        key: RobustRange.of(np.concatenate([e.arrays[key] for e in episodes if key in e.arrays]))
+        for key in keys
+    }
+    problems = []
+    for e in episodes:
+        for key in keys:
+            if key not in e.arrays:
+                continue
+            values = np.asarray(e.arrays[key])
+            wild = outside(values, ranges[key].low, ranges[key].high)
+            beyond = np.zeros_like(wild)
+            if key in declared:  # one (low, high) per dimension; the shape checks made the counts agree
+                low, high = np.asarray(declared[key], np.float64).T
+                beyond = outside(values, low, high)
+            for dim in np.flatnonzero(wild.any(axis=0) | beyond.any(axis=0)):
+                if beyond[:, dim].any():
+                    steps = np.flatnonzero(beyond[:, dim])
+                    why = f"outside the declared bounds [{low[dim]:g}, {high[dim]:g}]"
+                else:
+                    steps = np.flatnonzero(wild[:, dim])
+                    lo, hi = ranges[key].low[dim], ranges[key].high[dim]
+                    why = f"far outside the dataset's range [{lo:.4g}, {hi:.4g}] (median ± {OUTLIER_MADS:g} MAD)"
+                count = f" ({len(steps)} steps in all)" if len(steps) > 1 else ""
+                message = f"dim {dim} is {values[steps[0], dim]:.4g} at step {steps[0]}{count}, {why}"
+                problems.append(Problem(dataset, e.episode, key, message, record=e.record))
     return problems
 
 
