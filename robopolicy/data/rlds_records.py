@@ -146,12 +146,12 @@ class LazyFrames:
 
     def __getitem__(self, steps: Any) -> UInt8[np.ndarray, "*n h w 3"]:
         index = np.arange(len(self))[steps]
+        wanted, inverse = np.unique(index, return_inverse=True)  # each distinct step decoded once
         encoded = self._fetch()
-        flat = np.atleast_1d(index)
-        out = np.empty((len(flat), *self.shape[1:]), np.uint8)
-        for i, t in enumerate(flat):
+        out = np.empty((len(wanted), *self.shape[1:]), np.uint8)
+        for i, t in enumerate(wanted):
             out[i] = self._decode(encoded[int(t)])
-        return out.reshape(*np.shape(index), *self.shape[1:])
+        return out[inverse.reshape(np.shape(index))]
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         frames = self[np.arange(len(self))]
