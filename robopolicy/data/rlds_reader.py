@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from robopolicy.data.episode import Episode
-from robopolicy.data.key_mapping import KeyMapping, resolve_mapping
+from robopolicy.data.key_mapping import KeyMapping, mapped_episode, resolve_mapping
 from robopolicy.data.validate import (
     ArraySpec,
     DatasetError,
@@ -190,25 +190,17 @@ def read_episode(
         value = _stack(steps, key) if key else None
         return default if value is None or isinstance(value, str) else value
 
-    def meta(key: str | None) -> Any:
-        return _lookup(record, key) if key else None
-
     n = len(steps)
-    reward = optional(mapping.reward, np.zeros(n, np.float32)).astype(np.float32).reshape(n)
-    terminal = optional(mapping.is_terminal, np.ones(n, bool)).reshape(n)
-    task = meta(mapping.task)
-    episode = Episode(
-        frames={cam: arrays[key] for key, cam in mapping.cameras.items()},
-        embeddings={cam: arrays[key].astype(np.float32) for key, cam in mapping.embeddings.items()},
-        state=arrays[mapping.state].astype(np.float32),
-        action=arrays[mapping.action].astype(np.float32),
-        reward=reward,
-        task=_text(task) if task is not None else instruction,
-        instruction=instruction,
+    reward = optional(mapping.reward, np.zeros(n, np.float32))
+    terminal = optional(mapping.is_terminal, np.ones(n, bool))
+    episode = mapped_episode(
+        mapping,
+        arrays,
         episode_id=episode_id,
-        seed=int(meta(mapping.seed)) if meta(mapping.seed) is not None else -1,
-        init_state_id=int(meta(mapping.init_state_id)) if meta(mapping.init_state_id) is not None else -1,
-        success=bool(terminal[-1]),
+        instruction=instruction,
+        meta=lambda key: _lookup(record, key),
+        reward=reward,
+        terminal=terminal,
     )
     return episode, []
 
