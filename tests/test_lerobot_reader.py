@@ -249,3 +249,11 @@ def test_missing_metadata_files(damaged, tmp_path):
         LeRobotFolder(damaged)
     with pytest.raises(UserError, match=r"not a LeRobotDataset folder \(meta/info.json not found\)"):
         LeRobotFolder(tmp_path)
+
+
+def test_damaged_episode_index(damaged):
+    index_file = damaged / "meta/episodes/chunk-000/file-000.parquet"
+    table = pq.read_table(index_file)
+    pq.write_table(table.drop_columns(["data/file_index"]), index_file)
+    with pytest.raises(UserError, match=r"file-000.parquet: episode 0: missing or bad field \(KeyError"):
+        LeRobotFolder(damaged)
