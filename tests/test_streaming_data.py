@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from robopolicy.data.dataset_check import check_dataset
 from robopolicy.data.dataset_convert import DataConvertConfig, convert
 from robopolicy.data.episode import Episode
 from robopolicy.data.image_resize import resize_with_pad
@@ -159,7 +160,9 @@ def test_convert_stops_at_a_bad_episode_and_leaves_nothing(tmp_path):
     bad = [_episode(0), _episode(1), _episode(2)]
     bad[1].action[3, 2] = np.nan
     _write(tmp_path / "src", bad)
-    with pytest.raises(DatasetError, match=r"episode 1 \(record \d\): key 'action' contains NaN .*--skip-bad"):
+    with pytest.raises(
+        DatasetError, match=r"episode 1 \(record \d\): key 'action' contains NaN .*--skip-bad"
+    ):
         convert(DataConvertConfig(src=str(tmp_path / "src"), dst=str(tmp_path / "out")), progress=False)
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out*"))
     result = convert(
@@ -190,3 +193,19 @@ def test_data_convert_cli_then_check_and_train(tmp_path):
         TrainConfig(dataset=str(out), batch_size=4, policy=dataclasses.replace(POLICY, image_size=32))
     )
     assert next(batch_iterator(data.batches, 0))["images"]["agentview"].shape[2:] == (32, 32, 3)
+
+
+LEROBOT_FIXTURE = Path(__file__).parent / "fixtures" / "lerobot" / "libero_tiny_v30"
+
+
+def test_lerobot_dataset_converts_checks_and_trains_and_is_refused_unconverted(tmp_path):
+    with pytest.raises(UserError, match="a LeRobotDataset; training reads RLDS, so convert it once"):
+        prepare_training_data(TrainConfig(dataset=str(LEROBOT_FIXTURE), batch_size=4, policy=POLICY))
+    result = convert(
+        DataConvertConfig(src=str(LEROBOT_FIXTURE), dst=str(tmp_path / "lr"), image_encoding="png"),
+        progress=False,
+    )
+    assert result.episodes == 3 and result.image_shape == (48, 48, 3)
+    assert check_dataset(str(tmp_path / "lr")).problems == []
+    data = prepare_training_data(TrainConfig(dataset=str(tmp_path / "lr"), batch_size=4, policy=POLICY))
+    assert next(batch_iterator(data.batches, 0))["images"]["agentview"].shape[2:] == (16, 16, 3)

@@ -6,8 +6,8 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from robopolicy.data.dataset_sources import open_dataset
 from robopolicy.data.episode import Episode
-from robopolicy.data.rlds_reader import RldsDataset
 from robopolicy.data.validate import (
     EpisodeValues,
     Problem,
@@ -36,7 +36,7 @@ def check_dataset(path: str, mapping: str = "auto") -> DatasetCheck:
     per-step shapes (a key whose shape differs is one problem, at the first episode that differs), and every valid episode's state and action (small) for the dataset-level check
     of values against the dataset's robust range and the mapping's declared bounds.
     """
-    dataset = RldsDataset(path, mapping)
+    dataset = open_dataset(path, mapping)
     result = DatasetCheck(str(dataset), dataset.mapping.name)
     reference: Episode | None = None
     values: list[EpisodeValues] = []

@@ -12,7 +12,8 @@ from typing import Protocol
 
 from robopolicy.data.episode import Episode
 from robopolicy.data.key_mapping import KeyMapping
-from robopolicy.data.rlds_reader import FeatureInfo, RldsDataset
+from robopolicy.data.lerobot_reader import LeRobotFolder
+from robopolicy.data.rlds_reader import FeatureInfo, RldsDataset, is_lerobot_dir
 from robopolicy.data.validate import Problem
 
 
@@ -32,5 +33,8 @@ class DatasetReader(Protocol):
 
 
 def open_dataset(path: str | Path, mapping: str = "auto") -> DatasetReader:
-    """The reader of the dataset at `path`: an RLDS dataset (array_record or tfrecord)."""
+    """The reader of the dataset at `path`: a LeRobotDataset folder (one with `meta/info.json`), else
+    an RLDS dataset (array_record or tfrecord)."""
+    if is_lerobot_dir(Path(path)):
+        return LeRobotFolder(path, mapping)
     return RldsDataset(path, mapping)

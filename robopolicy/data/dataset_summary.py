@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from jaxtyping import Float
 
-from robopolicy.data.rlds_reader import RldsDataset, iter_episodes
+from robopolicy.data.dataset_sources import open_dataset
 
 STAT_NAMES = ("mean", "std", "min", "max", "q01", "q99")
 
@@ -29,13 +29,13 @@ def per_dim_stats(x: Float[np.ndarray, "n d"]) -> dict[str, list[float]]:
 
 def summarize(path: str, mapping: str = "auto") -> dict[str, Any]:
     """Everything `data info` shows, as JSON-ready data. Reads every episode once; keeps no images."""
-    dataset = RldsDataset(path, mapping)
+    dataset = open_dataset(path, mapping)
     lengths: list[int] = []
     tasks: dict[str, dict[str, Any]] = defaultdict(lambda: {"episodes": 0, "steps": 0, "instructions": set()})
     actions, states = [], []
     cameras: dict[str, list[int]] = {}
     num_problems = successes = 0
-    for _, episode, problems in iter_episodes(dataset):
+    for _, episode, problems in dataset.iter_episodes():
         num_problems += len(problems)
         if episode is None:
             continue

@@ -16,7 +16,11 @@ Presets (`--mapping NAME`):
   `observation/wrist_image` (→ `wrist`), uint8 [H, W, 3] of any size; `observation/state` float32 [8]
   (end-effector position, axis-angle, two gripper fingers); `action` float32 [7];
   `language_instruction`.
-- `auto` (default): picks one of the above from the dataset's features.
+  Also shipped, for LeRobotDatasets (keys are LeRobot feature names): `lerobot_libero` (LeRobot's
+  naming, `observation.images.image`, `observation.state`, `action`) and `openpi_libero_lerobot`
+  (openpi's LIBERO conversion: `image`, `wrist_image`, `state`, `actions`).
+- `auto` (default): picks one of the above from the dataset's features; for a LeRobotDataset,
+  `lerobot_mapping` (LeRobot's feature names, see `robopolicy.data.lerobot_reader`).
 
 Any other layout is a TOML file, `--mapping my_mapping.toml`, with the fields of `KeyMapping`:
 
@@ -30,10 +34,13 @@ Any other layout is a TOML file, `--mapping my_mapping.toml`, with the fields of
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
+
+import numpy as np
+from jaxtyping import Bool, Float
 
 from robopolicy.data.episode import Episode
 from robopolicy.data.validate import ArraySpec, EpisodeValues
@@ -134,6 +141,43 @@ class KeyMapping:
         )
 
 
+def mapped_episode(
+    mapping: KeyMapping,
+    arrays: Mapping[str, np.ndarray],
+    *,
+    episode_id: int,
+    instruction: str,
+    meta: Callable[[str], Any],
+    reward: Float[np.ndarray, " t"] | None = None,
+    terminal: Bool[np.ndarray, " t"] | None = None,
+) -> Episode:
+    """The `Episode` of one episode's checked per-step arrays, keyed by the mapping's source keys.
+
+    `meta` looks up an episode-record key (None when absent). Without `reward` the rewards are 0;
+    without `terminal` flags the episode counts as a success. Every reader builds episodes here.
+    """
+    n = len(arrays[mapping.action])
+
+    def record(key: str | None) -> Any:
+        value = meta(key) if key else None
+        return value.item() if isinstance(value, np.ndarray) else value
+
+    task, seed, init_state_id = record(mapping.task), record(mapping.seed), record(mapping.init_state_id)
+    return Episode(
+        frames={cam: arrays[key] for key, cam in mapping.cameras.items()},
+        embeddings={cam: arrays[key].astype(np.float32) for key, cam in mapping.embeddings.items()},
+        state=arrays[mapping.state].astype(np.float32),
+        action=arrays[mapping.action].astype(np.float32),
+        reward=np.zeros(n, np.float32) if reward is None else reward.astype(np.float32).reshape(n),
+        task=instruction if task is None else task.decode() if isinstance(task, bytes) else str(task),
+        instruction=instruction,
+        episode_id=episode_id,
+        seed=-1 if seed is None else int(seed),
+        init_state_id=-1 if init_state_id is None else int(init_state_id),
+        success=True if terminal is None else bool(np.asarray(terminal).reshape(n)[-1]),
+    )
+
+
 _DERIVED = ("auto", "robopolicy", "robopolicy_embeddings")  # built from each dataset's own features
 
 
@@ -167,6 +211,29 @@ def robopolicy_mapping(step_keys: set[str], embeddings: bool = False) -> KeyMapp
     if embeddings:
         return KeyMapping(name="robopolicy_embeddings", embeddings=per_camera, **_METADATA)
     return KeyMapping(name="robopolicy", cameras=per_camera, **_METADATA)
+
+
+def lerobot_mapping(keys: set[str], image_keys: set[str]) -> KeyMapping:
+    """LeRobot's naming (what `auto` picks for a LeRobotDataset): every image or video feature in
+    `image_keys` is a camera named after its last dotted part (`observation.images.wrist_image` →
+    `wrist_image`); `observation.state` and `action`, or openpi's `state` and `actions`; the instruction
+    is the frame's task; `next.reward` and `next.success` when present. Where two last parts clash, the
+    cameras keep their whole feature names."""
+    cameras = {key: key.rsplit(".", 1)[-1] for key in sorted(image_keys)}
+    if len(set(cameras.values())) < len(cameras):
+        cameras = {key: key for key in cameras}
+    state = "state" if "observation.state" not in keys and "state" in keys else "observation.state"
+    action = "actions" if "action" not in keys and "actions" in keys else "action"
+    return KeyMapping(
+        name="lerobot",
+        cameras=cameras,
+        state=state,
+        action=action,
+        instruction="task",
+        reward="next.reward",
+        is_terminal="next.success",
+        episode_id="episode_index",
+    )
 
 
 def detect_mapping(step_keys: set[str], builder_name: str) -> KeyMapping:

@@ -20,7 +20,7 @@ import tensorflow_datasets as tfds
 from array_record.python.array_record_data_source import ArrayRecordDataSource
 
 from robopolicy.data.episode import Episode
-from robopolicy.data.key_mapping import KeyMapping, resolve_mapping
+from robopolicy.data.key_mapping import KeyMapping, mapped_episode, resolve_mapping
 from robopolicy.data.rlds_records import EpisodeRecord, LazyFrames, frame_shape, is_encoded, step_features
 from robopolicy.data.tfrecord_file import read_records
 from robopolicy.data.validate import (
@@ -39,6 +39,11 @@ _INFO_FILE = "dataset_info.json"
 _FORMATS = ("array_record", "tfrecord")
 
 
+def is_lerobot_dir(path: Path) -> bool:
+    """Whether `path` is a LeRobotDataset folder (or its `meta/`): one holding `meta/info.json`."""
+    return any((p / "meta" / "info.json").is_file() for p in (path, path.parent, path.parent.parent))
+
+
 def find_dataset_dir(path: str | Path) -> Path:
     """The TFDS version folder at or below `path` (the folder holding dataset_info.json).
 
@@ -48,6 +53,11 @@ def find_dataset_dir(path: str | Path) -> Path:
     root = Path(path)
     if not root.exists():
         raise UserError(f"{root}: no such dataset (path does not exist)")
+    if is_lerobot_dir(root):
+        raise UserError(
+            f"{root}: a LeRobotDataset; training reads RLDS, so convert it once: "
+            f"robopolicy data convert {root} OUT_DIR [--image-size N]"
+        )
     if (root / _INFO_FILE).is_file():
         return root
     if root.is_file() and (root.parent / _INFO_FILE).is_file():  # a file of the dataset, e.g. its info
@@ -243,25 +253,17 @@ def read_episode(
         value = record.step_array(key) if key else None
         return default if value is None or isinstance(value, str) else value
 
-    def meta(key: str | None) -> Any:
-        return record.record_value(key) if key else None
-
     n = record.length
-    reward = optional(mapping.reward, np.zeros(n, np.float32)).astype(np.float32).reshape(n)
-    terminal = optional(mapping.is_terminal, np.ones(n, bool)).reshape(n)
-    task = meta(mapping.task)
-    episode = Episode(
-        frames={cam: arrays[key] for key, cam in mapping.cameras.items()},
-        embeddings={cam: arrays[key].astype(np.float32) for key, cam in mapping.embeddings.items()},
-        state=arrays[mapping.state].astype(np.float32),
-        action=arrays[mapping.action].astype(np.float32),
-        reward=reward,
-        task=str(task) if task is not None else instruction,
-        instruction=instruction,
+    reward = optional(mapping.reward, np.zeros(n, np.float32))
+    terminal = optional(mapping.is_terminal, np.ones(n, bool))
+    episode = mapped_episode(
+        mapping,
+        arrays,
         episode_id=episode_id,
-        seed=int(meta(mapping.seed)) if meta(mapping.seed) is not None else -1,
-        init_state_id=int(meta(mapping.init_state_id)) if meta(mapping.init_state_id) is not None else -1,
-        success=bool(terminal[-1]),
+        instruction=instruction,
+        meta=record.record_value,
+        reward=reward,
+        terminal=terminal,
     )
     return episode, []
 
