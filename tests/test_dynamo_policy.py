@@ -179,20 +179,23 @@ def test_fine_tuned_dynamo_encoder_changes_and_random_init_can_be_frozen(setup):
 
 def test_mismatches_are_one_line_user_errors(setup, tmp_path, capsys):
     root, dataset, dynamo = setup
+    # Frames of another size are resized to the encoder's (the policy's) size, not refused.
     other = _dataset(tmp_path, "ds32", 32)
-    with pytest.raises(UserError, match="image_size"):
-        train(
-            dataclasses.replace(
-                TrainConfig(),
-                dataset=other,
-                out=str(tmp_path / "a"),
-                encoder=dynamo,
-                policy=HEAD,
-                steps=1,
-                batch_size=2,
-            ),
-            progress=False,
-        )
+    train(
+        dataclasses.replace(
+            TrainConfig(),
+            dataset=other,
+            out=str(tmp_path / "a"),
+            encoder=dynamo,
+            policy=HEAD,
+            steps=1,
+            batch_size=2,
+        ),
+        progress=False,
+    )
+    _, meta = _restored(str(tmp_path / "a"))
+    assert meta["policy_config"]["image_size"] == 16  # the DynaMo encoder's, from its 16 px dataset
+    assert meta["native_image_shapes"][other] == {cam: [32, 32, 3] for cam in CAMERAS}
     # A policy run's checkpoint (weights and meta as training writes them) is not a DynaMo encoder.
     params = nnx.state(Policy(dataclasses.replace(HEAD, state_dim=9), rngs=nnx.Rngs(0)), nnx.Param)
     manager = checkpoint.checkpoint_manager(root / "policy_run" / "checkpoints")

@@ -6,6 +6,7 @@ import numpy as np
 from eval_fixtures import TINY_TRANSFORMER_DDIM
 from test_train_resume import _episodes
 
+from robopolicy.data.image_resize import resize_with_pad
 from robopolicy.eval.execution import ExecutionSettings
 from robopolicy.eval.policy_runner import PolicyRunner
 from robopolicy.models.policy_config import PolicyConfig
@@ -55,6 +56,20 @@ def test_transformer_diffusion_ptp_text_policy_trains_and_runs(tmp_path):
         action = runner.act(obs)
         assert action.shape == (7,) and np.all(np.isfinite(action))
     assert runner.num_inferences == 2
+
+    # Frames of another size (here a 40×24 camera) get the training pipeline's resize: acting on
+    # them equals acting on the resized frames.
+    big = [
+        {c: rng.integers(0, 256, (40, 24, 3), dtype=np.uint8) for c in ("agentview", "wrist")}
+        for _ in range(2)
+    ]
+    actions = []
+    for resize in (False, True):
+        runner.reset(seed=5)
+        for frames in big:
+            obs = {c: resize_with_pad(f, 16, 16) if resize else f for c, f in frames.items()}
+            actions.append(runner.act({**obs, "state": np.zeros(9, np.float32)}))
+    np.testing.assert_array_equal(actions[:2], actions[2:])
 
 
 def test_keys_an_older_run_did_not_record_count_as_their_defaults():

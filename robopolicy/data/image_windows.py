@@ -15,6 +15,7 @@ import numpy as np
 from jaxtyping import Int, UInt8
 
 from robopolicy.data.epoch_sampler import EpochSampler
+from robopolicy.data.window_source import gather_frames
 from robopolicy.errors import UserError
 
 
@@ -34,7 +35,9 @@ class ImageWindowLoader:
         if not episodes:
             raise UserError("pretraining needs at least one episode")
         self.cameras, self.window = tuple(cameras), window
-        frames: dict[str, list[np.ndarray]] = {cam: [] for cam in self.cameras}
+        # Frames stay per episode (decoded on demand when read from disk); a batch gathers from the
+        # episodes it samples.
+        self._frames: dict[str, list[np.ndarray]] = {cam: [] for cam in self.cameras}
         lengths = []
         for episode in episodes:
             for cam in self.cameras:
@@ -42,19 +45,15 @@ class ImageWindowLoader:
                     raise UserError(
                         f"episode {episode.episode_id}: no camera {cam!r} (it has {sorted(episode.frames)})"
                     )
-                frames[cam].append(episode.frames[cam])
+                self._frames[cam].append(episode.frames[cam])
             lengths.append(len(episode.frames[self.cameras[0]]))
-        self._frames = {cam: np.concatenate(arrays) for cam, arrays in frames.items()}
-        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-        # Index of every window's first frame in the concatenated arrays.
+        # Episode and first step of every window.
+        self._window_episode = np.concatenate(
+            [np.full(max(0, n - window + 1), i) for i, n in enumerate(lengths)] or [np.zeros(0, np.int64)]
+        ).astype(np.int64)
         self._window_start = np.concatenate(
-            [
-                start + np.arange(n - window + 1)
-                for start, n in zip(starts, lengths, strict=True)
-                if n >= window
-            ]
-            or [np.zeros(0, np.int64)]
-        )
+            [np.arange(max(0, n - window + 1)) for n in lengths] or [np.zeros(0, np.int64)]
+        ).astype(np.int64)
         if len(self._window_start) < batch_size:
             raise UserError(
                 f"{len(self._window_start)} windows of {window} frames, fewer than one batch of {batch_size}"
@@ -65,8 +64,9 @@ class ImageWindowLoader:
         return len(self._window_start)
 
     def gather(self, indices: Int[np.ndarray, " b"]) -> dict[str, UInt8[np.ndarray, "b w h w2 3"]]:
-        rows = self._window_start[indices][:, None] + np.arange(self.window)[None]
-        return {cam: frames[rows] for cam, frames in self._frames.items()}
+        steps = self._window_start[indices][:, None] + np.arange(self.window)[None]
+        episodes = self._window_episode[indices]
+        return {cam: gather_frames(frames, episodes, steps) for cam, frames in self._frames.items()}
 
     def batch(self, step: int) -> dict[str, UInt8[np.ndarray, "b w h w2 3"]]:
         """The images of training step `step`: {camera: uint8 [B, W, H, W, 3]}."""

@@ -191,7 +191,7 @@ class WindowSource:
             episode_of = self._episode[indices]
             local = np.clip(obs_raw, 0, last)
             for key, per_episode in self._lazy.items():
-                flat[key] = _gather_lazy(per_episode, episode_of, local)
+                flat[key] = gather_frames(per_episode, episode_of, local)
         if self.image_size is not None:
             for key in flat:
                 if key.startswith(IMAGE_PREFIX):
@@ -210,10 +210,11 @@ def _output_shape(key: str, shape: tuple[int, ...], image_size: int | None) -> t
     return (image_size, image_size, *shape[2:])
 
 
-def _gather_lazy(
+def gather_frames(
     per_episode: Sequence[Any], episode_of: Int[np.ndarray, " b"], steps: Int[np.ndarray, "b to"]
 ) -> np.ndarray:
-    """frames[b] = per_episode[episode_of[b]][steps[b]], reading each episode of the batch once."""
+    """out[b] = per_episode[episode_of[b]][steps[b]]: [B, K, ...] from per-episode frames [T_e, ...],
+    indexing each episode of the batch once (one record read for frames decoded on demand)."""
     first = per_episode[int(episode_of[0])]
     out = np.empty((*steps.shape, *first.shape[1:]), first.dtype)
     for episode in np.unique(episode_of):

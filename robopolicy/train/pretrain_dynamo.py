@@ -82,13 +82,20 @@ class ProbeSplit:
     @classmethod
     def from_episodes(cls, episodes: list[Episode], cameras: tuple[str, ...], max_frames: int) -> ProbeSplit:
         """Every k-th frame of the episodes, k chosen so that at most `max_frames` remain."""
-        total = sum(len(e) for e in episodes)
-        stride = max(1, math.ceil(total / max_frames))
-        cat = lambda arrays: np.concatenate(arrays)[::stride]  # noqa: E731
+        lengths = np.asarray([len(e) for e in episodes])
+        stride = max(1, math.ceil(int(lengths.sum()) / max_frames))
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        # Every stride-th step of the episodes laid end to end, as (episode, step) pairs, so only the
+        # chosen frames are decoded (frames read from disk are decoded on demand).
+        picked = [
+            (e, np.arange((-start) % stride, len(e), stride))
+            for e, start in zip(episodes, starts, strict=True)
+        ]
+        picked = [(e, steps) for e, steps in picked if len(steps)]
         return cls(
-            images={cam: cat([e.frames[cam] for e in episodes]) for cam in cameras},
-            state=cat([e.state for e in episodes]),
-            action=cat([e.action for e in episodes]),
+            images={cam: np.concatenate([e.frames[cam][steps] for e, steps in picked]) for cam in cameras},
+            state=np.concatenate([e.state[steps] for e, steps in picked]),
+            action=np.concatenate([e.action[steps] for e, steps in picked]),
         )
 
 
