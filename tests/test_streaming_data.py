@@ -209,3 +209,20 @@ def test_lerobot_dataset_converts_checks_and_trains_and_is_refused_unconverted(t
     assert check_dataset(str(tmp_path / "lr")).problems == []
     data = prepare_training_data(TrainConfig(dataset=str(tmp_path / "lr"), batch_size=4, policy=POLICY))
     assert next(batch_iterator(data.batches, 0))["images"]["agentview"].shape[2:] == (16, 16, 3)
+
+
+def test_truncated_array_record_is_one_line_naming_the_shard(tmp_path):
+    dataset_dir = _write(tmp_path / "d", [_episode(i) for i in range(3)])
+    [shard] = dataset_dir.glob("*.array_record-*")
+    shard.write_bytes(shard.read_bytes()[: shard.stat().st_size * 2 // 3])
+    problems = check_dataset(str(tmp_path / "d")).problems
+    assert problems and all(f"is unreadable (DatasetError: {shard}: " in p.message for p in problems)
+    cli = str(Path(sys.executable).parent / "robopolicy")
+    run = subprocess.run(
+        [cli, "train", "--preset", "tiny", "--dataset", str(tmp_path / "d"), "--out", str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    [line] = [line for line in run.stderr.splitlines() if line.startswith("robopolicy train: error:")]
+    assert str(shard) in line and "episode " in line

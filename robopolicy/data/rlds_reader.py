@@ -140,11 +140,14 @@ class RldsDataset:
                 f"{self.dir}: stored as {self.file_format}; robopolicy reads {' and '.join(_FORMATS)}"
             )
         if self.random_access:
+            split = self.builder.info.splits["train"]
+            ends = np.cumsum(split.shard_lengths)
             for index in range(self.num_episodes):
                 try:
                     yield index, self.raw_record(index)
                 except Exception as e:  # a damaged record is a problem to report, not a crash
-                    yield index, e
+                    shard = split.filepaths[int(np.searchsorted(ends, index, side="right"))]
+                    yield index, DatasetError(f"{shard}: {type(e).__name__}: {e}")
             return
         # A damaged tfrecord shard yields one error, at its first unreadable record, naming the file;
         # the records after it in that shard cannot be framed, so they are skipped.
