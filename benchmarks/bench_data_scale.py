@@ -205,9 +205,15 @@ def main() -> None:
             f"[{label}] dataset: {steps} steps, {disk_bytes(dataset) / 2**30:.2f} GiB, written in {gen_s:.0f} s"
         )
         run_dir = out / f"train_{label}"
-        if run_dir.exists():
-            subprocess.run(["rm", "-rf", str(run_dir)], check=True)
-        result = train_run(dataset, run_dir, args.train_steps, args.batch_size)
+        measured = run_dir / "bench_result.json"  # a finished run of these settings is not repeated
+        settings = {"train_steps": args.train_steps, "batch_size": args.batch_size}
+        if measured.exists() and json.loads(measured.read_text())["settings"] == settings:
+            result = json.loads(measured.read_text())["result"]
+        else:
+            if run_dir.exists():
+                subprocess.run(["rm", "-rf", str(run_dir)], check=True)
+            result = train_run(dataset, run_dir, args.train_steps, args.batch_size)
+            measured.write_text(json.dumps({"settings": settings, "result": result}))
         print(f"[{label}] train: {result}")
         rows.append({"scale": label, "steps": steps, "gib": disk_bytes(dataset) / 2**30, **result})
     one_x = next((r for r in rows if r["scale"] == "1x"), rows[0])

@@ -80,6 +80,12 @@ class RobopolicyEmbeddings(tfds.core.GeneratorBasedBuilder):
         return {"train": self._generate_examples(Path(self.builder_config.raw_dir))}
 
     def _generate_examples(self, raw_dir: Path) -> Iterator[Example]:
+        return self.examples(raw_dir)
+
+    def examples(self, raw_dir: Path) -> Iterator[Example]:
+        """(key, example) of each staged episode, in file order; robopolicy writes them with its own
+        streaming writer (`robopolicy.data.rlds_writer.write_split`), `tfds build` through
+        `_split_generators`."""
         cameras = self.builder_config.cameras
         for path in sorted(raw_dir.glob("episode_*.npz")):
             with np.load(path) as f:

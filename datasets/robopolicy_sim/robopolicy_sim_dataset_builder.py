@@ -1,8 +1,8 @@
 """TFDS builder for robopolicy's simulated demonstrations, in the RLDS layout.
 
 It converts the per-episode `.npz` files written by the collector (one folder per dataset), or any
-iterable of episodes set as the builder's `episode_source` (what `robopolicy data convert` streams),
-into an array_record TFDS dataset. Images are stored per the config's `image_encoding`: zlib-compressed
+iterable of episodes (what `robopolicy data convert` streams; `examples`), into an array_record TFDS
+dataset. Images are stored per the config's `image_encoding`: zlib-compressed
 uint8 tensors (lossless; the collector's default, fast for rendered scenes), or `tfds.features.Image`
 as PNG (lossless) or JPEG (what most real-robot RLDS sets use). PNG/JPEG bytes are encoded here with
 Pillow, since TFDS's own image encoder needs TensorFlow and this path must not.
@@ -86,11 +86,14 @@ class RobopolicySim(tfds.core.GeneratorBasedBuilder):
         )
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Iterator[Example]]:
-        source = getattr(self, "episode_source", None)
-        episodes = source if source is not None else _staged_episodes(Path(self.builder_config.raw_dir))
-        return {"train": self._generate_examples(episodes)}
+        return {"train": self._generate_examples(staged_episodes(Path(self.builder_config.raw_dir)))}
 
     def _generate_examples(self, episodes: Iterable[Any]) -> Iterator[Example]:
+        return self.examples(episodes)
+
+    def examples(self, episodes: Iterable[Any]) -> Iterator[Example]:
+        """(key, example) of each episode, in order; robopolicy writes them with its own streaming
+        writer (`robopolicy.data.rlds_writer.write_split`), `tfds build` through `_split_generators`."""
         cfg: SimDatasetConfig = self.builder_config
         encode = _ENCODERS[cfg.image_encoding]
         for episode in episodes:
@@ -142,7 +145,7 @@ class StagedEpisode:
     success: bool
 
 
-def _staged_episodes(raw_dir: Path) -> Iterator[StagedEpisode]:
+def staged_episodes(raw_dir: Path) -> Iterator[StagedEpisode]:
     for path in sorted(raw_dir.glob("episode_*.npz")):
         with np.load(path) as f:
             meta = json.loads(str(f["meta"]))

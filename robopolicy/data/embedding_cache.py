@@ -10,8 +10,6 @@ source in `embedding_source.json`.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import shutil
 from pathlib import Path
@@ -24,7 +22,7 @@ from jaxtyping import Float
 
 from robopolicy.data.episode import Episode
 from robopolicy.data.rlds_reader import find_dataset_dir, load_episodes
-from robopolicy.data.rlds_writer import load_builder_module, write_raw_episode
+from robopolicy.data.rlds_writer import load_builder_module, write_raw_episode, write_split
 from robopolicy.errors import UserError
 
 BUILDER_NAME = "robopolicy_embeddings"
@@ -70,11 +68,9 @@ def build_embedding_dataset(
     builder = module.RobopolicyEmbeddings(
         config=builder_config, data_dir=str(out), file_format="array_record"
     )
-    with contextlib.redirect_stdout(io.StringIO()):  # TFDS announces a download that does not happen
-        builder.download_and_prepare()
+    dataset_dir = write_split(builder, builder.examples(raw_dir))
     if not keep_raw:
         shutil.rmtree(raw_dir)
-    dataset_dir = Path(builder.data_dir)
     (dataset_dir / SOURCE_FILE).write_text(json.dumps(source, indent=2))
     return dataset_dir
 

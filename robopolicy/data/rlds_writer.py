@@ -1,28 +1,32 @@
-"""Writing demonstrations as an RLDS dataset (tensorflow-datasets, array_record, no TensorFlow).
+"""Writing demonstrations as an RLDS dataset (tensorflow-datasets' layout, array_record, no TensorFlow).
 
 Collection first writes each finished episode to `<out>/raw/episode_NNNNN.npz`, so an interrupted
-collection keeps what it has; `build_rlds_dataset` then converts the folder with the TFDS builder in
-`datasets/robopolicy_sim/` and removes the staging folder.
+collection keeps what it has; `build_rlds_dataset` then turns the folder, or any iterable of
+episodes, into a dataset with the TFDS builder in `datasets/robopolicy_sim/` and removes the staging
+folder. The records are written by `write_split`, not by TFDS's own writer: TFDS buffers a split in
+memory and, past 1 GB, spills it through TensorFlow's file API, which needs TensorFlow. Here each
+episode is serialized with the builder's features and appended to array_record shards of about
+`SHARD_BYTES` as it comes, in the order given, so memory holds one episode whatever the dataset's size.
 """
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
-import io
 import json
 import shutil
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import ModuleType
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import tensorflow_datasets as tfds
 from absl import logging as absl_logging
+from array_record.python import array_record_module
 
 from robopolicy.data.episode import Episode
+from robopolicy.errors import UserError
 from robopolicy.paths import datasets_dir
 
 BUILDER_NAME = "robopolicy_sim"
@@ -95,8 +99,8 @@ def build_rlds_dataset(
     """Write an array_record RLDS dataset; returns the dataset's version folder.
 
     `source` is a folder of staged `.npz` episodes (removed afterwards unless `keep_raw`) or any
-    iterable of episodes, consumed one at a time (the TFDS writer spills to disk beyond ~1 GB, so
-    memory stays bounded). `image_shape` is (height, width) of every camera's frames.
+    iterable of episodes, consumed one at a time (`write_split`), so memory stays bounded.
+    `image_shape` is (height, width) of every camera's frames.
     """
     module = load_builder_module()
     # TFDS narrates every build (custom-config warnings, nested progress bars); our callers have their own bar.
@@ -115,12 +119,63 @@ def build_rlds_dataset(
         action_dim=action_dim,
     )
     builder = module.RobopolicySim(config=config, data_dir=str(out_dir), file_format="array_record")
-    if not staged:
-        builder.episode_source = source
-    with contextlib.redirect_stdout(
-        io.StringIO()
-    ):  # TFDS prints "Downloading and preparing…" though nothing downloads
-        builder.download_and_prepare()
+    episodes = module.staged_episodes(source) if staged else source
+    dataset_dir = write_split(builder, builder.examples(episodes))
     if staged and not keep_raw:
         shutil.rmtree(source)
-    return Path(builder.data_dir)
+    return dataset_dir
+
+
+SHARD_BYTES = 1 << 30  # serialized bytes per array_record shard, about TFDS's own default
+
+
+def write_split(
+    builder: tfds.core.DatasetBuilder,
+    examples: Iterable[tuple[str, dict[str, Any]]],
+    shard_bytes: int | None = None,
+) -> Path:
+    """Serialize (key, example) pairs with `builder`'s features into the "train" split of its data
+    folder (array_record shards, then dataset_info.json and features.json); returns that folder.
+
+    Shards get their final `-NNNNN-of-NNNNN` names once their number is known; until the metadata is
+    written the folder holds no dataset_info.json, so an interrupted write never looks complete.
+    """
+    shard_bytes = shard_bytes or SHARD_BYTES
+    data_dir = Path(builder.data_dir)
+    if data_dir.exists() and any(data_dir.iterdir()):
+        raise UserError(f"{data_dir}: already holds a dataset")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    features = builder.info.features
+    partial: list[Path] = []
+    lengths: list[int] = []
+    sizes: list[int] = []
+    writer = None
+    try:
+        for _, example in examples:
+            record = features.serialize_example(example)
+            if writer is None or sizes[-1] >= shard_bytes:
+                if writer is not None:
+                    writer.close()
+                partial.append(data_dir / f".shard-{len(partial):05d}.partial")
+                writer = array_record_module.ArrayRecordWriter(str(partial[-1]), "group_size:1")
+                lengths.append(0)
+                sizes.append(0)
+            writer.write(record)
+            lengths[-1] += 1
+            sizes[-1] += len(record)
+    finally:
+        if writer is not None:
+            writer.close()
+    if not lengths:
+        raise UserError(f"{data_dir}: no episodes to write")
+    template = tfds.core.ShardedFileTemplate(
+        data_dir=data_dir, dataset_name=builder.name, split="train", filetype_suffix="array_record"
+    )
+    for k, path in enumerate(partial):
+        path.rename(template.sharded_filepath(shard_index=k, num_shards=len(partial)))
+    split = tfds.core.SplitInfo(
+        name="train", shard_lengths=lengths, num_bytes=sum(sizes), filename_template=template
+    )
+    builder.info.set_splits(tfds.core.SplitDict([split]))
+    builder.info.write_to_directory(data_dir)
+    return data_dir
