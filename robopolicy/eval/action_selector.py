@@ -111,10 +111,7 @@ def window_batch(
     cfg = policy.config
     frames = observed_frames(history, cfg.obs_horizon, cfg.frame_stride)
     first_valid = (cfg.obs_horizon - 1) - t // cfg.frame_stride
-    # Frames of another size (a render or camera that differs from the training data) get the
-    # training pipeline's resize; frames at the policy's size pass through untouched.
-    size = cfg.image_size
-    images = {cam: resize_with_pad(np.stack([o[cam] for o in frames]), size, size) for cam in cfg.cameras}
+    images = {cam: np.stack([o[cam] for o in frames]) for cam in cfg.cameras}
     batch: dict[str, Any] = {
         "state": policy.stats.state.normalize(np.stack([o["state"] for o in frames]))[None].astype(
             np.float32
@@ -124,7 +121,10 @@ def window_batch(
     if policy.frame_encoder is not None:  # stage 2: the frozen stage-1 encoder embeds the frames
         batch["embeddings"] = {k: np.asarray(v)[None] for k, v in policy.frame_encoder(images).items()}
     else:
-        batch["images"] = {cam: v[None] for cam, v in images.items()}
+        # Frames of another size (a render or camera that differs from the training data) get the
+        # training pipeline's resize; frames at the policy's size pass through untouched.
+        size = cfg.image_size
+        batch["images"] = {cam: resize_with_pad(v, size, size)[None] for cam, v in images.items()}
     if instruction is not None:
         batch["instruction"] = instruction
     return batch

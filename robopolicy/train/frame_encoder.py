@@ -16,6 +16,7 @@ from flax import nnx
 from jaxtyping import UInt8
 
 from robopolicy.data.embedding_cache import Embeddings
+from robopolicy.data.image_resize import resize_with_pad
 from robopolicy.errors import UserError
 from robopolicy.models.policy import SHARED, Policy
 from robopolicy.models.policy_config import PolicyConfig
@@ -54,32 +55,30 @@ class FrameEncoder:
         self._graphdef, self.params = nnx.graphdef(policy), nnx.state(policy, nnx.Param)
 
     def check_frames(self, frames: Frames, where: str) -> None:
-        """One-line error if the episode lacks a camera of the encoder or has another image size."""
+        """One-line error if the episode lacks a camera of the encoder (frames of any size are resized)."""
         for cam in self.config.cameras:
             if cam not in frames:
                 raise UserError(
                     f"{where}: no camera {cam!r} for the encoder (the dataset has {sorted(frames)})"
                 )
-            size = self.config.image_size
-            if frames[cam].shape[1:] != (size, size, 3):
-                raise UserError(
-                    f"{where}: camera {cam!r} frames are {frames[cam].shape[1:]}, the encoder expects ({size}, {size}, 3)"
-                )
 
     def __call__(self, frames: Frames) -> Embeddings:
         """uint8 frames [T, H, W, 3] per camera → float32 embeddings [T, feature_dim] per camera.
 
-        Chunks of `batch_size`; a short chunk is padded up to a power of two, so at most
+        Frames of another size are resized to the encoder's first, with the training pipeline's
+        resize. Chunks of `batch_size`; a short chunk is padded up to a power of two, so at most
         log2(batch_size) + 1 shapes are ever compiled.
         """
         cams = self.config.cameras
+        size = self.config.image_size
         n = len(frames[cams[0]])
         out: dict[str, list[np.ndarray]] = {cam: [] for cam in cams}
         for start in range(0, n, self.batch_size):
             stop = min(start + self.batch_size, n)
             padded = min(self.batch_size, 1 << (stop - start - 1).bit_length())
             index = np.minimum(np.arange(start, start + padded), stop - 1)
-            result = _encode(self._graphdef, self.params, {cam: frames[cam][index] for cam in cams})
+            chunk = {cam: resize_with_pad(np.asarray(frames[cam][index]), size, size) for cam in cams}
+            result = _encode(self._graphdef, self.params, chunk)
             for cam in cams:
                 out[cam].append(np.asarray(result[cam])[: stop - start])
         return {cam: np.concatenate(chunks).astype(np.float32) for cam, chunks in out.items()}
