@@ -59,9 +59,10 @@ lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# The slowest 15 tests are listed at the end, to keep the suite's time in view.
+# One pytest worker per core (pytest-xdist): many tests wait on subprocesses, compiles and renders
+# that leave a core idle. The slowest 15 tests are listed at the end, to keep the suite's time in view.
 test: lint
-	$(BIN)/python -m pytest -q --durations=15
+	$(BIN)/python -m pytest -q -n auto --durations=15
 
 format: install-dev
 	$(BIN)/ruff format .
