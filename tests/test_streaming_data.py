@@ -161,9 +161,7 @@ def test_convert_stops_at_a_bad_episode_and_leaves_nothing(tmp_path):
     bad = [_episode(0), _episode(1), _episode(2)]
     bad[1].action[3, 2] = np.nan
     _write(tmp_path / "src", bad)
-    with pytest.raises(
-        DatasetError, match=r"episode 1: key 'action' contains NaN .*--skip-bad"
-    ):
+    with pytest.raises(DatasetError, match=r"episode 1: key 'action' contains NaN .*--skip-bad"):
         convert(DataConvertConfig(src=str(tmp_path / "src"), dst=str(tmp_path / "out")), progress=False)
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out*"))
     result = convert(
