@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from robopolicy.data import rlds_writer
+from robopolicy.data.data_config import DataConfig
 from robopolicy.data.dataset_check import check_dataset
 from robopolicy.data.dataset_convert import DataConvertConfig, convert
 from robopolicy.data.episode import Episode
@@ -122,6 +123,14 @@ def test_policy_image_size_wins_and_the_native_size_is_recorded(tmp_path):
     assert data.native_image_shapes == {str(tmp_path / "d"): {"agentview": (32, 32, 3), "wrist": (32, 32, 3)}}
     batch = next(batch_iterator(data.batches, read_threads=1))
     assert batch["images"]["agentview"].shape == (4, POLICY.obs_horizon, 16, 16, 3)
+    # Small datasets are decoded into memory once; with no frame cache they stream: same batches.
+    streamed = prepare_training_data(dataclasses.replace(config, data=DataConfig(frame_cache_gb=0)))
+    assert isinstance(streamed.sources[0]._lazy["images/wrist"][0], LazyFrames)
+    assert not data.sources[0]._lazy
+    for k in (0, 5):
+        a, b = data.batches[k], streamed.batches[k]
+        np.testing.assert_array_equal(a["images"]["wrist"], b["images"]["wrist"])
+        np.testing.assert_array_equal(a["action"], b["action"])
 
 
 def test_extra_datasets_of_other_sizes_and_mappings_mix(tmp_path):

@@ -82,6 +82,17 @@ def episode_arrays(episode: Episode, cameras: Sequence[str] | None = None) -> di
     return arrays
 
 
+def decoded_frames(arrays: Mapping[str, Any], image_size: int) -> dict[str, Any]:
+    """One episode's per-step arrays with its "images/*" decoded into memory at `image_size`
+    (resized as the source would resize them per batch); other keys as given."""
+    return {
+        key: resize_with_pad(np.asarray(value), image_size, image_size)
+        if key.startswith(IMAGE_PREFIX)
+        else value
+        for key, value in arrays.items()
+    }
+
+
 def with_embeddings(
     arrays: Mapping[str, np.ndarray], embeddings: Mapping[str, np.ndarray], keep_images: bool = False
 ) -> dict[str, np.ndarray]:

@@ -18,6 +18,7 @@ from robopolicy.data.rlds_reader import find_dataset_dir, load_episodes
 from robopolicy.data.window_source import (
     WindowSource,
     WindowSpec,
+    decoded_frames,
     episode_arrays,
     validate_episodes,
     with_embeddings,
@@ -103,6 +104,10 @@ def prepare_training_data(config: TrainConfig, episodes: list[Episode] | None = 
         else:
             arrays.append([episode_arrays(e, policy_cfg.cameras) for e in eps])
         validate_episodes(arrays[-1], name)  # before statistics, so bad values get a precise error
+    if policy_cfg.encoder != "cached":
+        frames = sum(len(e) for _, _, eps in groups for e in eps) * len(policy_cfg.cameras)
+        if frames * 3 * policy_cfg.image_size**2 <= config.data.frame_cache_gb * 2**30:
+            arrays = [[decoded_frames(a, policy_cfg.image_size) for a in group] for group in arrays]
     per_dataset = [load_or_compute_stats(ds_dir, eps) for _, ds_dir, eps in groups]
     all_episodes = [e for _, _, eps in groups for e in eps]
     dataset_stats = per_dataset[0] if len(groups) == 1 else _union_stats(groups)
