@@ -39,12 +39,12 @@ from PIL import Image
 
 from robopolicy.data.episode import Episode
 from robopolicy.data.key_mapping import KeyMapping, lerobot_mapping, mapped_episode, resolve_mapping
-from robopolicy.data.rlds_reader import FeatureInfo
+from robopolicy.data.rlds_reader import LEROBOT_INFO_FILE, FeatureInfo, lerobot_root
 from robopolicy.data.validate import ArraySpec, Problem, check_arrays
 from robopolicy.data.video_frames import decode_frames, nearest_frames
 from robopolicy.errors import UserError
 
-INFO_FILE = "meta/info.json"
+INFO_FILE = LEROBOT_INFO_FILE
 VERSIONS = ("v2.0", "v2.1", "v3.0")
 TASK_KEY = "task"  # the text of each frame's task: its task_index looked up in the tasks file
 TOLERANCE_FRAMES = 0.4  # a video frame serves a row if it lies within this many frame periods of it
@@ -164,10 +164,10 @@ def find_lerobot_dir(path: str | Path) -> Path:
     root = Path(path)
     if not root.exists():
         raise UserError(f"{root}: no such dataset (path does not exist)")
-    for candidate in (root, root.parent, root.parent.parent):
-        if (candidate / INFO_FILE).is_file():
-            return candidate
-    raise UserError(f"{root}: not a LeRobotDataset folder ({INFO_FILE} not found)")
+    found = lerobot_root(root)
+    if found is None:
+        raise UserError(f"{root}: not a LeRobotDataset folder ({INFO_FILE} not found)")
+    return found
 
 
 class LeRobotFolder:

@@ -39,9 +39,20 @@ _INFO_FILE = "dataset_info.json"
 _FORMATS = ("array_record", "tfrecord")
 
 
+LEROBOT_INFO_FILE = "meta/info.json"
+
+
+def lerobot_root(path: Path) -> Path | None:
+    """The LeRobotDataset folder that `path` is, or whose `meta/` or `meta/info.json` it is; None if
+    it is none of these."""
+    return next(
+        (p for p in (path, path.parent, path.parent.parent) if (p / LEROBOT_INFO_FILE).is_file()), None
+    )
+
+
 def is_lerobot_dir(path: Path) -> bool:
-    """Whether `path` is a LeRobotDataset folder (or its `meta/`): one holding `meta/info.json`."""
-    return any((p / "meta" / "info.json").is_file() for p in (path, path.parent, path.parent.parent))
+    """Whether `path` is a LeRobotDataset folder (or its `meta/`, or its info file)."""
+    return lerobot_root(path) is not None
 
 
 def find_dataset_dir(path: str | Path) -> Path:
