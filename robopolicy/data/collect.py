@@ -6,14 +6,25 @@ carries its task name and instruction.
 Episode k starts from `sample_init_state(seed + k)`, a stream disjoint from the task's fixed
 evaluation states, so evaluation on those states is held out. Only successful demonstrations are
 kept; a failed attempt moves on to the next seed (and is counted).
+
+With `workers > 1`, expert episodes run in that many spawned processes, each with its own env, a few
+seeds ahead of the writer; episodes are still kept in seed order, so the dataset does not depend on
+the number of workers.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import multiprocessing
+import os
 import time
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -22,7 +33,7 @@ from robopolicy.data.episode import Episode
 from robopolicy.data.rlds_writer import build_rlds_dataset, write_raw_episode
 from robopolicy.errors import UserError
 from robopolicy.sim import TabletopEnv, run_expert_episode
-from robopolicy.tasks.spec import load_task_spec
+from robopolicy.tasks.spec import TaskSpec, load_task_spec
 from robopolicy.tasks.suites import suite_tasks
 
 
@@ -42,6 +53,8 @@ class CollectConfig:
         max_failures: give up after this many failed expert attempts (per task).
         suite: collect every task of this suite (see `robopolicy suites`) instead of `task`.
         demos_per_task: with `suite`, successful demonstrations per task (0: use num_episodes).
+        workers: processes that run expert episodes (0: one per CPU core; 1: this process only). Each
+            renders its own cameras, so collection scales with cores until the writer is the bottleneck.
     """
 
     task: str = "cube_on_plate"
@@ -54,8 +67,11 @@ class CollectConfig:
     max_failures: int = 20
     suite: str = ""
     demos_per_task: int = 0
+    workers: int = 0
 
     def __post_init__(self) -> None:
+        if self.workers < 0:
+            raise ValueError(f"CollectConfig: workers must be >= 0, got {self.workers}")
         if self.demos_per_task < 0:
             raise ValueError(f"CollectConfig: demos_per_task must be >= 0, got {self.demos_per_task}")
         if self.num_episodes < 1:
@@ -111,13 +127,11 @@ def _collect_task(
     task: str, num: int, first_id: int, raw_dir: Path, config: CollectConfig, bar: tqdm
 ) -> tuple[int, int, int]:
     """Write `num` successful demos of `task` with episode ids from `first_id`: (kept, failures, steps)."""
-    env = TabletopEnv(task=task, image_size=config.image_size, cameras=config.cameras)
-    kept, failures, total_steps, attempt = 0, 0, 0, 0
+    spec = load_task_spec(task)
+    kept, failures, total_steps = 0, 0, 0
+    rollouts = _expert_rollouts(task, config, _worker_count(config.workers, num))
     try:
-        while kept < num:
-            seed = config.seed + attempt
-            attempt += 1
-            rollout = run_expert_episode(env, seed=seed, noise_std=config.noise_std, noise_seed=seed)
+        for seed, rollout in rollouts:
             if not rollout["success"]:
                 failures += 1
                 if failures > config.max_failures:
@@ -126,19 +140,68 @@ def _collect_task(
                         f"kept {first_id + kept} demos in {raw_dir}"
                     )
                 continue
-            write_raw_episode(raw_dir, _to_episode(rollout, env, config, first_id + kept, seed))
+            write_raw_episode(raw_dir, _to_episode(rollout, spec, config, first_id + kept, seed))
             kept += 1
             total_steps += int(rollout["num_steps"])
             bar.update(1)
             bar.set_postfix(task=task, steps=total_steps, failed=failures)
+            if kept == num:
+                break
     finally:
-        env.close()
+        rollouts.close()
     return kept, failures, total_steps
 
 
-def _to_episode(
-    rollout: dict, env: TabletopEnv, config: CollectConfig, episode_id: int, seed: int
-) -> Episode:
+def _worker_count(workers: int, num: int) -> int:
+    if workers == 0:
+        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(workers, num))
+
+
+def _expert_rollouts(task: str, config: CollectConfig, workers: int) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(seed, expert rollout) for seeds config.seed, config.seed + 1, ..., in that order, without end."""
+    seeds = itertools.count(config.seed)
+    if workers == 1:
+        env = TabletopEnv(task=task, image_size=config.image_size, cameras=config.cameras)
+        try:
+            for seed in seeds:
+                yield seed, run_expert_episode(env, seed=seed, noise_std=config.noise_std, noise_seed=seed)
+        finally:
+            env.close()
+        return
+    # spawn, not fork: a forked child would inherit this process's GL context and jax threads.
+    pool = ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_start_worker_env,
+        initargs=(task, config.image_size, tuple(config.cameras)),
+    )
+    # Two episodes in flight per worker keep every worker busy while the writer takes them in order.
+    pending: deque[tuple[int, Future[dict[str, Any]]]] = deque()
+    try:
+        for seed in seeds:
+            pending.append((seed, pool.submit(_worker_rollout, seed, config.noise_std)))
+            if len(pending) >= 2 * workers:
+                done_seed, future = pending.popleft()
+                yield done_seed, future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+_WORKER_ENV: TabletopEnv | None = None
+
+
+def _start_worker_env(task: str, image_size: int, cameras: tuple[str, ...]) -> None:
+    global _WORKER_ENV
+    _WORKER_ENV = TabletopEnv(task=task, image_size=image_size, cameras=cameras)
+
+
+def _worker_rollout(seed: int, noise_std: float) -> dict[str, Any]:
+    assert _WORKER_ENV is not None, "the pool initializer builds the env"
+    return run_expert_episode(_WORKER_ENV, seed=seed, noise_std=noise_std, noise_seed=seed)
+
+
+def _to_episode(rollout: dict, spec: TaskSpec, config: CollectConfig, episode_id: int, seed: int) -> Episode:
     num_steps = int(rollout["num_steps"])
     observations = rollout["observations"][:num_steps]  # the final observation has no action
     return Episode(
@@ -146,8 +209,8 @@ def _to_episode(
         state=np.stack([o["state"] for o in observations]).astype(np.float32),
         action=np.asarray(rollout["actions"], np.float32),
         reward=np.asarray(rollout["rewards"], np.float32),
-        task=env.spec.name,
-        instruction=env.instruction,
+        task=spec.name,
+        instruction=spec.instruction,
         episode_id=episode_id,
         seed=seed,
         init_state_id=-1,

@@ -1,6 +1,7 @@
 """Named policy configurations: `POLICY_PRESETS[name]`.
 
-- `quickstart`: the CPU-sized flow policy of the quickstart (small CNN, residual MLP, flow matching).
+- `quickstart`: the CPU-sized flow policy of the quickstart (small CNN, residual MLP, flow matching,
+  To=1, H=16, 4 actions executed per chunk).
 - `diffusion_policy`: Diffusion Policy's image setting: ResNet-18 with GroupNorm and spatial softmax
   per camera, random shift ±4 px (crop 76 of 84), To=2, H=16, 8 actions executed, DDPM training with
   100 steps and DDIM inference in 10, transformer denoiser.
@@ -27,6 +28,7 @@ QUICKSTART = PolicyConfig(
     obs_horizon=1,
     image_shift=4,
     denoiser_width=512,
+    n_action_steps=4,
 )
 
 DIFFUSION_POLICY = PolicyConfig(
