@@ -129,24 +129,21 @@ def stop_processes(procs: list[subprocess.Popen], sig: int = signal.SIGTERM, gra
             p.wait()
 
 
-def training_argv(command: Sequence[str]) -> list[str]:
+def training_argv(command: Sequence[str], training_verbs: Sequence[str]) -> list[str]:
     """The command line each process runs: `robopolicy COMMAND --mesh.distributed`; UserError unless
-    COMMAND is a training verb (one with the `--mesh.*` options)."""
-    from robopolicy.presets import PRESETS
-    from robopolicy.train.loop_config import LoopConfig
-
-    verbs = [v for v, presets in PRESETS.items() if isinstance(presets["default"], LoopConfig)]
-    verb = " ".join(command[:2]) if " ".join(command[:2]) in verbs else " ".join(command[:1])
-    if verb not in verbs:
+    COMMAND starts with one of `training_verbs` (those with the `--mesh.*` options)."""
+    two, one = " ".join(command[:2]), " ".join(command[:1])
+    if two not in training_verbs and one not in training_verbs:
         raise UserError(
-            f"launch: give a training command after `--` ({' or '.join(verbs)}), got {' '.join(command)!r}"
+            f"launch: give a training command after `--` ({' or '.join(training_verbs)}), "
+            f"got {' '.join(command)!r}"
         )
     return [sys.executable, "-m", "robopolicy.cli", *command, "--mesh.distributed"]
 
 
-def launch(config: LaunchConfig) -> int:
+def launch(config: LaunchConfig, training_verbs: Sequence[str]) -> int:
     """Run `config.command` as `config.num_processes` processes of one run; their exit status."""
-    argv = training_argv(config.command)
+    argv = training_argv(config.command, training_verbs)
     print(
         f"launch: {config.num_processes} processes"
         + (f" × {config.cpu_devices} CPU devices" if config.cpu_devices else "")
