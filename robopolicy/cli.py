@@ -29,6 +29,8 @@ commands:
 
 Every command takes --preset NAME (see `robopolicy <command> --help` for its presets and options);
 those that run tasks take --tasks-dir DIR, a folder of task folders searched before the bundled ones.
+Compiled programs are cached on disk (ROBOPOLICY_COMPILE_CACHE, default ~/.cache/robopolicy/jax; off
+with --no-compile-cache on any command or ROBOPOLICY_COMPILE_CACHE=off).
 Start with `robopolicy quickstart`: demos → RLDS dataset → flow-matching policy → evaluation.
 """
 
@@ -47,10 +49,19 @@ def _collect(config: Any) -> None:
     print(json.dumps(describe(result), indent=2))
 
 
+def _first_process() -> bool:
+    """Whether this is the first process of a run (the one that reports it), or the only one."""
+    import jax
+
+    return jax.process_index() == 0
+
+
 def _train(config: Any) -> None:
     from robopolicy.train_command import train_with_rollouts
 
     result = train_with_rollouts(config)
+    if not _first_process():
+        return
     print(
         f"trained {result.final_step} steps, final loss {result.final_loss:.4f}, "
         f"{result.steps_per_second:.1f} steps/s; checkpoints in {result.checkpoint_dir}"
@@ -180,12 +191,22 @@ def _pretrain(config: Any) -> None:
     from robopolicy.train.pretrain_dynamo import pretrain_dynamo
 
     result = pretrain_dynamo(config)
+    if not _first_process():
+        return
     probe = result.evaluations[-1]["probe"] if result.evaluations else {}
     print(
         f"pretrained {result.final_step} steps, final loss {result.final_loss:.4f}, "
         f"{result.steps_per_second:.1f} steps/s; held-out probe MSE {json.dumps(probe)}; "
         f"encoder checkpoints in {result.checkpoint_dir}"
     )
+
+
+def _launch(config: Any) -> int:
+    from robopolicy.launch import launch
+    from robopolicy.presets import PRESETS
+    from robopolicy.train.loop_config import LoopConfig
+
+    return launch(config, [v for v, p in PRESETS.items() if isinstance(p["default"], LoopConfig)])
 
 
 VERBS: dict[str, Verb] = {
@@ -234,6 +255,7 @@ VERBS: dict[str, Verb] = {
     "pretrain dynamo": Verb(
         "pretrain a visual encoder by DynaMo dynamics prediction, without actions", _pretrain
     ),
+    "launch": Verb("run a training command as several jax.distributed processes on this machine", _launch),
 }
 
 
@@ -279,6 +301,18 @@ def _use_tasks_dirs(verb: str, args: list[str]) -> list[str]:
         previous = os.environ.get(TASK_PATH_ENV, "")
         os.environ[TASK_PATH_ENV] = os.pathsep.join([*dirs, *([previous] if previous else [])])
     return rest
+
+
+NO_COMPILE_CACHE_FLAG = "--no-compile-cache"
+
+
+def _use_compile_cache(args: list[str]) -> list[str]:
+    """Turn JAX's persistent compilation cache on for this process and those it starts, unless
+    `--no-compile-cache` (any command) asks otherwise; the arguments without that flag."""
+    from robopolicy.compile_cache import enable_compile_cache
+
+    enable_compile_cache(NO_COMPILE_CACHE_FLAG not in args)
+    return [a for a in args if a != NO_COMPILE_CACHE_FLAG]
 
 
 def _parse(verb: str, cls: type, default: Any, args: list[str], description: str) -> Any:
@@ -346,6 +380,9 @@ def main(argv: list[str] | None = None) -> int:
 
     key = verb
     presets = PRESETS[key]
+    # What follows `--` is another command line (`robopolicy launch -- train --preset tiny ...`).
+    cut = args.index("--") if "--" in args else len(args)
+    args, passthrough = args[:cut], args[cut:]
     preset, args = _split_preset(args)
     if preset not in presets:
         print(
@@ -361,8 +398,9 @@ def main(argv: list[str] | None = None) -> int:
     if VERBS[verb].takes_tasks:
         description += f"\n\n--tasks-dir DIR (repeatable): {TASKS_DIR_HELP}."
     try:
+        args = _use_compile_cache(args)
         args = _use_tasks_dirs(verb, args)
-        config = _parse(key, type(default), default, args, description)
+        config = _parse(key, type(default), default, args + passthrough, description)
         if config is None:
             return 2
         status = VERBS[verb].run(config)

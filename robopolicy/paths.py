@@ -6,12 +6,18 @@ inside `robopolicy/_bundled/` (see `pyproject.toml`). Both layouts resolve here 
 module needs to care. Users of an installed package cannot write into it, so what they add (tasks,
 key mappings) lives in their own folders, named by an environment variable that lists them like
 `PATH` does (`search_path`).
+
+Run folders, checkpoints and caches may live in a bucket (`gs://...`, where TPU pods keep them):
+`storage_path` gives them as `etils.epath.Path`, which reads and writes URLs through their own
+filesystem layer; `pathlib.Path(...).resolve()` would turn `gs://b/run` into `gs:/b/run`.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+from etils import epath
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -48,3 +54,15 @@ def files_by_name(variable: str, bundled: Path, suffix: str = ".toml") -> dict[s
         for path in sorted(folder.glob(f"*{suffix}")) if folder.is_dir() else ():
             found.setdefault(path.name.removesuffix(suffix), path)
     return found
+
+
+def is_url(path: str | os.PathLike[str]) -> bool:
+    """Whether `path` names remote storage (`gs://`, `s3://`, ...) rather than a local file."""
+    return "://" in os.fspath(path)
+
+
+def storage_path(path: str | os.PathLike[str]) -> epath.Path:
+    """A run folder, checkpoint or cache location: a URL unchanged, a local path made absolute
+    (orbax needs absolute paths; symlinks are kept, as a shared mount may be one)."""
+    text = os.fspath(path)
+    return epath.Path(text if is_url(text) else os.path.abspath(os.path.expanduser(text)))

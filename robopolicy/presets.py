@@ -13,6 +13,7 @@ from robopolicy.data.data_commands import DataCheckConfig, DataInfoConfig
 from robopolicy.data.dataset_convert import DataConvertConfig
 from robopolicy.eval.eval_config import EvalConfig
 from robopolicy.eval.verb_configs import CompareConfig, ReportConfig, SweepCommandConfig
+from robopolicy.launch import LaunchConfig
 from robopolicy.models.dynamo_config import TINY_DYNAMO
 from robopolicy.models.policy_config import PolicyConfig
 from robopolicy.models.policy_presets import POLICY_PRESETS
@@ -164,4 +165,5 @@ PRESETS = {
     "report": REPORT,
     "compare": COMPARE,
     "pretrain dynamo": PRETRAIN_DYNAMO,
+    "launch": {"default": LaunchConfig()},
 }

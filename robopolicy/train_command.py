@@ -7,8 +7,9 @@ the caller; here the command, and the quickstart's training stage, plug in the s
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
+
+from etils import epath
 
 from robopolicy.train.loop import RunResult
 from robopolicy.train.train_config import TrainConfig
@@ -21,7 +22,7 @@ def rollout_hook_factory(config: TrainConfig) -> EvalHookFactory | None:
     if not (config.eval_every and config.eval_episodes):
         return None
 
-    def factory(meta: dict[str, Any], run_dir: Path) -> EvalHook:
+    def factory(meta: dict[str, Any], run_dir: epath.Path) -> EvalHook:
         from robopolicy.eval.training_rollouts import rollout_eval_hook
 
         return rollout_eval_hook(meta, run_dir, config.eval_episodes, config.eval_max_steps, config.seed)

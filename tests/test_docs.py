@@ -80,6 +80,9 @@ def command_problems(tokens: list[str]) -> list[str]:
     """What is wrong with one `robopolicy` command line: an unknown command or option."""
     if not tokens or tokens[0] in ("-h", "--help"):
         return []
+    if "--" in tokens:  # `robopolicy launch ... -- train ...`: the command after `--` is checked too
+        cut = tokens.index("--")
+        return command_problems(tokens[:cut]) + command_problems(tokens[cut + 1 :])
     verb = " ".join(tokens[:2]) if " ".join(tokens[:2]) in VERBS else tokens[0]
     if verb not in VERBS:
         return [f"unknown command {tokens[0]!r} in: robopolicy {' '.join(tokens)}"]

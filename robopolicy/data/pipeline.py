@@ -6,10 +6,11 @@ Order of operations, and why:
    reshuffles every epoch, deterministically, so a dataset's epochs never blend halfway;
 2. several sources are interleaved by `grain.MapDataset.mix` in proportion to their weights (shuffling
    before mixing keeps the proportions exact);
-3. the one global stream of (source, sample) ids is strided per host: host p of n takes elements
-   p, p+n, p+2n, ..., so each host gathers only its share and the n local batches of step s together
-   are global batch s, whatever n is;
-4. ids are batched first and the windows gathered per batch, one vectorized gather per key.
+3. the one global stream of (source, sample) ids is cut into global batches of ids, and host p of n
+   keeps rows [p·B/n, (p+1)·B/n) of each: the n local batches of step s, laid end to end in process
+   order, are global batch s row for row, whatever n is, so a run on n hosts sees the batches (and
+   draws the per-row noise) of a run on one host;
+4. each host gathers the windows of its rows only, one vectorized gather per key.
 
 Everything is a pure function of (seed, position), so the iterator state is one integer per host
 (`{"next_index": ...}`) that goes into the orbax checkpoint with the train state.
@@ -42,6 +43,11 @@ class HostShard:
     @classmethod
     def current(cls) -> HostShard:
         return cls(jax.process_index(), jax.process_count())
+
+    def rows(self, global_batch_size: int) -> slice:
+        """This host's rows of a global batch: a contiguous block, hosts in process order."""
+        per_host = global_batch_size // self.count
+        return slice(self.index * per_host, (self.index + 1) * per_host)
 
 
 def _source_seed(seed: int, source_index: int) -> int:
@@ -78,8 +84,8 @@ def window_dataset(
         ids = grain.MapDataset.range(len(source)).shuffle(seed=_source_seed(seed, k)).repeat()
         streams.append(ids.map(_Tag(k)))
     mixed = streams[0] if len(streams) == 1 else grain.MapDataset.mix(streams, weights=list(weights))
-    local = mixed[shard.index :: shard.count]
-    return local.batch(global_batch_size // shard.count, drop_remainder=True).map(_Gather(sources))
+    global_ids = mixed.batch(global_batch_size, drop_remainder=True)
+    return global_ids.map(_HostRows(shard, global_batch_size)).map(_Gather(sources))
 
 
 def batch_iterator(
@@ -103,6 +109,19 @@ class _Tag:
 
     def __repr__(self) -> str:
         return f"_Tag({self.source_index})"
+
+
+class _HostRows:
+    """The ids of a global batch → this host's contiguous block of them."""
+
+    def __init__(self, shard: HostShard, global_batch_size: int) -> None:
+        self.rows = shard.rows(global_batch_size)
+
+    def __call__(self, ids: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        return ids[0][self.rows], ids[1][self.rows]
+
+    def __repr__(self) -> str:
+        return f"_HostRows({self.rows.start}:{self.rows.stop})"
 
 
 class _Gather:

@@ -51,11 +51,11 @@ def checkpoint_steps(config: SweepConfig) -> list[str]:
             found.append(path)
             continue
         directory, step = resolve_checkpoint(path)
-        found.append(str((directory / str(step)).resolve()))
+        found.append(str(directory / str(step)))
     for run in config.run_dirs:
         directory, _ = resolve_checkpoint(run)
         steps = sorted(int(p.name) for p in directory.iterdir() if p.is_dir() and p.name.isdigit())
-        found.extend(str((directory / str(s)).resolve()) for s in steps)
+        found.extend(str(directory / str(s)) for s in steps)
     return list(dict.fromkeys(found))
 
 

@@ -7,11 +7,11 @@ It is a progress signal, far too few episodes for a result; `robopolicy eval` gi
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import jax
 import numpy as np
+from etils import epath
 from flax import nnx
 
 from robopolicy.data.normalization import NormalizationStats
@@ -22,7 +22,7 @@ from robopolicy.train.loaded_policy import LoadedPolicy, policy_config_from_meta
 
 
 def rollout_eval_hook(
-    meta: dict[str, Any], run_dir: Path, num_episodes: int, max_steps: int = 0, seed: int = 0
+    meta: dict[str, Any], run_dir: epath.Path, num_episodes: int, max_steps: int = 0, seed: int = 0
 ) -> Any:
     """A `(step, ema_params) → {"success_rate", "episode_steps"}` hook for the run described by `meta`:
     the episodes run through the one episode loop (`evaluate_policy`), in this process."""

@@ -12,23 +12,27 @@ the step number and need none.
 
 Every reader checks the files it needs first (`checkpoint_integrity`), so a damaged checkpoint is one
 line naming the file; training resumes from the newest intact step (`newest_intact_step`).
+
+Locations are `etils.epath` paths (`robopolicy.paths.storage_path`), so a run folder in a bucket
+(`gs://...`) reaches orbax unchanged.
 """
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
+import os
 from typing import Any
 
 import grain
 import jax
 import orbax.checkpoint as ocp
 from absl import logging as absl_logging
+from etils import epath
 from flax import nnx
 
 from robopolicy.errors import UserError
 from robopolicy.models.dynamo import make_encoder
 from robopolicy.models.dynamo_config import DynamoConfig
+from robopolicy.paths import storage_path
 from robopolicy.train.checkpoint_integrity import DamagedCheckpoint, check_item, check_step
 
 DYNAMO_KIND = "dynamo_encoder"  # meta["kind"] of a DynaMo run; policy runs record no kind
@@ -37,14 +41,27 @@ DAMAGED_FOLDER = "damaged_checkpoints"  # next to `checkpoints/`: steps set asid
 
 
 def checkpoint_manager(
-    directory: Path, max_to_keep: int = 3, keep_period: int | None = None
+    directory: str | os.PathLike[str], max_to_keep: int = 3, keep_period: int | None = None
 ) -> ocp.CheckpointManager:
     """A manager for `directory` (created if needed) that keeps the last `max_to_keep` steps, and
     every step divisible by `keep_period` besides. Saves are asynchronous."""
+    if jax.process_count() > 1:
+        _use_coordination_barriers()
     options = ocp.CheckpointManagerOptions(
         max_to_keep=max_to_keep, keep_period=keep_period, create=True, enable_async_checkpointing=True
     )
-    return ocp.CheckpointManager(directory.resolve(), options=options)
+    return ocp.CheckpointManager(storage_path(directory), options=options)
+
+
+def _use_coordination_barriers() -> None:
+    """Orbax's barriers between hosts through the coordination service (they wait as long as a host
+    needs) instead of collectives, whose first connection gives up after 30 s on CPUs. The switch is
+    an absl flag; a program that never parses flags (ours) marks them parsed to set it."""
+    from absl import flags
+
+    if not flags.FLAGS.is_parsed():
+        flags.FLAGS.mark_as_parsed()
+    flags.FLAGS.experimental_orbax_use_distributed_barrier = True
 
 
 def inference_weights(state: dict[str, Any], meta: dict[str, Any]) -> tuple[str, Any]:
@@ -85,9 +102,9 @@ def restore(
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_state)
     items = {"state": ocp.args.StandardRestore(abstract), "meta": ocp.args.JsonRestore()}
     if data_iter is not None:
-        if not (Path(manager.directory) / str(step) / DATA_ITER_ITEM).is_dir():
+        if not (epath.Path(manager.directory) / str(step) / DATA_ITER_ITEM).is_dir():
             raise UserError(
-                f"{Path(manager.directory) / str(step)}: checkpoint has no data-iterator state; "
+                f"{epath.Path(manager.directory) / str(step)}: checkpoint has no data-iterator state; "
                 "it was written by an older version, start a new run with a new --out"
             )
         items[DATA_ITER_ITEM] = grain.checkpoint.CheckpointRestore(data_iter)
@@ -100,7 +117,7 @@ def restore_meta(manager: ocp.CheckpointManager, step: int) -> dict[str, Any]:
     return manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
 
 
-def saved_steps(directory: Path) -> list[int]:
+def saved_steps(directory: epath.Path) -> list[int]:
     """The step folders of a checkpoint-manager folder, oldest first (orbax's own unfinished
     `<step>.orbax-checkpoint-tmp-*` folders are not steps)."""
     if not directory.is_dir():
@@ -108,7 +125,7 @@ def saved_steps(directory: Path) -> list[int]:
     return sorted(int(p.name) for p in directory.iterdir() if p.is_dir() and p.name.isdigit())
 
 
-def newest_intact_step(directory: Path) -> tuple[int | None, list[tuple[int, DamagedCheckpoint]]]:
+def newest_intact_step(directory: epath.Path) -> tuple[int | None, list[tuple[int, DamagedCheckpoint]]]:
     """(the newest step whose every file reads back, or None; (step, damage) of the newer ones)."""
     damaged: list[tuple[int, DamagedCheckpoint]] = []
     for step in reversed(saved_steps(directory)):
@@ -121,7 +138,7 @@ def newest_intact_step(directory: Path) -> tuple[int | None, list[tuple[int, Dam
     return None, damaged
 
 
-def set_aside(directory: Path, step: int) -> Path:
+def set_aside(directory: epath.Path, step: int) -> epath.Path:
     """Move a damaged step folder out of the manager's way, into `damaged_checkpoints/` next to it;
     nothing is deleted. Returns where it went."""
     target = directory.parent / DAMAGED_FOLDER / str(step)
@@ -130,14 +147,14 @@ def set_aside(directory: Path, step: int) -> Path:
         n += 1
         target = directory.parent / DAMAGED_FOLDER / f"{step}.{n}"
     target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.move(str(directory / str(step)), str(target))
+    (directory / str(step)).rename(target)
     return target
 
 
-def _restore_item(directory: Path, step: int, item: str, abstract: Any) -> Any:
+def _restore_item(directory: epath.Path, step: int, item: str, abstract: Any) -> Any:
     """One array item of a checkpoint, shaped like `abstract`, after checking that its files read back."""
     check_item(directory / str(step) / item)
-    manager = ocp.CheckpointManager(directory.resolve())
+    manager = ocp.CheckpointManager(directory)
     try:
         restored = manager.restore(
             step, args=ocp.args.Composite(**{item: ocp.args.StandardRestore(abstract)})
@@ -147,17 +164,20 @@ def _restore_item(directory: Path, step: int, item: str, abstract: Any) -> Any:
     return restored[item]
 
 
-def restore_policy_params(directory: Path, step: int, abstract_params: Any) -> Any:
+def restore_policy_params(directory: epath.Path, step: int, abstract_params: Any) -> Any:
     """Only the EMA weights of a checkpoint, shaped like `abstract_params`, on one device (whatever
     mesh the run was trained on). UserError naming the file when the checkpoint is damaged."""
+    return _restore_item(directory, step, POLICY_ITEM, _on_one_device(abstract_params))
+
+
+def _on_one_device(abstract: Any) -> Any:
+    """Shapes and dtypes of `abstract`, placed on this process's first device: weights read for
+    inference load on one device, whatever mesh and processes wrote them."""
     device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-    abstract = jax.tree.map(
-        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), abstract_params
-    )
-    return _restore_item(directory, step, POLICY_ITEM, abstract)
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), abstract)
 
 
-def param_mismatches(directory: Path, step: int, abstract_params: Any) -> list[str]:
+def param_mismatches(directory: epath.Path, step: int, abstract_params: Any) -> list[str]:
     """Differences between the saved EMA weights and `abstract_params`: each entry names a parameter
     path with its saved and expected shape, or one that only one side has. Empty when they fit.
     UserError naming the file when the item's metadata cannot be read."""
@@ -166,7 +186,7 @@ def param_mismatches(directory: Path, step: int, abstract_params: Any) -> list[s
     level = absl_logging.get_verbosity()
     absl_logging.set_verbosity(absl_logging.ERROR)  # orbax warns that the item has no step-level metadata
     try:
-        saved = ocp.StandardCheckpointer().metadata(item.resolve()).item_metadata
+        saved = ocp.StandardCheckpointer().metadata(item).item_metadata
     finally:
         absl_logging.set_verbosity(level)
 
@@ -191,12 +211,13 @@ def param_mismatches(directory: Path, step: int, abstract_params: Any) -> list[s
     return out
 
 
-def resolve_checkpoint(path: str | Path) -> tuple[Path, int]:
-    """A run folder or checkpoint-manager folder → (manager folder, latest step).
+def resolve_checkpoint(path: str | os.PathLike[str]) -> tuple[epath.Path, int]:
+    """A run folder or checkpoint-manager folder → (manager folder as an absolute path or URL, latest
+    step).
 
     Accepts `RUN/`, `RUN/checkpoints/` or `RUN/checkpoints/<step>`.
     """
-    path = Path(path)
+    path = storage_path(path)
     if not path.exists():
         raise UserError(f"{path}: no such checkpoint (path does not exist)")
     if path.name.isdigit() and path.parent.is_dir():
@@ -210,11 +231,11 @@ def resolve_checkpoint(path: str | Path) -> tuple[Path, int]:
     )
 
 
-def load_meta(path: str | Path) -> tuple[Path, int, dict[str, Any]]:
+def load_meta(path: str | os.PathLike[str]) -> tuple[epath.Path, int, dict[str, Any]]:
     """(manager folder, step, meta) of the latest checkpoint at `path`."""
     directory, step = resolve_checkpoint(path)
     check_item(directory / str(step) / "meta")
-    manager = ocp.CheckpointManager(directory.resolve())
+    manager = ocp.CheckpointManager(directory)
     try:
         meta = restore_meta(manager, step)
     except (FileNotFoundError, ValueError, KeyError) as e:
@@ -224,7 +245,7 @@ def load_meta(path: str | Path) -> tuple[Path, int, dict[str, Any]]:
     return directory, step, meta
 
 
-def load_dynamo_encoder(path: str | Path) -> tuple[DynamoConfig, nnx.State]:
+def load_dynamo_encoder(path: str | os.PathLike[str]) -> tuple[DynamoConfig, nnx.State]:
     """The latest DynaMo checkpoint at `path` (run folder, `checkpoints/` or a step folder) →
     (its DynamoConfig, the encoder's nnx.Param state)."""
     directory, step, meta = load_meta(path)
@@ -234,5 +255,4 @@ def load_dynamo_encoder(path: str | Path) -> tuple[DynamoConfig, nnx.State]:
         )
     config = DynamoConfig.from_dict(meta["dynamo_config"])
     abstract = nnx.state(nnx.eval_shape(lambda: make_encoder(config, rngs=nnx.Rngs(0))), nnx.Param)
-    target = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract)
-    return config, _restore_item(directory, step, ENCODER_ITEM, target)
+    return config, _restore_item(directory, step, ENCODER_ITEM, _on_one_device(abstract))

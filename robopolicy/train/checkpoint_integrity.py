@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import tensorstore as ts
+from etils import epath
 
 from robopolicy.errors import UserError
+from robopolicy.paths import is_url
 
 # Files orbax, its JSON handler and grain's iterator handler write as JSON.
 _JSON_NAMES = {"_CHECKPOINT_METADATA", "_METADATA", "_sharding", "metadata"}
@@ -26,14 +27,14 @@ class DamagedCheckpoint(UserError):
     """A checkpoint file is missing, truncated or not what orbax wrote; the message names it."""
 
 
-def check_step(step_dir: Path) -> None:
+def check_step(step_dir: epath.Path) -> None:
     """DamagedCheckpoint naming the first damaged file among all items of one step folder."""
     _check_json(step_dir / "_CHECKPOINT_METADATA", required=False)
     for item in sorted(p for p in step_dir.iterdir() if p.is_dir()):
         check_item(item)
 
 
-def check_item(item_dir: Path, read_arrays: bool = True) -> None:
+def check_item(item_dir: epath.Path, read_arrays: bool = True) -> None:
     """DamagedCheckpoint naming the first damaged file of one item (e.g. `RUN/checkpoints/6/policy`).
 
     Without `read_arrays` only the structure is checked (JSON files parse, the OCDBT manifest is
@@ -41,10 +42,8 @@ def check_item(item_dir: Path, read_arrays: bool = True) -> None:
     """
     if not item_dir.is_dir():
         raise DamagedCheckpoint(f"{item_dir}: missing from the checkpoint")
-    for path in sorted(item_dir.rglob("*")):
-        if path.is_file() and (
-            path.name in _JSON_NAMES or path.suffix == ".json" or path.parent.name == "array_metadatas"
-        ):
+    for path in _files(item_dir):
+        if path.name in _JSON_NAMES or path.suffix == ".json" or path.parent.name == "array_metadatas":
             _check_json(path)
     if (item_dir / _MANIFEST).exists() or any(item_dir.glob("ocdbt.process_*")):
         if not (item_dir / _MANIFEST).is_file():
@@ -55,7 +54,7 @@ def check_item(item_dir: Path, read_arrays: bool = True) -> None:
             _read_arrays(item_dir)
 
 
-def _check_json(path: Path, required: bool = True) -> None:
+def _check_json(path: epath.Path, required: bool = True) -> None:
     if not path.is_file():
         if required:
             raise DamagedCheckpoint(f"{path}: missing from the checkpoint")
@@ -63,14 +62,17 @@ def _check_json(path: Path, required: bool = True) -> None:
     try:
         json.loads(path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        what = "empty" if not path.stat().st_size else f"not valid JSON ({e})"
+        what = "empty" if not epath.Path(path).stat().length else f"not valid JSON ({e})"
         raise DamagedCheckpoint(f"{path}: {what}; the checkpoint is damaged") from e
 
 
-def _read_arrays(item_dir: Path) -> None:
+def _read_arrays(item_dir: epath.Path) -> None:
     """Read every value of the item's OCDBT database, which fails on a truncated or missing data file."""
+    base = (
+        f"{item_dir}/" if is_url(item_dir) else f"file://{item_dir.resolve()}/"
+    )  # tensorstore reads gs:// itself
     try:
-        store = ts.KvStore.open({"driver": "ocdbt", "base": f"file://{item_dir.resolve()}/"}).result()
+        store = ts.KvStore.open({"driver": "ocdbt", "base": base}).result()
         for key in store.list().result():
             store.read(key).result()
     except ValueError as e:
@@ -78,15 +80,20 @@ def _read_arrays(item_dir: Path) -> None:
         raise DamagedCheckpoint(f"{_culprit(item_dir, detail)}: unreadable ({detail})") from e
 
 
-def _culprit(item_dir: Path, detail: str) -> Path:
+def _culprit(item_dir: epath.Path, detail: str) -> epath.Path:
     """The data file a tensorstore read error points at, when its message pins down one; else the item.
 
     A truncated file shows up as "... not valid for value of size N": the one data file of N bytes.
     """
     size = re.search(r"value of size (\d+)", detail)
     if size:
-        files = [p for p in item_dir.rglob("*") if p.is_file() and p.parent.name == "d"]
-        matches = [p for p in files if p.stat().st_size == int(size.group(1))]
+        files = [p for p in _files(item_dir) if p.parent.name == "d"]
+        matches = [p for p in files if p.stat().length == int(size.group(1))]
         if len(matches) == 1:
             return matches[0]
     return item_dir
+
+
+def _files(folder: epath.Path) -> list[epath.Path]:
+    """Every file under `folder`, sorted (a walk: epath refuses recursive globs, costly on buckets)."""
+    return sorted(root / name for root, _dirs, names in epath.Path(folder).walk() for name in names)

@@ -7,22 +7,24 @@ watched; notebooks and benchmarks draw the same figure from `train_log.jsonl` ro
 from __future__ import annotations
 
 import json
-from pathlib import Path
+import os
 from typing import Any
+
+from etils import epath
 
 PROBE_STYLES = (("linear", "o-"), ("knn", "s--"))
 
 
-def read_log(path: str | Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def read_log(path: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(loss rows, probe rows) of a `train_log.jsonl`."""
-    rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    rows = [json.loads(line) for line in epath.Path(path).read_text().splitlines() if line.strip()]
     return [r for r in rows if "loss" in r], [r for r in rows if "probe" in r]
 
 
 def plot_pretraining(
     losses: list[dict[str, Any]],
     probes: list[dict[str, Any]],
-    path: str | Path | None = None,
+    path: str | os.PathLike[str] | None = None,
     baselines: dict[str, dict[str, dict[str, float]]] | None = None,
 ) -> Any:
     """Four panels: dynamics loss; held-out state and action probe MSE (standardised, 1.0 = mean);
@@ -84,5 +86,6 @@ def plot_pretraining(
         a.set_xlabel("pretraining step")
     fig.tight_layout()
     if path is not None:
-        fig.savefig(path, dpi=100)
+        with epath.Path(path).open("wb") as f:  # a run folder may be a bucket URL
+            fig.savefig(f, dpi=100, format="png")
     return fig

@@ -11,13 +11,14 @@ resumed.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated
 
 import orbax.checkpoint as ocp
 import tyro
+from etils import epath
 
 from robopolicy.errors import UserError
+from robopolicy.paths import storage_path
 from robopolicy.train import checkpoint
 
 
@@ -34,15 +35,15 @@ class ExportConfig:
     out: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="OUT")] = "runs/policy"
 
 
-def export_bundle(config: ExportConfig) -> Path:
+def export_bundle(config: ExportConfig) -> epath.Path:
     """Write the bundle of `config.checkpoint` to `config.out`; returns the bundle's step folder."""
     from robopolicy.train.loaded_policy import load_policy
 
-    out = Path(config.out)
+    out = storage_path(config.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"{out}: already exists and is not an empty folder; choose another OUT")
     policy = load_policy(config.checkpoint)
-    meta = {**policy.meta, "exported_from": str((policy.checkpoint_dir / str(policy.step)).resolve())}
+    meta = {**policy.meta, "exported_from": str(storage_path(policy.checkpoint_dir / str(policy.step)))}
     manager = checkpoint.checkpoint_manager(out, max_to_keep=1)
     try:
         manager.save(

@@ -6,12 +6,13 @@ written by `robopolicy export`; evaluation and export build on it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+from etils import epath
 from flax import nnx
 
 from robopolicy.data.normalization import NormalizationStats
@@ -29,7 +30,7 @@ class LoadedPolicy:
     params: nnx.State
     stats: NormalizationStats
     meta: dict[str, Any]
-    checkpoint_dir: Path
+    checkpoint_dir: epath.Path
     step: int
     # A stage-2 (encoder="cached") policy's frozen stage-1 image encoder: frames → embeddings.
     frame_encoder: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]] | None = None
@@ -57,7 +58,7 @@ def policy_config_from_meta(meta: dict[str, Any]) -> PolicyConfig:
     return PolicyConfig.from_dict(policy_config_fields(meta))
 
 
-def load_policy(path: str | Path) -> LoadedPolicy:
+def load_policy(path: str | os.PathLike[str]) -> LoadedPolicy:
     """Load the EMA weights and metadata of the latest checkpoint at `path`: a run folder, its
     `checkpoints/` folder, a step folder or an inference bundle written by `robopolicy export`."""
     directory, step, meta = checkpoint.load_meta(path)

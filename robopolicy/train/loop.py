@@ -22,18 +22,20 @@ Only the first host writes logs and plots and runs hooks; orbax coordinates the 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import grain
 import jax
 import jax.numpy as jnp
 import optax
+import orbax.checkpoint as ocp
+from etils import epath
 from flax import nnx
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
@@ -41,6 +43,7 @@ from tqdm.auto import tqdm
 
 from robopolicy.data.global_batch import batch_sharding, to_global_batch
 from robopolicy.errors import UserError
+from robopolicy.paths import storage_path
 from robopolicy.train import checkpoint
 from robopolicy.train.ema import EmaConfig, ema_decay, ema_update
 from robopolicy.train.frozen_encoder import keep_frozen, masked_optimizer, stop_frozen_gradients
@@ -106,7 +109,7 @@ class Objective:
     loss: LossFn
     batch: Callable[[int], Any]
     meta: dict[str, Any]
-    check_resume: Callable[[dict[str, Any], Path], None]
+    check_resume: Callable[[dict[str, Any], epath.Path], None]
     data_iter: grain.DatasetIterator | None = None
     ema: EmaConfig | None = None
     frozen: Any = None
@@ -119,8 +122,8 @@ class Objective:
 class RunResult:
     """A finished run. `evaluations` are the hooks' rows, `{"step": s, **metrics}`, first host only."""
 
-    run_dir: Path
-    checkpoint_dir: Path
+    run_dir: epath.Path
+    checkpoint_dir: epath.Path
     final_step: int
     final_loss: float
     steps_per_second: float
@@ -157,7 +160,7 @@ def config_differences(old: dict[str, Any], new: dict[str, Any], defaults: dict[
 
 
 def check_same_config(
-    saved: dict[str, Any], current: dict[str, Any], key: str, defaults: Any, run_dir: Path, what: str
+    saved: dict[str, Any], current: dict[str, Any], key: str, defaults: Any, run_dir: epath.Path, what: str
 ) -> None:
     """Resuming with another model shape would fail deep inside orbax; name the keys that differ."""
     old, new = saved.get(key, {}), current[key]
@@ -249,7 +252,7 @@ def run(config: LoopConfig, mesh: Mesh, objective: Objective, progress: bool = T
     """Train `objective` for `config.steps` steps; resumes from `config.out/checkpoints` when a
     checkpoint is there."""
     primary = jax.process_index() == 0
-    run_dir = Path(config.out)
+    run_dir = storage_path(config.out)
     run_dir.mkdir(parents=True, exist_ok=True)
     tx = make_optimizer(config.optimizer, config.steps)
     if objective.frozen is not None:
@@ -259,6 +262,9 @@ def run(config: LoopConfig, mesh: Mesh, objective: Objective, progress: bool = T
     state = jax.device_put(state, shardings)
     directory = run_dir / "checkpoints"
     start = _resume_step(directory, primary)
+    # Before any host opens the folder with orbax (the first may have set damaged steps aside, or
+    # spent a while on work of its own: loading evaluation hooks, say).
+    _align_hosts("checkpoints checked")
     manager = checkpoint.checkpoint_manager(directory, config.keep_checkpoints, config.keep_period)
     step_fn = make_step(
         objective.loss, tx, objective.ema, objective.frozen, objective.update_extra, mesh, shardings
@@ -272,6 +278,13 @@ def run(config: LoopConfig, mesh: Mesh, objective: Objective, progress: bool = T
         if start:
             state = _restore(manager, start, run_dir, objective, state)
         logger = RunLogger(run_dir, config.log, start, config_record(config), primary)
+        batch = to_global_batch(objective.batch(start), mesh)
+        # Compiled ahead, then all hosts start together: a host that compiles longer (only the first
+        # one writes the compilation cache; the first one also makes the loggers) would otherwise
+        # keep the others waiting in the step's collectives, whose connections give up after 30 s
+        # on CPUs.
+        compiled_step = step_fn.lower(state, batch).compile()
+        _align_hosts("first step")
         bar = tqdm(
             total=config.steps,
             initial=start,
@@ -291,12 +304,15 @@ def run(config: LoopConfig, mesh: Mesh, objective: Objective, progress: bool = T
                     metrics = dict(hook.run(done, weights))
                     evaluations.append({"step": done, **metrics})
                     logger.log(done, metrics, kind="eval")
+            _align_hosts(f"hooks of step {done}")  # the others wait here, not inside a collective
             clock.exclude(time.perf_counter() - t)
 
         if start == 0:
             run_hooks(0, [h for h in objective.hooks if h.at_start])
         for step in range(start, config.steps):
-            state, metrics = step_fn(state, to_global_batch(objective.batch(step), mesh))
+            if step > start:
+                batch = to_global_batch(objective.batch(step), mesh)
+            state, metrics = compiled_step(state, batch)
             done = step + 1
             if done % config.log.every == 0 or done == config.steps:
                 values = {k: float(v) for k, v in metrics.items()}  # a device sync, hence not every step
@@ -359,7 +375,7 @@ class _Clock:
         return steps / elapsed if steps > 0 and elapsed > 0 else float("nan")
 
 
-def _resume_step(directory: Path, primary: bool) -> int:
+def _resume_step(directory: epath.Path, primary: bool) -> int:
     """The step to resume from: the newest intact checkpoint's, 0 for a new run. Damaged newer
     checkpoints are moved aside with a warning naming the file; when none is intact, a UserError
     names the newest damaged file and nothing is moved."""
@@ -379,16 +395,28 @@ def _resume_step(directory: Path, primary: bool) -> int:
                 file=sys.stderr,
                 flush=True,
             )
-    if damaged and jax.process_count() > 1:
-        multihost_utils.sync_global_devices("damaged checkpoints set aside")
     return step
+
+
+_BARRIERS = itertools.count()  # barrier names must not repeat within a process
+
+
+def _align_hosts(name: str, timeout_s: int = 1800) -> None:
+    """Wait until every host gets here (a barrier of the coordination service, not a collective:
+    it waits up to `timeout_s`, while a collective's first connection gives up after 30 s on CPUs)."""
+    if jax.process_count() > 1:
+        ocp.multihost.sync_global_processes(
+            f"robopolicy {next(_BARRIERS)}: {name}",
+            timeout=timeout_s,
+            processes=set(range(jax.process_count())),
+        )
 
 
 _KINDS = {None: "policy training", checkpoint.DYNAMO_KIND: "DynaMo pretraining"}
 
 
 def _restore(
-    manager: Any, step: int, run_dir: Path, objective: Objective, state: dict[str, Any]
+    manager: Any, step: int, run_dir: epath.Path, objective: Objective, state: dict[str, Any]
 ) -> dict[str, Any]:
     """The train state of checkpoint `step`, once its metadata says it is a run of this objective."""
     saved = checkpoint.restore_meta(manager, step)

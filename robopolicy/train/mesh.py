@@ -15,6 +15,7 @@ fail with "Contracting dimensions are sharded"; this mesh asks for Auto axes on 
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,12 @@ from robopolicy.data.global_batch import BATCH_AXES
 
 # Batches are assembled for this mesh by `robopolicy.data.global_batch.to_global_batch`.
 DATA_AXIS, FSDP_AXIS = BATCH_AXES
+# Where processes started by hand or by `robopolicy launch` learn their place (the names JAX tools use).
+COORDINATOR_ENV, NUM_PROCESSES_ENV, PROCESS_ID_ENV = (
+    "JAX_COORDINATOR_ADDRESS",
+    "JAX_NUM_PROCESSES",
+    "JAX_PROCESS_ID",
+)
 
 
 @dataclass(frozen=True)
@@ -35,8 +42,10 @@ class MeshConfig:
     data: devices along the data-parallel axis; -1 = all devices not used by `fsdp`.
     fsdp: devices along the parameter-sharding axis.
     min_shard_size: parameters with fewer elements than this are replicated.
-    distributed: call `jax.distributed.initialize()` before building the mesh (multi-host runs; the
-        coordinator address and process ids come from the cluster environment, e.g. TPU pods, SLURM).
+    distributed: call `jax.distributed.initialize()` before building the mesh (multi-process runs).
+        On Cloud TPU VMs and SLURM, JAX finds the coordinator and the process ids in the cluster
+        environment; elsewhere set JAX_COORDINATOR_ADDRESS (host:port of process 0),
+        JAX_NUM_PROCESSES and JAX_PROCESS_ID in each process (`robopolicy launch` does, on one machine).
     """
 
     data: int = -1
@@ -70,8 +79,11 @@ def make_mesh(config: MeshConfig, devices: list[jax.Device] | None = None) -> Me
     With `config.distributed`, first joins the cluster; call this before anything else touches a device.
     """
     if config.distributed and not jax.distributed.is_initialized():
-        # The cluster environment names the coordinator and this process.
-        jax.distributed.initialize()
+        # JAX reads JAX_COORDINATOR_ADDRESS itself; what is still unset comes from the cluster environment.
+        count, index = os.environ.get(NUM_PROCESSES_ENV), os.environ.get(PROCESS_ID_ENV)
+        jax.distributed.initialize(
+            num_processes=int(count) if count else None, process_id=int(index) if index else None
+        )
     devices = list(jax.devices()) if devices is None else list(devices)
     shape = config.shape(len(devices))
     return jax.make_mesh(shape, BATCH_AXES, axis_types=(jax.sharding.AxisType.Auto,) * 2, devices=devices)

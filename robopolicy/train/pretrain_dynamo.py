@@ -22,17 +22,18 @@ import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from etils import epath
 from flax import nnx
 from jaxtyping import Float, UInt8
 
 from robopolicy.data.episode import Episode
 from robopolicy.data.image_windows import ImageWindowLoader
+from robopolicy.data.pipeline import HostShard
 from robopolicy.data.rlds_reader import load_episodes
 from robopolicy.errors import UserError
 from robopolicy.models.dynamo import DynaMo, WindowImages, embed_views
@@ -40,6 +41,7 @@ from robopolicy.models.dynamo_config import DynamoConfig
 from robopolicy.models.dynamo_loss import target_ema_decay
 from robopolicy.models.embedding_collapse import effective_rank, normalized_std
 from robopolicy.models.embedding_probes import probe_mse
+from robopolicy.paths import storage_path
 from robopolicy.train import loop
 from robopolicy.train.checkpoint import DYNAMO_KIND
 from robopolicy.train.dynamo_plots import plot_pretraining, read_log
@@ -175,14 +177,14 @@ def target_update(config: DynamoConfig, total_steps: int) -> loop.ExtraUpdate:
 
 def host_batches(loader: ImageWindowLoader) -> Callable[[int], dict[str, np.ndarray]]:
     """step → this host's rows of the step's global batch (all of it on a single host)."""
-    index, count = jax.process_index(), jax.process_count()
+    shard = HostShard.current()
 
     def batch(step: int) -> dict[str, np.ndarray]:
         images = loader.batch(step)
-        if count == 1:
+        if shard.count == 1:
             return images
-        rows = len(next(iter(images.values()))) // count
-        return {cam: x[index * rows : (index + 1) * rows] for cam, x in images.items()}
+        rows = shard.rows(len(next(iter(images.values()))))
+        return {cam: x[rows] for cam, x in images.items()}
 
     return batch
 
@@ -207,7 +209,7 @@ def pretrain_dynamo(
     graphdef, encoder_graphdef = nnx.graphdef(model), nnx.graphdef(model.encoder)
     params = nnx.state(model, nnx.Param)
     del model
-    run_dir = Path(config.out)
+    run_dir = storage_path(config.out)
     embed = make_embedder(encoder_graphdef, model_cfg.cameras)
 
     def probe(step: int, encoder_params: nnx.State) -> dict[str, Any]:
@@ -244,5 +246,5 @@ def pretrain_dynamo(
     return loop.run(config, mesh, objective, progress)
 
 
-def _check_resume_compatible(current: dict[str, Any], saved: dict[str, Any], run_dir: Path) -> None:
+def _check_resume_compatible(current: dict[str, Any], saved: dict[str, Any], run_dir: epath.Path) -> None:
     loop.check_same_config(saved, current, "dynamo_config", DynamoConfig(), run_dir, "DynaMo config")

@@ -78,4 +78,4 @@ def load_policy_encoder(path: str | Path) -> PretrainedEncoder:
             "through its embeddings, with a policy of encoder='cached' (--preset ptp_stage2)"
         )
     config, params = load_dynamo_encoder(path)
-    return PretrainedEncoder(config, params, str((directory / str(step)).resolve()))
+    return PretrainedEncoder(config, params, str(directory / str(step)))

@@ -10,12 +10,12 @@ evaluation composes encoder and head.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from robopolicy.data.embedding_cache import default_out, load_embedding_episodes, read_embedding_source
 from robopolicy.data.episode import Episode
 from robopolicy.errors import UserError
+from robopolicy.paths import storage_path
 from robopolicy.train import checkpoint
 from robopolicy.train.cache_embeddings import CacheEmbeddingsConfig, cache_embeddings
 from robopolicy.train.train_config import TrainConfig
@@ -31,11 +31,11 @@ def embedding_episodes(config: TrainConfig, progress: bool = True) -> tuple[list
             f"this one has encoder={config.policy.encoder!r}"
         )
     directory, step, _ = checkpoint.load_meta(config.encoder)
-    step_dir = str((directory / str(step)).resolve())
+    step_dir = str(directory / str(step))
     cache = default_out(config.dataset)
     if cache.exists() and any(cache.rglob("dataset_info.json")):
         source = read_embedding_source(cache)
-        made_by = str((Path(source["encoder_checkpoint"]) / str(source["encoder_step"])).resolve())
+        made_by = str(storage_path(source["encoder_checkpoint"]) / str(source["encoder_step"]))
         if made_by != step_dir:
             raise UserError(
                 f"{cache}: embeddings were made by {made_by}, not by --encoder {step_dir}; remove the cache"

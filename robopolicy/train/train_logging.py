@@ -13,10 +13,12 @@ import json
 import secrets
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from etils import epath
+
 from robopolicy.errors import UserError
+from robopolicy.paths import is_url
 
 LOG_FILE = "train_log.jsonl"
 WANDB_ID_FILE = "wandb_run_id"
@@ -44,12 +46,13 @@ class LogConfig:
 class RunLogger:
     """Writes the metrics of a run that starts (or resumes) at step `start`; `close()` flushes.
 
-    On hosts other than the first (`primary=False`) it writes nothing: one log per run.
+    On hosts other than the first (`primary=False`) it writes nothing: one log per run. `run_dir`
+    may be a bucket URL (`robopolicy.paths.storage_path`); every file goes through its filesystem layer.
     """
 
     def __init__(
         self,
-        run_dir: Path,
+        run_dir: epath.Path,
         config: LogConfig,
         start: int,
         run_config: dict[str, Any] | None = None,
@@ -73,7 +76,7 @@ class RunLogger:
                 ) from e
             self._wandb = wandb.init(
                 project=config.wandb_project,
-                dir=str(run_dir),
+                dir=None if is_url(run_dir) else str(run_dir),  # wandb keeps its files locally
                 config=run_config,
                 id=wandb_run_id(run_dir),
                 resume="allow",
@@ -100,7 +103,7 @@ class RunLogger:
             self._wandb.finish()
 
 
-def wandb_run_id(run_dir: Path) -> str:
+def wandb_run_id(run_dir: epath.Path) -> str:
     """The run folder's wandb run id, made (and kept in the folder) on first use."""
     path = run_dir / WANDB_ID_FILE
     if path.is_file() and path.read_text().strip():
@@ -110,7 +113,7 @@ def wandb_run_id(run_dir: Path) -> str:
     return run_id
 
 
-def truncate_log(path: Path, step: int) -> None:
+def truncate_log(path: epath.Path, step: int) -> None:
     """Keep only the rows of steps up to `step`, the checkpoint a run resumes from (none for a new run).
 
     The rows past it are about to be redone; a half-written last line of a killed run goes too.

@@ -7,10 +7,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import jax
+from etils import epath
 from flax import nnx
 
 from robopolicy.data.episode import Episode
@@ -19,6 +19,7 @@ from robopolicy.errors import UserError
 from robopolicy.models.augment import ColorJitter, jitter_batch_images
 from robopolicy.models.policy import Policy
 from robopolicy.models.policy_config import PolicyConfig
+from robopolicy.paths import storage_path
 from robopolicy.train import loop
 from robopolicy.train.frozen_encoder import frozen_mask
 from robopolicy.train.loaded_policy import policy_config_fields
@@ -30,7 +31,7 @@ from robopolicy.train.training_data import prepare_training_data
 # (step, EMA params) → scalar metrics, e.g. the success rate of a few short rollouts.
 EvalHook = Callable[[int, nnx.State], Mapping[str, float]]
 # (the run's checkpoint metadata, run folder) → the hook; called once, before the first step.
-EvalHookFactory = Callable[[dict[str, Any], Path], EvalHook]
+EvalHookFactory = Callable[[dict[str, Any], epath.Path], EvalHook]
 
 ENCODER_SOURCE_KEY = "encoder_source"  # meta key: where the image encoder's initial weights came from
 
@@ -84,7 +85,11 @@ def train(
     }
     hooks = []
     if make_eval_hook is not None and config.eval_every:
-        hooks.append(loop.Hook(make_eval_hook(meta, Path(config.out)), every=config.eval_every))
+        # Only the first host evaluates (it may build envs, load a stage-1 encoder, write files); the
+        # others keep the same schedule, because the weights are gathered on every host for it.
+        first_host = jax.process_index() == 0
+        run = make_eval_hook(meta, storage_path(config.out)) if first_host else _first_host_only
+        hooks.append(loop.Hook(run, every=config.eval_every))
     objective = loop.Objective(
         name="train",
         params=params,
@@ -113,6 +118,10 @@ def policy_loss(graphdef: nnx.GraphDef, color_jitter: ColorJitter) -> loop.LossF
         return nnx.merge(graphdef, params).loss_batch(batch, key), {}
 
     return loss
+
+
+def _first_host_only(step: int, _weights: nnx.State) -> Mapping[str, float]:
+    raise AssertionError(f"step {step}: evaluation hooks run on the first host only")
 
 
 def _encoder_source(
@@ -148,7 +157,7 @@ def model_batch(window: dict[str, Any], policy: PolicyConfig, mask_padded_action
     return {k: window[k] for k in keys}
 
 
-def _check_resume_compatible(current: dict[str, Any], saved: dict[str, Any], run_dir: Path) -> None:
+def _check_resume_compatible(current: dict[str, Any], saved: dict[str, Any], run_dir: epath.Path) -> None:
     """The saved run must have the same encoder source and policy shape as this one."""
     old_source = saved.get(ENCODER_SOURCE_KEY, current[ENCODER_SOURCE_KEY])
     if old_source != current[ENCODER_SOURCE_KEY]:
