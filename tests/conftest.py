@@ -19,3 +19,10 @@ os.environ.setdefault(
 _FAST_COMPILE = "--xla_backend_optimization_level=0"
 if _FAST_COMPILE not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_FAST_COMPILE}".strip()
+
+
+def pytest_collection_modifyitems(config, items):
+    # Slow tests first (a stable sort keeps the rest in file order): the pytest-xdist workers then
+    # start the minute-long ones early and fill in with short ones, instead of one worker finishing
+    # a two-minute test alone at the end.
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

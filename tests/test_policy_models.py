@@ -136,14 +136,15 @@ def test_presets_and_config_compatibility():
     from robopolicy.presets import TRAIN
 
     # The CPU-tuned quickstart model (tuning log in benchmarks/RESULTS.md): one observation step, a
-    # flattening CNN head at 64 px, H=16 with 8 executed actions, flow matching.
+    # flattening CNN head at 64 px, H=16 with 4 executed actions (8 until the re-tuning for
+    # per-episode evaluation seeds: 84 % → 95 % on the same weights), flow matching.
     qs = TRAIN["quickstart"].policy
     assert (qs.image_size, qs.obs_horizon, qs.pooling, qs.action_horizon, qs.n_action_steps, qs.head) == (
         64,
         1,
         "flatten",
         16,
-        8,
+        4,
         "flow",
     )
     ptp = POLICY_PRESETS["ptp_long_context"]
