@@ -17,29 +17,18 @@ from robopolicy.compile_cache import enable_compile_cache
 enable_compile_cache()  # before jax compiles anything: also the many small programs of model init
 
 import jax  # noqa: E402
+import kill_resume_run  # noqa: E402
 import test_pretrain_dynamo  # noqa: E402
 from kill_resume_run import _hang_before_step_5  # noqa: E402
-from test_train_resume import SMALL_POLICY, _episodes  # noqa: E402
+from test_train_resume import _episodes  # noqa: E402
 
 from robopolicy.train.mesh import MeshConfig  # noqa: E402
-from robopolicy.train.optimizer import OptimizerConfig  # noqa: E402
 from robopolicy.train.pretrain_dynamo import pretrain_dynamo  # noqa: E402
-from robopolicy.train.train_config import TrainConfig  # noqa: E402
-from robopolicy.train.train_logging import LogConfig  # noqa: E402
 from robopolicy.train.trainer import train  # noqa: E402
 
 MESH = MeshConfig(distributed=int(os.environ.get("JAX_NUM_PROCESSES", "1")) > 1)
-CONFIG = TrainConfig(
-    steps=6,
-    batch_size=8,
-    checkpoint_every=3,
-    keep_checkpoints=5,
-    log=LogConfig(every=1),
-    eval_every=1,
-    policy=SMALL_POLICY,
-    optimizer=OptimizerConfig(warmup_steps=2, learning_rate=1e-3),
-    mesh=MESH,
-)
+# The kill/resume test's tiny run, at a batch that splits over 2 processes × 2 devices.
+CONFIG = dataclasses.replace(kill_resume_run.CONFIG, batch_size=8, mesh=MESH)
 
 
 def _mark(folder: str, name: str) -> None:
