@@ -12,7 +12,7 @@ from robopolicy_libero.errors import ClientInputError, RunStopped
 from robopolicy_libero.libero_env import SETTLE_STEPS, RenderOptions
 
 
-def _render_options(parser: argparse.ArgumentParser, cameras: bool = True) -> None:
+def _render_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("rendering (a policy must be evaluated as its data was rendered)")
     group.add_argument("--camera-size", type=int, default=256, help="square render size (default 256)")
     group.add_argument("--no-shadows", action="store_true", help="render without shadows")
@@ -20,15 +20,10 @@ def _render_options(parser: argparse.ArgumentParser, cameras: bool = True) -> No
     group.add_argument(
         "--msaa-samples", type=int, default=4, help="multisampling samples (0: off; default 4)"
     )
-    if not cameras:
-        group.add_argument(
-            "--cameras", action="store_true", help="render the cameras (slower, as in collection)"
-        )
 
 
-def _render(args: argparse.Namespace, cameras: bool = True) -> RenderOptions:
+def _render(args: argparse.Namespace) -> RenderOptions:
     return RenderOptions(
-        cameras=cameras,
         camera_size=args.camera_size,
         shadows=not args.no_shadows,
         reflections=not args.no_reflections,
@@ -56,6 +51,30 @@ def _run(args: argparse.Namespace) -> int:
     print(
         f"{wins}/{len(episodes)} episodes succeeded; log: {args.log} (robopolicy results import {args.log})"
     )
+    return 0
+
+
+def _expert_check(args: argparse.Namespace) -> int:
+    from robopolicy_libero.demonstrations import expert_check
+
+    results = expert_check(args.suite, args.tasks, args.init_states)
+    print("\n| suite | task | instruction | success | mean steps | steps/s |\n|---|---|---|---|---|---|")
+    for r in results:
+        print(
+            f"| {r.task.suite} | {r.task.index} | {r.task.instruction} | {r.successes}/{r.episodes} "
+            f"| {r.mean_steps:.0f} | {r.steps_per_second:.1f} |"
+        )
+    return 0
+
+
+def _collect(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from robopolicy_libero.demonstrations import collect
+
+    name = args.name or f"{args.suite}_scripted"
+    dataset = collect(args.suite, args.tasks, args.init_states, Path(args.out), name, _render(args))
+    print(f"RLDS dataset (LIBERO layout): {dataset}")
     return 0
 
 
@@ -110,6 +129,25 @@ def _parser() -> argparse.ArgumentParser:
     )
     _render_options(run)
     run.set_defaults(func=_run)
+
+    check = commands.add_parser(
+        "expert-check", help="scripted-expert success on LIBERO tasks' initial states (no cameras)"
+    )
+    check.add_argument("--suite", required=True, help="libero_spatial or libero_object")
+    check.add_argument("--tasks", default="", help="task indices, ranges (0-4) or names; all if empty")
+    check.add_argument("--init-states", default="0:50", help="LIBERO initial states A:B (default 0:50)")
+    check.set_defaults(func=_expert_check)
+
+    demos = commands.add_parser(
+        "collect", help="record scripted-expert demonstrations as RLDS in LIBERO's layout"
+    )
+    demos.add_argument("--suite", required=True, help="libero_spatial or libero_object")
+    demos.add_argument("--tasks", default="", help="task indices, ranges (0-4) or names; all if empty")
+    demos.add_argument("--init-states", default="0:50", help="LIBERO initial states A:B (default 0:50)")
+    demos.add_argument("--out", required=True, help="folder: staged episodes, then the dataset")
+    demos.add_argument("--name", default="", help="dataset name (default: SUITE_scripted)")
+    _render_options(demos)
+    demos.set_defaults(func=_collect)
 
     record = commands.add_parser(
         "record-observation", help="save one raw LIBERO observation (cameras, eef pose, gripper) as .npz"

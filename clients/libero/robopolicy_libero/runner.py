@@ -206,14 +206,16 @@ def run_evaluation(options: RunOptions, say: Callable[[str], None] = print) -> l
                     episode = run_episode(env, policy, task, i, options)
                     log.append(episode)
                     episodes.append(episode)
-                    if (episode["failure_reason"] or "").startswith(SERVER_LOST):
-                        say(f"lost the policy server ({episode['failure_reason']}); reconnecting")
-                        policy.reconnect()
                     outcome = "success" if episode["success"] else f"failure ({episode['failure_reason']})"
                     say(
                         f"{task.suite} {task.index} state {i}: {outcome}, {episode['steps']} steps, "
                         f"{episode['wall_seconds']:.1f} s"
                     )
+                    if (episode["failure_reason"] or "").startswith(SERVER_LOST):
+                        say(
+                            f"reconnecting to {options.policy} (waiting up to {options.reconnect_timeout_s:.0f} s)"
+                        )
+                        policy.reconnect()
             finally:
                 env.close()
     finally:
