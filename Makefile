@@ -13,7 +13,7 @@ DEB_PACKAGES := libegl1 libegl-mesa0 libgl1-mesa-dri libgbm1 libosmesa6 python3-
 CONSTRAINTS := constraints.txt
 PIP_INSTALL := $(BIN)/pip install -q -c $(CONSTRAINTS)
 
-.PHONY: install install-dev system-deps check-python quickstart test lint format clean constraints
+.PHONY: install install-dev system-deps check-python quickstart test lint format clean constraints libero-client
 
 system-deps:
 	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -70,3 +70,11 @@ format: install-dev
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache
+
+# The LIBERO client (docs/libero.md): its own venv, clients/libero/.venv (LIBERO needs robosuite 1.4 and
+# MuJoCo 3, robopolicy MuJoCo 4), with robopolicy's client package and the pinned LIBERO packages.
+LIBERO_VENV := clients/libero/.venv
+libero-client: check-python system-deps
+	test -x $(LIBERO_VENV)/bin/python || $(PYTHON) -m venv $(LIBERO_VENV)
+	$(LIBERO_VENV)/bin/pip install -q --upgrade pip
+	$(LIBERO_VENV)/bin/pip install -q -c clients/libero/constraints.txt ./clients/python -e ./clients/libero

@@ -130,6 +130,13 @@ def _compare(config: Any) -> None:
     print(format_comparison(config.db, config.a, config.b))
 
 
+def _results_import(config: Any) -> None:
+    from robopolicy.eval.results_import import import_episode_log
+
+    runs, episodes = import_episode_log(config.log, config.db)
+    print(f"imported {episodes} episodes of {runs} runs into {config.db}")
+
+
 def _quickstart(config: Any) -> None:
     from robopolicy.quickstart import run_quickstart
 
@@ -232,6 +239,10 @@ VERBS: dict[str, Verb] = {
         "write a markdown and HTML report (tables, plots, comparisons, videos) of a results database", _report
     ),
     "compare": Verb("paired comparison of two evaluated runs: exact McNemar test and P(A > B)", _compare),
+    "results import": Verb(
+        "record an episode log (JSON lines, e.g. from the LIBERO client) in a results database",
+        _results_import,
+    ),
     "quickstart": Verb("collect → train → evaluate on the default task, in one go", _quickstart, True),
     "data info": Verb("print a dataset's schema, counts, tasks and action/state statistics", _data_info),
     "data check": Verb("validate every episode of one or more datasets and list all problems", _data_check),

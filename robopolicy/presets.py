@@ -12,7 +12,7 @@ from robopolicy.data.collect import CollectConfig
 from robopolicy.data.data_commands import DataCheckConfig, DataInfoConfig
 from robopolicy.data.dataset_convert import DataConvertConfig
 from robopolicy.eval.eval_config import EvalConfig
-from robopolicy.eval.verb_configs import CompareConfig, ReportConfig, SweepCommandConfig
+from robopolicy.eval.verb_configs import CompareConfig, ReportConfig, ResultsImportConfig, SweepCommandConfig
 from robopolicy.launch import LaunchConfig
 from robopolicy.models.dynamo_config import TINY_DYNAMO
 from robopolicy.models.policy_config import PolicyConfig
@@ -164,6 +164,7 @@ PRESETS = {
     "sweep": SWEEP,
     "report": REPORT,
     "compare": COMPARE,
+    "results import": {"default": ResultsImportConfig()},
     "pretrain dynamo": PRETRAIN_DYNAMO,
     "launch": {"default": LaunchConfig()},
 }

@@ -146,8 +146,8 @@ def test_client_distribution_installs_bare_and_talks_to_the_server(tmp_path):
         )
     assert done.returncode == 0, done.stderr[-2000:]
     assert (
-        done.stdout.strip()
-        == "['robopolicy', 'robopolicy.client', 'robopolicy.client.policy_client', 'robopolicy.client.wire']"
+        done.stdout.strip() == "['robopolicy', 'robopolicy.client', 'robopolicy.client.episode_log', "
+        "'robopolicy.client.policy_client', 'robopolicy.client.wire']"
     )
     expected = PolicyRunner(load_policy(run_dir), seed=4).act(observation(np.random.default_rng(0)))
     np.testing.assert_allclose(np.load(tmp_path / "actions.npy")[0], expected, atol=1e-5)

@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 import numpy as np
 from websockets.exceptions import InvalidHandshake, InvalidURI, WebSocketException
 
+from robopolicy.client.episode_log import server_policy_id, server_step
 from robopolicy.client.policy_client import PolicyClient, ServerError
 from robopolicy.client.wire import WireError
 from robopolicy.data.obs_mapping import ObsMapping, load_obs_mapping
@@ -82,13 +83,11 @@ class RemotePolicy:
     @property
     def policy_id(self) -> str:
         """The run's policy in the results store: the address, and the server's policy when it names one."""
-        name = self.metadata.get("policy")
-        return f"{self.uri}#{name}" if isinstance(name, str) and name else self.uri
+        return server_policy_id(self.uri, self.metadata)
 
     @property
     def step(self) -> int:
-        step = self.metadata.get("step", 0)
-        return step if isinstance(step, int) and not isinstance(step, bool) else 0
+        return server_step(self.metadata)
 
     @property
     def task(self) -> str:

@@ -1,4 +1,4 @@
-"""Configurations of the `sweep`, `report` and `compare` verbs."""
+"""Configurations of the `sweep`, `report`, `compare` and `results import` verbs."""
 
 from __future__ import annotations
 
@@ -55,3 +55,17 @@ class CompareConfig:
     a: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="A")] = ""
     b: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="B")] = ""
     db: str = ""
+
+
+@dataclass(frozen=True)
+class ResultsImportConfig:
+    """Record the episodes of an episode log (JSON lines written by the LIBERO client) in a results
+    database, where `robopolicy report` and `robopolicy compare` read them.
+
+    Attributes:
+        log: the episode log (one JSON line per episode; see robopolicy/client/episode_log.py).
+        db: the results database (created if missing); importing again updates, never duplicates.
+    """
+
+    log: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="LOG.JSONL")] = "episodes.jsonl"
+    db: str = "results.db"
