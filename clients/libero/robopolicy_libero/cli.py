@@ -98,6 +98,13 @@ def _record_observation(args: argparse.Namespace) -> int:
     return 0
 
 
+def _expert_task_options(command: argparse.ArgumentParser) -> None:
+    """The suite, tasks and initial states of the commands that run the scripted experts."""
+    command.add_argument("--suite", required=True, help="libero_spatial or libero_object")
+    command.add_argument("--tasks", default="", help="task indices, ranges (0-4) or names; all if empty")
+    command.add_argument("--init-states", default="0:50", help="LIBERO initial states A:B (default 0:50)")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="robopolicy-libero", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -133,17 +140,13 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser(
         "expert-check", help="scripted-expert success on LIBERO tasks' initial states (no cameras)"
     )
-    check.add_argument("--suite", required=True, help="libero_spatial or libero_object")
-    check.add_argument("--tasks", default="", help="task indices, ranges (0-4) or names; all if empty")
-    check.add_argument("--init-states", default="0:50", help="LIBERO initial states A:B (default 0:50)")
+    _expert_task_options(check)
     check.set_defaults(func=_expert_check)
 
     demos = commands.add_parser(
         "collect", help="record scripted-expert demonstrations as RLDS in LIBERO's layout"
     )
-    demos.add_argument("--suite", required=True, help="libero_spatial or libero_object")
-    demos.add_argument("--tasks", default="", help="task indices, ranges (0-4) or names; all if empty")
-    demos.add_argument("--init-states", default="0:50", help="LIBERO initial states A:B (default 0:50)")
+    _expert_task_options(demos)
     demos.add_argument("--out", required=True, help="folder: staged episodes, then the dataset")
     demos.add_argument("--name", default="", help="dataset name (default: SUITE_scripted)")
     _render_options(demos)
