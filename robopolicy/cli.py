@@ -143,6 +143,20 @@ def _quickstart(config: Any) -> None:
     run_quickstart(config)
 
 
+def _benchmark(config: Any) -> None:
+    from robopolicy.suite_benchmark import run_benchmark
+
+    run_benchmark(config)
+
+
+def _benchmark_table(config: Any) -> None:
+    from robopolicy.benchmark_table import load_rows, table_markdown, write_table
+
+    print(table_markdown(load_rows(config.out)))
+    md, png = write_table(config)
+    print(f"table: {md}\nplot:  {png}")
+
+
 def _data_info(config: Any) -> int:
     from robopolicy.data.data_commands import run_info
 
@@ -244,6 +258,14 @@ VERBS: dict[str, Verb] = {
         _results_import,
     ),
     "quickstart": Verb("collect → train → evaluate on the default task, in one go", _quickstart, True),
+    "benchmark": Verb(
+        "one row of the suite table: collect → train one multi-task policy → evaluate a suite (resumable)",
+        _benchmark,
+        True,
+    ),
+    "benchmark table": Verb(
+        "the suite × recipe table and plot of every finished benchmark row", _benchmark_table
+    ),
     "data info": Verb("print a dataset's schema, counts, tasks and action/state statistics", _data_info),
     "data check": Verb("validate every episode of one or more datasets and list all problems", _data_check),
     "data convert": Verb(

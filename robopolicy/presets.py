@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from robopolicy.benchmark_table import BenchmarkTableConfig
 from robopolicy.data.collect import CollectConfig
 from robopolicy.data.data_commands import DataCheckConfig, DataInfoConfig
 from robopolicy.data.dataset_convert import DataConvertConfig
@@ -21,6 +22,7 @@ from robopolicy.quickstart import QuickstartConfig
 from robopolicy.serve.serve_config import ServeConfig
 from robopolicy.sim.expert_check import ExpertCheckConfig
 from robopolicy.sim.init_states import InitStatesConfig
+from robopolicy.suite_benchmark import BenchmarkConfig
 from robopolicy.tasks.suites_listing import SuitesConfig
 from robopolicy.train.cache_embeddings import CacheEmbeddingsConfig
 from robopolicy.train.export import ExportConfig
@@ -148,6 +150,8 @@ PRESETS = {
     "eval": EVAL,
     "export": {"default": ExportConfig()},
     "quickstart": QUICKSTART,
+    "benchmark": {"default": BenchmarkConfig()},
+    "benchmark table": {"default": BenchmarkTableConfig()},
     "data info": {"default": DataInfoConfig()},
     "data check": {"default": DataCheckConfig()},
     "data convert": {"default": DataConvertConfig()},

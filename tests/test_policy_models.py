@@ -194,4 +194,4 @@ def test_presets_and_config_compatibility():
     with pytest.raises(ValueError, match="num_candidates"):
         dataclasses.replace(SMALL, num_candidates=4)
     with pytest.raises(ValueError, match="vocab_size"):
-        dataclasses.replace(SMALL, text="mean")
+        dataclasses.replace(SMALL, text="mean", vocab_size=1)

@@ -28,7 +28,7 @@ TINY_PTP = PolicyConfig(
     **TINY_TRANSFORMER_DDIM,
     past_steps=1,
     text="mean",
-    vocab_size=2,  # any placeholder: training sets it to the dataset vocabulary's size
+    vocab_size=0,  # training sets it to the dataset vocabulary's size
 )
 
 

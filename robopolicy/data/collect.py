@@ -53,6 +53,7 @@ class CollectConfig:
         max_failures: give up after this many failed expert attempts (per task).
         suite: collect every task of this suite (see `robopolicy suites`) instead of `task`.
         demos_per_task: with `suite`, successful demonstrations per task (0: use num_episodes).
+        tasks: with `suite`, only these of its tasks (empty: all of them).
         workers: processes that run expert episodes (0: one per CPU core; 1: this process only). Each
             renders its own cameras, so collection scales with cores until the writer is the bottleneck.
     """
@@ -67,6 +68,7 @@ class CollectConfig:
     max_failures: int = 20
     suite: str = ""
     demos_per_task: int = 0
+    tasks: tuple[str, ...] = ()
     workers: int = 0
 
     def __post_init__(self) -> None:
@@ -78,6 +80,8 @@ class CollectConfig:
             raise ValueError(f"CollectConfig: num_episodes must be >= 1, got {self.num_episodes}")
         if self.noise_std < 0 or self.max_failures < 0:
             raise ValueError("CollectConfig: noise_std and max_failures must be >= 0")
+        if self.tasks and not self.suite:
+            raise ValueError("CollectConfig: tasks selects tasks of a suite; set suite as well")
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,11 @@ def collect(config: CollectConfig, progress: bool = True) -> CollectResult:
     raw_dir = out / "raw"
     if config.suite:
         tasks = suite_tasks(config.suite)
+        if config.tasks:
+            unknown = [t for t in config.tasks if t not in tasks]
+            if unknown:
+                raise UserError(f"collect: {', '.join(unknown)} not in suite {config.suite!r}")
+            tasks = [t for t in tasks if t in config.tasks]
         per_task = config.demos_per_task or config.num_episodes
     else:
         tasks, per_task = [config.task], config.num_episodes

@@ -107,6 +107,12 @@ def load_runs(db: str | Path) -> list[EvaluatedRun]:
     return [r for r in loaded if r.episodes]
 
 
+def failure_reason(reason: str | None) -> str:
+    """An episode's failure reason without its step cap and the objects a cue resolved to, so that one
+    unmet goal of a task is one reason whatever the episode's layout."""
+    return (reason or "unknown").split(" (cap")[0].split(" (resolved:")[0]
+
+
 def summarize(episodes: list[dict[str, Any]]) -> RateSummary:
     return RateSummary(sum(int(e["success"]) for e in episodes), len(episodes))
 

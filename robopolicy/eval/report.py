@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from robopolicy.errors import UserError
-from robopolicy.eval.comparison import EvaluatedRun, load_runs, pairwise, summarize
+from robopolicy.eval.comparison import EvaluatedRun, failure_reason, load_runs, pairwise, summarize
 
 
 @dataclass(frozen=True)
@@ -104,15 +104,13 @@ def pairwise_table(runs: list[EvaluatedRun]) -> Table:
 
 
 def failure_table(runs: list[EvaluatedRun]) -> Table:
-    """Failures per run and task, by reason. The cap and the objects a cue resolved to are dropped
-    from the reason, so that one unmet goal of a task is one row whatever the episode's layout."""
+    """Failures per run and task, by reason (`failure_reason`)."""
     rows = []
     for r in runs:
         counts: dict[tuple[str, str], int] = defaultdict(int)
         for e in r.episodes:
             if not e["success"]:
-                reason = (e["failure_reason"] or "unknown").split(" (cap")[0].split(" (resolved:")[0]
-                counts[(e["task"], reason)] += 1
+                counts[(e["task"], failure_reason(e["failure_reason"]))] += 1
         rows.extend(
             [r.label, task, reason, str(n)]
             for (task, reason), n in sorted(counts.items(), key=lambda kv: (kv[0][0], -kv[1]))

@@ -79,6 +79,11 @@ def evaluate_into_store(config: EvalConfig) -> tuple[str, EvaluatedRun]:
     return sweep.db, _the_run(sweep)
 
 
+def find_stored_run(config: EvalConfig) -> EvaluatedRun:
+    """The run that `evaluate_into_store(config)` wrote, read back from its database without running."""
+    return _the_run(eval_sweep_config(config))
+
+
 def _the_run(sweep: SweepConfig) -> EvaluatedRun:
     from robopolicy.eval.sweep import sweep_runs
 

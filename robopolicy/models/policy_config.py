@@ -47,7 +47,8 @@ class PolicyConfig:
         num_keypoints: spatial-softmax keypoints of the ResNet-18 head (Diffusion Policy: 32).
         text: instruction conditioning: "none", or learned word embeddings pooled by "mean" or
             "attention" over the batch's `instruction` word ids.
-        vocab_size: instruction vocabulary size (ids 0 = padding, 1 = unknown); needed when text != "none".
+        vocab_size: instruction vocabulary size (ids 0 = padding, 1 = unknown) when text != "none"; 0:
+            the training dataset's vocabulary size, set when training starts (the checkpoint stores it).
         denoiser: "mlp" (residual MLP over the flattened chunk) or "transformer" (causal over action
             tokens, cross-attending to observation tokens).
         transformer_dim, transformer_layers, transformer_heads, attention_dropout: transformer size
@@ -147,8 +148,8 @@ class PolicyConfig:
         need(self.num_keypoints >= 1, f"num_keypoints must be >= 1, got {self.num_keypoints}")
         need(self.text in ("none", "mean", "attention"), f"unknown text pooling {self.text!r}")
         need(
-            self.text == "none" or self.vocab_size >= 2,
-            f"vocab_size must be >= 2 when text={self.text!r}, got {self.vocab_size}",
+            self.text == "none" or self.vocab_size == 0 or self.vocab_size >= 2,
+            f"vocab_size must be 0 (from the dataset) or >= 2 when text={self.text!r}, got {self.vocab_size}",
         )
         need(self.denoiser in ("mlp", "transformer"), f"unknown denoiser {self.denoiser!r}")
         need(
