@@ -1,7 +1,7 @@
 """One process of the runs of `test_multiprocess_training.py`: python multiprocess_run.py OUT MODE [hang]
 
 MODE is `policy` (6 steps of the small policy, a hook every step) or `dynamo` (6 steps of DynaMo
-pretraining). The process joins a `jax.distributed` run when `robopolicy.launch` started it as one
+pretraining, with FSDP over several processes). The process joins a `jax.distributed` run when `robopolicy.launch` started it as one
 of several (JAX_NUM_PROCESSES > 1); alone, it is the 1-process reference. Every process writes a
 marker file for each evaluation hook it builds or runs, so the test can tell which processes did.
 With `hang`, the run stops dead after step 4, as `kill_resume_run.py` does, so the test can SIGKILL it.
@@ -54,8 +54,12 @@ if __name__ == "__main__":
     if mode == "dynamo":
         if "hang" in sys.argv[3:]:
             _hang_before_step_5()
+        # Over several processes, FSDP over pairs of devices as well as data parallelism
+        # (min_shard_size 64 so that the small model's kernels really are split); the reference is
+        # one process on one device, so this run checks sharding and multi-process at once.
+        mesh = dataclasses.replace(MESH, fsdp=2, min_shard_size=64) if MESH.distributed else MESH
         config = test_pretrain_dynamo._config(
-            out, steps=6, batch_size=8, checkpoint_every=3, probe_every=0, probe_frames=16, mesh=MESH
+            out, steps=6, batch_size=8, checkpoint_every=3, probe_every=0, probe_frames=16, mesh=mesh
         )
         pretrain_dynamo(config, test_pretrain_dynamo._episodes(), progress=False)
     else:
