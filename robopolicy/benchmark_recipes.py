@@ -11,12 +11,14 @@ Recipes:
   flow policy (64² agent view + wrist, small CNN, To=1, H=16, 4 actions per chunk) conditioned on
   the instruction by attention over learned word embeddings, trained on 50 noisy demos per task.
 - `cpu_diffusion`: the same with a DDPM head (100 training timesteps, DDIM 10 at inference).
-- `cpu_long`, `cpu_ptp`: a long-context flow head (To=8 frames spanning about half an episode, H=24,
-  one inference per 2 steps) without and with Past-Token Prediction on every past token, for the
-  long and memory suites.
+- `cpu_long`, `cpu_ptp`: PTP's multistage recipe: a long-context head (To=8 frames spanning about
+  half an episode, H=24, causal transformer, DDIM 10, one inference per 2 steps) on the cached
+  embeddings of the `cpu` recipe's frozen encoder, without and with Past-Token Prediction on every
+  past token; for the long and memory suites.
 - `gpu`: Diffusion Policy's image setting (ResNet-18 GroupNorm + spatial softmax at 128², To=2,
   H=16, transformer DDPM head, DDIM 10), 100 demos per task, 50k steps at batch 64: for a GPU.
-- `tiny`: a few demos, steps and episodes, to test the pipeline.
+- `tiny`, `tiny_ptp`: a few demos, steps and episodes, to test the pipeline (end to end and
+  multistage).
 """
 
 from __future__ import annotations
@@ -56,24 +58,33 @@ class Recipe:
             Collection seeds are drawn from a stream disjoint from the fixed initial states.
         train: the policy (encoder, head, To/H, PTP, text conditioning), steps, batch, optimizer, EMA.
         eval: fixed initial states per task, sampling seeds, execution settings, env workers.
+        encoder_recipe: PTP multistage: `train` is a head on per-frame embeddings (policy encoder
+            "cached") of the image encoder that this other recipe trains on the same data (stage 1),
+            which the benchmark trains first or reuses when done.
     """
 
     summary: str
     collect: CollectConfig
     train: TrainConfig
     eval: EvalConfig = field(default_factory=EvalConfig)
+    encoder_recipe: str = ""
 
     def __post_init__(self) -> None:
         if not self.collect.demos_per_task:
             raise ValueError("Recipe: collect.demos_per_task must be set (demos of every task)")
         if self.train.policy.text == "none":
             raise ValueError("Recipe: a multi-task policy needs instruction conditioning (policy.text)")
+        if bool(self.encoder_recipe) != (self.train.policy.encoder == "cached"):
+            raise ValueError(
+                "Recipe: a head on cached embeddings (encoder 'cached') needs encoder_recipe, and only it"
+            )
 
-    def stage_hashes(self, tasks: tuple[str, ...]) -> dict[str, str]:
-        """{stage: hash} for "data", "train" and "eval" on these tasks; each covers its own config and
-        the stages before it, so a change anywhere invalidates everything downstream of it."""
+    def stage_hashes(self, tasks: tuple[str, ...], encoder: str = "") -> dict[str, str]:
+        """{stage: hash} for "data", "train" and "eval" on these tasks (`encoder`: the train hash of the
+        encoder recipe's run); each covers its own config and the stages before it, so a change
+        anywhere invalidates everything downstream of it."""
         data = _digest({"collect": _identity("collect", self.collect), "tasks": list(tasks)})
-        train = _digest({"data": data, "train": _identity("train", self.train)})
+        train = _digest({"data": data, "train": _identity("train", self.train), "encoder": encoder})
         evaluation = _digest({"train": train, "eval": _identity("eval", self.eval)})
         return {"data": data, "train": train, "eval": evaluation}
 
@@ -93,9 +104,14 @@ class Recipe:
             else "no PTP"
         )
         stride = "auto" if p.frame_stride == 0 else str(p.frame_stride)
+        encoder = (
+            f"the {self.encoder_recipe} recipe's frozen encoder"
+            if self.encoder_recipe
+            else f"{p.encoder} encoder"
+        )
         return (
             f"{self.collect.demos_per_task} demos/task (noise {self.collect.noise_std}), "
-            f"{p.image_size}² {'+'.join(p.cameras)}, {p.encoder} encoder, {head} head with {p.denoiser} denoiser, "
+            f"{p.image_size}² {'+'.join(p.cameras)}, {encoder}, {head} head with {p.denoiser} denoiser, "
             f"text {p.text}, To={p.obs_horizon} (stride {stride}) H={p.action_horizon}, {ptp}, "
             f"{self.train.steps} steps × batch {self.train.batch_size}, "
             f"{execution.mode} execution ({steps} actions/chunk), seeds {list(self.eval.seeds or (self.eval.seed,))}"
@@ -119,10 +135,29 @@ _CPU_TRAIN = TrainConfig(
 )
 _CPU_EVAL = EvalConfig(init_states="0:50", seeds=(0,), video_episodes=2, num_envs=2)
 
-# Long context on CPU: 8 frames spread over about half an episode (frame_stride 0: from the data),
-# a chunk of 24 actions from the oldest frame, so 17 future actions; 2 executed per inference.
+# Long context on CPU, PTP's multistage way: a head on cached embeddings of the cpu recipe's encoder
+# (end to end, 8 frames per sample would cost 8 times the encoder work). 8 frames spread over about
+# half an episode (frame_stride 0: from the data), a causal transformer DDIM head as in PTP, H=24 from
+# the oldest frame (17 future actions), 2 executed per inference.
 _CPU_LONG_POLICY = dataclasses.replace(
-    _CPU_POLICY, obs_horizon=8, action_horizon=24, n_action_steps=2, frame_stride=0
+    POLICY_PRESETS["ptp_stage2"],
+    image_size=_CPU_POLICY.image_size,
+    feature_dim=_CPU_POLICY.feature_dim,
+    text="attention",
+    obs_horizon=8,
+    action_horizon=24,
+    n_action_steps=2,
+    past_steps=0,
+    transformer_dim=128,
+    transformer_layers=4,
+    diffusion_sampler="ddim",
+    diffusion_inference_steps=10,
+)
+_CPU_HEAD_TRAIN = dataclasses.replace(
+    _CPU_TRAIN,
+    steps=8000,
+    policy=_CPU_LONG_POLICY,
+    optimizer=OptimizerConfig(learning_rate=3e-4, warmup_steps=200, weight_decay=1e-3),
 )
 
 _GPU_POLICY = dataclasses.replace(POLICY_PRESETS["diffusion_policy"], image_size=128, text="attention")
@@ -135,6 +170,27 @@ _TINY_POLICY = PolicyConfig(
     denoiser_depth=1,
     text="mean",
     n_action_steps=4,
+)
+
+_TINY = Recipe(
+    summary="a few demos, steps and episodes: tests the pipeline, not the method",
+    collect=CollectConfig(demos_per_task=2, image_size=32, workers=1),
+    train=TrainConfig(
+        steps=4,
+        batch_size=4,
+        checkpoint_every=4,
+        log=LogConfig(every=2),
+        policy=_TINY_POLICY,
+        optimizer=OptimizerConfig(warmup_steps=1),
+    ),
+    eval=EvalConfig(
+        init_states="0:2",
+        seeds=(0,),
+        video_episodes=0,
+        backend="local",
+        workers=0,
+        execution=ExecutionSettings(max_steps=15),
+    ),
 )
 
 RECIPES: dict[str, Recipe] = {
@@ -154,18 +210,20 @@ RECIPES: dict[str, Recipe] = {
         eval=_CPU_EVAL,
     ),
     "cpu_long": Recipe(
-        summary="long-context flow head (To=8 over half an episode, H=24) without past-token prediction",
+        summary="long-context head (To=8 over half an episode, H=24) on the cpu recipe's encoder, no PTP",
         collect=_CPU_COLLECT,
-        train=dataclasses.replace(_CPU_TRAIN, policy=_CPU_LONG_POLICY),
+        train=_CPU_HEAD_TRAIN,
         eval=_CPU_EVAL,
+        encoder_recipe="cpu",
     ),
     "cpu_ptp": Recipe(
         summary="the cpu_long head trained with Past-Token Prediction on every past token",
         collect=_CPU_COLLECT,
         train=dataclasses.replace(
-            _CPU_TRAIN, policy=dataclasses.replace(_CPU_LONG_POLICY, past_steps=PAST_STEPS_ALL)
+            _CPU_HEAD_TRAIN, policy=dataclasses.replace(_CPU_LONG_POLICY, past_steps=PAST_STEPS_ALL)
         ),
         eval=_CPU_EVAL,
+        encoder_recipe="cpu",
     ),
     "gpu": Recipe(
         summary="Diffusion Policy's image setting (ResNet-18 GN, 128², transformer DDPM, DDIM 10) for a GPU",
@@ -181,27 +239,49 @@ RECIPES: dict[str, Recipe] = {
         ),
         eval=EvalConfig(init_states="0:50", seeds=(0,), video_episodes=2, num_envs=8),
     ),
-    "tiny": Recipe(
-        summary="a few demos, steps and episodes: tests the pipeline, not the method",
-        collect=CollectConfig(demos_per_task=2, image_size=32, workers=1),
-        train=TrainConfig(
-            steps=4,
-            batch_size=4,
-            checkpoint_every=4,
-            log=LogConfig(every=2),
-            policy=_TINY_POLICY,
-            optimizer=OptimizerConfig(warmup_steps=1),
+    "tiny": _TINY,
+    "tiny_ptp": Recipe(
+        summary="a tiny PTP head on the tiny recipe's cached embeddings: tests the multistage path",
+        collect=_TINY.collect,
+        train=dataclasses.replace(
+            _TINY.train,
+            steps=2,
+            checkpoint_every=2,
+            policy=dataclasses.replace(
+                _TINY_POLICY,
+                encoder="cached",
+                obs_horizon=3,
+                action_horizon=6,
+                n_action_steps=1,
+                denoiser="transformer",
+                transformer_dim=16,
+                transformer_layers=1,
+                transformer_heads=2,
+                head="diffusion",
+                diffusion_train_steps=10,
+                diffusion_sampler="ddim",
+                diffusion_inference_steps=2,
+                past_steps=PAST_STEPS_ALL,
+            ),
         ),
-        eval=EvalConfig(
-            init_states="0:2",
-            seeds=(0,),
-            video_episodes=0,
-            backend="local",
-            workers=0,
-            execution=ExecutionSettings(max_steps=15),
-        ),
+        eval=_TINY.eval,
+        encoder_recipe="tiny",
     ),
 }
+
+
+def _check_encoder_recipes() -> None:
+    for name, recipe in RECIPES.items():
+        encoder = RECIPES.get(recipe.encoder_recipe) if recipe.encoder_recipe else None
+        if recipe.encoder_recipe and (encoder is None or encoder.encoder_recipe):
+            raise ValueError(
+                f"recipe {name}: encoder_recipe {recipe.encoder_recipe!r} is not an end-to-end recipe"
+            )
+        if encoder is not None and encoder.collect != recipe.collect:
+            raise ValueError(f"recipe {name}: its encoder recipe {recipe.encoder_recipe} collects other data")
+
+
+_check_encoder_recipes()
 
 
 def get_recipe(name: str) -> Recipe:

@@ -38,6 +38,7 @@ from robopolicy.eval.comparison import EvaluatedRun, failure_reason, summarize
 from robopolicy.eval.report import write_report
 from robopolicy.eval.stored_eval import evaluate_into_store, find_stored_run, format_task_table
 from robopolicy.tasks.suites import suite_tasks
+from robopolicy.train.train_config import TrainConfig
 from robopolicy.train_command import train_with_rollouts
 
 
@@ -131,8 +132,9 @@ def run_label(config: BenchmarkConfig) -> str:
 class _Stage:
     """A stage folder's `stage.json`: {"hash", "done", "seconds", ...}."""
 
-    def __init__(self, folder: Path, name: str, digest: str) -> None:
+    def __init__(self, folder: Path, name: str, digest: str, key: str = "") -> None:
         self.folder, self.name, self.digest = folder, name, digest
+        self.key = key or name  # the stage's name in a row's minutes per stage
         self.path = folder / "stage.json"
         self.state: dict[str, Any] = {}
         if self.path.is_file():
@@ -168,9 +170,22 @@ def run_benchmark(config: BenchmarkConfig, progress: bool = True) -> BenchmarkRo
     tasks = _selected_tasks(config)
     recipe = effective_recipe(config)
     label = run_label(config)
-    hashes = recipe.stage_hashes(tasks)
     root = Path(config.out) / config.suite
     run_dir = root / label
+    encoder_stage: tuple[_Stage, TrainConfig, Path] | None = None
+    if recipe.encoder_recipe:  # PTP multistage: this recipe's head trains on that recipe's encoder
+        encoder_config = dataclasses.replace(config, recipe=recipe.encoder_recipe)
+        encoder_recipe = effective_recipe(encoder_config)
+        encoder_dir = root / run_label(encoder_config)
+        encoder_hash = encoder_recipe.stage_hashes(tasks)["train"]
+        encoder_stage = (
+            _Stage(encoder_dir / "stages" / "train", "train", encoder_hash, key="encoder"),
+            encoder_recipe.train,
+            encoder_dir,
+        )
+        hashes = recipe.stage_hashes(tasks, encoder=encoder_hash)
+    else:
+        hashes = recipe.stage_hashes(tasks)
     print(f"benchmark {config.suite} × {label}: {recipe.describe()}")
 
     data_stage = _Stage(root / f"data-{hashes['data']}", "data", hashes["data"])
@@ -199,21 +214,15 @@ def run_benchmark(config: BenchmarkConfig, progress: bool = True) -> BenchmarkRo
         )
     dataset = data_stage.state["dataset"]
 
-    if train_stage.done:
-        print(f"[2/4] train: done, {train_stage.state['steps']} steps in {run_dir}")
-    else:
-        print(f"[2/4] train: {recipe.train.steps} steps into {run_dir} (resumes from its last checkpoint)")
-        t0 = train_stage.start()
-        trained = train_with_rollouts(
-            dataclasses.replace(recipe.train, dataset=dataset, out=str(run_dir)), progress=progress
+    train = dataclasses.replace(recipe.train, dataset=dataset, out=str(run_dir))
+    if encoder_stage is not None:
+        stage, encoder_train, encoder_dir = encoder_stage
+        what = f"stage 1, the {recipe.encoder_recipe} recipe's run"
+        _train_stage(
+            stage, dataclasses.replace(encoder_train, dataset=dataset, out=str(encoder_dir)), what, progress
         )
-        train_stage.finish(
-            t0,
-            steps=trained.final_step,
-            final_loss=trained.final_loss,
-            steps_per_second=trained.steps_per_second,
-            checkpoint=str(trained.checkpoint_dir),
-        )
+        train = dataclasses.replace(train, encoder=str(encoder_dir))
+    _train_stage(train_stage, train, "stage 2, on its cached embeddings" if encoder_stage else "", progress)
 
     eval_config = dataclasses.replace(
         recipe.eval,
@@ -234,7 +243,8 @@ def run_benchmark(config: BenchmarkConfig, progress: bool = True) -> BenchmarkRo
         eval_stage.finish(t0, episodes=len(run.episodes))
 
     print("[4/4] report")
-    row = _row(config, label, recipe, run, hashes, (data_stage, train_stage, eval_stage))
+    stages = (data_stage, *([encoder_stage[0]] if encoder_stage else []), train_stage, eval_stage)
+    row = _row(config, label, recipe, run, hashes, stages)
     (run_dir / "row.json").write_text(json.dumps(row.to_json(), indent=2))
     md, _ = write_report(eval_config.db, root / "report")
     print(format_task_table(run))
@@ -242,6 +252,24 @@ def run_benchmark(config: BenchmarkConfig, progress: bool = True) -> BenchmarkRo
     print(format_row(row))
     print(f"row: {run_dir / 'row.json'}\nreport: {md}")
     return row
+
+
+def _train_stage(stage: _Stage, train: TrainConfig, what: str, progress: bool) -> None:
+    """Train `train` into its `out` unless the stage is done; a killed run resumes from its last checkpoint."""
+    what = f" ({what})" if what else ""
+    if stage.done:
+        print(f"[2/4] train{what}: done, {stage.state['steps']} steps in {train.out}")
+        return
+    print(f"[2/4] train{what}: {train.steps} steps into {train.out} (resumes from its last checkpoint)")
+    t0 = stage.start()
+    trained = train_with_rollouts(train, progress=progress)
+    stage.finish(
+        t0,
+        steps=trained.final_step,
+        final_loss=trained.final_loss,
+        steps_per_second=trained.steps_per_second,
+        checkpoint=str(trained.checkpoint_dir),
+    )
 
 
 def _selected_tasks(config: BenchmarkConfig) -> tuple[str, ...]:
@@ -286,7 +314,7 @@ def _row(
         failures=dict(failures.most_common()),
         description=recipe.describe(),
         hashes=hashes,
-        seconds={s.name: round(float(s.state.get("seconds", 0.0)), 1) for s in stages},
+        seconds={s.key: round(float(s.state.get("seconds", 0.0)), 1) for s in stages},
     )
 
 

@@ -69,6 +69,16 @@ def test_tiny_benchmark_resumes_and_reproduces(tmp_path, capsys):
     for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params), strict=True):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
+    # PTP multistage: a head on the cached embeddings of the finished tiny run, which is reused.
+    capsys.readouterr()
+    head = run_benchmark(
+        BenchmarkConfig(suite=SUITE, recipe="tiny_ptp", out=str(tmp_path / "a"), tasks=TASKS), progress=False
+    )
+    out = capsys.readouterr().out
+    assert "train (stage 1, the tiny recipe's run): done" in out and checkpoint.stat().st_mtime_ns == before
+    assert head.trials == row.trials and set(head.seconds) == {"data", "encoder", "train", "eval"}
+    assert load_policy(run_dir.parent / head.label).config.encoder == "cached"
+
     md, png = write_table(BenchmarkTableConfig(out=str(tmp_path / "a")))
     assert png.is_file() and row.label in md.read_text()
     assert (
