@@ -106,6 +106,7 @@ def plot_table(rows: list[BenchmarkRow], path: Path) -> Path:
             err[1].append(hi - r.rate)
         ax.bar(xs, ys, width, yerr=err, capsize=3, label=label)
     ax.set_xticks(range(len(SUITES)), [s.removeprefix("libero_style_") for s in SUITES])
+    ax.set_xlim(-0.5, len(SUITES) - 0.5)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("success (95% Wilson)")
     ax.legend(fontsize=8, loc="lower left")
