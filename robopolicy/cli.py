@@ -108,6 +108,7 @@ def _sweep(config: Any) -> None:
         blind=True if config.blind else None,
         workers=config.workers if config.workers >= 0 else None,
         num_envs=config.num_envs or None,
+        ray_address=config.ray_address or None,
     )
     run_sweep(sweep)
     print(format_sweep_summary(sweep.db))
