@@ -231,6 +231,12 @@ def _launch(config: Any) -> int:
     return launch(config, [v for v, p in PRESETS.items() if isinstance(p["default"], LoopConfig)])
 
 
+def _doctor(config: Any) -> int:
+    from robopolicy.doctor import run_doctor
+
+    return run_doctor(config)
+
+
 VERBS: dict[str, Verb] = {
     "collect": Verb("record scripted-expert demonstrations of a task as an RLDS dataset", _collect, True),
     "train": Verb(
@@ -290,6 +296,10 @@ VERBS: dict[str, Verb] = {
         "pretrain a visual encoder by DynaMo dynamics prediction, without actions", _pretrain
     ),
     "launch": Verb("run a training command as several jax.distributed processes on this machine", _launch),
+    "doctor": Verb(
+        "check devices, library versions, rendering, the compile cache and (optionally) a Ray cluster",
+        _doctor,
+    ),
 }
 
 
