@@ -59,6 +59,12 @@ def _first_process() -> bool:
 def _train(config: Any) -> None:
     from robopolicy.train_command import train_with_rollouts
 
+    if config.dry_run:
+        from robopolicy.train.dry_run import dry_run
+
+        print("\n".join(dry_run(config).lines()))
+        return
+
     result = train_with_rollouts(config)
     if not _first_process():
         return
