@@ -59,6 +59,12 @@ def _first_process() -> bool:
 def _train(config: Any) -> None:
     from robopolicy.train_command import train_with_rollouts
 
+    if config.dry_run:
+        from robopolicy.train.dry_run import dry_run
+
+        print("\n".join(dry_run(config).lines()))
+        return
+
     result = train_with_rollouts(config)
     if not _first_process():
         return
@@ -108,6 +114,7 @@ def _sweep(config: Any) -> None:
         blind=True if config.blind else None,
         workers=config.workers if config.workers >= 0 else None,
         num_envs=config.num_envs or None,
+        ray_address=config.ray_address or None,
     )
     run_sweep(sweep)
     print(format_sweep_summary(sweep.db))
@@ -230,6 +237,12 @@ def _launch(config: Any) -> int:
     return launch(config, [v for v, p in PRESETS.items() if isinstance(p["default"], LoopConfig)])
 
 
+def _doctor(config: Any) -> int:
+    from robopolicy.doctor import run_doctor
+
+    return run_doctor(config)
+
+
 VERBS: dict[str, Verb] = {
     "collect": Verb("record scripted-expert demonstrations of a task as an RLDS dataset", _collect, True),
     "train": Verb(
@@ -289,6 +302,10 @@ VERBS: dict[str, Verb] = {
         "pretrain a visual encoder by DynaMo dynamics prediction, without actions", _pretrain
     ),
     "launch": Verb("run a training command as several jax.distributed processes on this machine", _launch),
+    "doctor": Verb(
+        "check devices, library versions, rendering, the compile cache and (optionally) a Ray cluster",
+        _doctor,
+    ),
 }
 
 

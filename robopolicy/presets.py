@@ -12,6 +12,7 @@ from robopolicy.benchmark_table import BenchmarkTableConfig
 from robopolicy.data.collect import CollectConfig
 from robopolicy.data.data_commands import DataCheckConfig, DataInfoConfig
 from robopolicy.data.dataset_convert import DataConvertConfig
+from robopolicy.doctor import DoctorConfig
 from robopolicy.eval.eval_config import EvalConfig
 from robopolicy.eval.verb_configs import CompareConfig, ReportConfig, ResultsImportConfig, SweepCommandConfig
 from robopolicy.launch import LaunchConfig
@@ -171,4 +172,5 @@ PRESETS = {
     "results import": {"default": ResultsImportConfig()},
     "pretrain dynamo": PRETRAIN_DYNAMO,
     "launch": {"default": LaunchConfig()},
+    "doctor": {"default": DoctorConfig()},
 }

@@ -32,6 +32,10 @@ class QuickstartConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
+    def __post_init__(self) -> None:
+        if self.train.dry_run:
+            raise ValueError("QuickstartConfig: --train.dry-run is for `robopolicy train --dry-run`")
+
 
 def run_quickstart(config: QuickstartConfig, progress: bool = True) -> dict[str, object]:
     """Run all stages; returns (and writes to out/quickstart.json) a summary with artifact paths."""

@@ -140,15 +140,20 @@ def test_policy_exception_and_physics_blowup_are_episode_failures(run_dir, tmp_p
 
 
 def test_ray_backend_against_local_cluster(run_dir, tmp_path, monkeypatch):
-    """Ray tasks run on workers started before the user's task folder was named: the task search path
-    must travel with the tasks for them to find a user task."""
+    """One local cluster for the Ray backend's promises: the task search path travels with the tasks
+    (workers start before the user's task folder is named); each task gets the CPUs and GPUs the
+    sweep asks for; filmed episodes' videos come back next to the store; a unit whose task raises
+    has the exception's type and message as its episodes' failure reason and in the driver's log."""
     ray = pytest.importorskip("ray")
+    from robopolicy.eval.ray_backend import run_ray
+    from robopolicy.eval.work_units import WorkUnit
     from robopolicy.paths import envs_dir
     from robopolicy.sim.init_states import save_init_states
     from robopolicy.tasks.task_path import TASK_PATH_ENV
 
     monkeypatch.delenv(TASK_PATH_ENV, raising=False)
-    ray.init(num_cpus=2, include_dashboard=False)
+    ray.init(num_cpus=2, num_gpus=1, include_dashboard=False)  # a declared GPU: Ray only counts it
+    messages: list[str] = []
     try:
         user = tmp_path / "user_tasks" / "ray_cube"
         user.mkdir(parents=True)
@@ -163,15 +168,65 @@ def test_ray_backend_against_local_cluster(run_dir, tmp_path, monkeypatch):
             run_dirs=(),
             backend="ray",
             tasks=("cube_on_plate", "ray_cube"),
+            video_episodes=1,
+            ray_num_cpus=0.5,
+            ray_num_gpus=0.5,
         )
-        run_sweep(config, QUIET)
+        run_sweep(config, messages.append)
+        with ResultsStore(config.db) as store:
+            run_id = store.register_run("gone", 1, ExecutionSettings().to_dict(), "h")
+        gone = str(tmp_path / "gone" / "checkpoints" / "1")
+        broken = WorkUnit(
+            config.db,
+            run_id,
+            gone,
+            ExecutionSettings().to_dict(),
+            "",
+            "cube_on_plate",
+            ((0, 0), (1, 0)),
+            (),
+            str(tmp_path / "videos"),
+        )
+        run_ray([broken], config.db, messages.append)
     finally:
         ray.shutdown()
     with ResultsStore(config.db) as store:
         episodes = store.episodes()
-    assert len(episodes) == 6
-    assert {e["task"] for e in episodes} == {"cube_on_plate", "ray_cube"}
-    assert not [e["failure_reason"] for e in episodes if "worker_crash" in str(e["failure_reason"])]
+    ok = [e for e in episodes if e["run_id"] != run_id]
+    assert len(ok) == 6
+    assert {e["task"] for e in ok} == {"cube_on_plate", "ray_cube"}
+    assert not [e["failure_reason"] for e in ok if "worker_crash" in str(e["failure_reason"])]
+    videos = sorted(e["video_path"] for e in ok if e["video_path"])
+    assert len(videos) == 2 and all(os.path.getsize(v) > 1000 for v in videos)
+    assert {os.path.dirname(v) for v in videos} == {str(tmp_path / "videos")}
+    done = [m for m in messages if " done (" in m]
+    assert done and all("CPU 0.5" in m and "GPU 0.5" in m for m in done)
+    failed = [e["failure_reason"] for e in episodes if e["run_id"] == run_id]
+    assert len(failed) == 2 and all(r.startswith("worker_crash: UserError: ") and gone in r for r in failed)
+    assert any("failed" in m and "task cube_on_plate" in m and gone in m for m in messages)
+
+
+def test_ray_options_from_toml_and_cli(run_dir, tmp_path, monkeypatch, capsys):
+    """`--ray-address` overrides the file's address; task resources come from the file, checked >= 0."""
+    import robopolicy.eval.stored_eval
+    import robopolicy.eval.sweep
+    from robopolicy.cli import main
+
+    ran = []
+    monkeypatch.setattr(robopolicy.eval.sweep, "run_sweep", ran.append)
+    monkeypatch.setattr(robopolicy.eval.stored_eval, "format_sweep_summary", lambda db: "")
+    head = (
+        f'run_dirs = ["{run_dir}"]\ntasks = ["cube_on_plate"]\nbackend = "ray"\nray_address = "ray://a:1"\n'
+    )
+    (tmp_path / "s.toml").write_text(head + "ray_num_gpus = 0.25\n")
+    assert main(["sweep", "--config", str(tmp_path / "s.toml"), "--ray-address", "ray://b:2"]) == 0
+    assert (ran[0].ray_address, ran[0].ray_num_cpus, ran[0].ray_num_gpus) == ("ray://b:2", 1.0, 0.25)
+    assert main(["sweep", "--config", str(tmp_path / "s.toml")]) == 0
+    assert ran[1].ray_address == "ray://a:1"
+    (tmp_path / "bad.toml").write_text(head + "ray_num_cpus = -1\n")
+    capsys.readouterr()
+    assert main(["sweep", "--config", str(tmp_path / "bad.toml")]) == 2
+    assert "ray_num_cpus" in capsys.readouterr().err and len(ran) == 2
 
 
 def test_ray_missing_is_one_line_error(monkeypatch):

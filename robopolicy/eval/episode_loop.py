@@ -51,7 +51,7 @@ from robopolicy.eval.episode_outcome import episode_failure_reason
 from robopolicy.eval.execution import NOOP_ACTION, ExecutionSettings
 from robopolicy.eval.remote_policy import PolicyUnavailable
 from robopolicy.eval.results_store import EpisodeKey, EpisodeRecord
-from robopolicy.eval.video import compose_frame, with_caption, with_status, with_verdict, write_mp4
+from robopolicy.eval.video import compose_frame, with_caption, with_status, with_verdict
 from robopolicy.sim.vector_env import WorkerError
 
 VIDEO_SCALE = 2  # video frames upscale the policy's camera images by this integer factor
@@ -119,11 +119,15 @@ def schedule_wave(pending: dict[str, deque[Any]], num_envs: int) -> list[str]:
     return [t for t in tasks for _ in range(share[t])]
 
 
-def write_video(item: EpisodeItem, record: EpisodeRecord, frames: list[np.ndarray] | None) -> EpisodeRecord:
-    """Write a filmed episode's frames to `item.video`; the record, with the video's path if written."""
-    if item.video is None or not frames:
+def write_video(item: EpisodeItem, record: EpisodeRecord, video: bytes | None) -> EpisodeRecord:
+    """Write a filmed episode's encoded video (the mp4 file's bytes, `robopolicy.eval.video.encode_mp4`)
+    to `item.video`; the record, with the video's path if written. Every sweep backend writes its
+    videos here, on the machine of the results store: a Ray worker's come back to the driver as bytes."""
+    if item.video is None or not video:
         return record
-    return dataclasses.replace(record, video_path=str(write_mp4(item.video, frames)))
+    item.video.parent.mkdir(parents=True, exist_ok=True)
+    item.video.write_bytes(video)
+    return dataclasses.replace(record, video_path=str(item.video))
 
 
 def run_episodes(
@@ -211,7 +215,8 @@ def _env_info(info: dict[str, Any], i: int) -> dict[str, Any]:
     return {k: info[k][i] for k in info if not k.startswith("_") and _info_at(info, k, i) is not None}
 
 
-def _first_line(text: str) -> str:
+def first_line(text: str) -> str:
+    """The first line of `text`, at most 300 characters: a failure reason for the results store."""
     return text.splitlines()[0][:300] if text else text
 
 
@@ -290,7 +295,7 @@ class _Wave:
             except PolicyUnavailable:
                 raise
             except Exception as e:  # a policy bug must not end the run: it fails these episodes
-                reason = _first_line(f"policy_error: {type(e).__name__}: {e}")
+                reason = first_line(f"policy_error: {type(e).__name__}: {e}")
                 finished.update({i: reason for i in map(int, np.flatnonzero(acting))})
             else:
                 for i in map(int, np.flatnonzero(acting)):
@@ -318,7 +323,7 @@ class _Wave:
             sim_error = _info_at(info, "sim_error", i)
             live.last_obs = {k: v[i] for k, v in obs.items()}
             if crash:
-                finished[i] = _first_line(f"worker_crash: {crash}")
+                finished[i] = first_line(f"worker_crash: {crash}")
                 continue
             if live.settle_left > 0:
                 live.settle_left -= 1
@@ -352,7 +357,7 @@ class _Wave:
             if live is None or i in finished:
                 continue
             if i in failing:
-                finished[i] = _first_line(f"sim_error: {failing[i]}")
+                finished[i] = first_line(f"sim_error: {failing[i]}")
             else:
                 self.pending[self.tasks[i]].appendleft(live.item)
                 self.live[i] = None

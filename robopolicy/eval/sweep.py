@@ -205,7 +205,7 @@ def _run_backend(config: SweepConfig, units: list[WorkUnit], report: Callable[[s
     if config.backend == "ray":
         from robopolicy.eval.ray_backend import run_ray
 
-        run_ray(units, db, config.ray_address, report)
+        run_ray(units, db, report, config.ray_address, config.ray_num_cpus, config.ray_num_gpus)
     elif config.backend == "vector":
         from robopolicy.eval.vector_backend import run_vectorized
 

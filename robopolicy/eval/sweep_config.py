@@ -57,7 +57,13 @@ class SweepConfig:
             env worker processes (one inference call per step for all of them); "ray": units on a
             Ray cluster (the `[ray]` extra).
         num_envs: env worker processes of the "vector" backend.
-        ray_address: cluster address for `ray.init`; empty starts or joins a local one.
+        ray_address: cluster address for `ray.init`; empty starts or joins a local one
+            (`robopolicy sweep --ray-address` overrides it).
+        ray_num_cpus: CPUs each Ray task reserves (fractions allowed); Ray runs at most as many tasks
+            on a node at once as its CPUs allow.
+        ray_num_gpus: GPUs each Ray task reserves (fractions allowed, e.g. 0.25 puts four tasks on a
+            card); Ray shows a task only the GPUs it reserved (CUDA_VISIBLE_DEVICES), so a task
+            that should run its policy on a GPU must ask for one.
         obs_mapping: for policy servers that name none in their metadata (openpi's), the observation
             mapping requests are sent through, e.g. "openpi_libero" (see docs/deploy.md).
         blind: randomise the order in which policies are run (shared initial states), and do not name
@@ -82,6 +88,8 @@ class SweepConfig:
     backend: Literal["local", "vector", "ray"] = "local"
     num_envs: int = 2
     ray_address: str = ""
+    ray_num_cpus: float = 1.0
+    ray_num_gpus: float = 0.0
     obs_mapping: str = ""
     blind: bool = False
     blind_seed: int = 0
@@ -109,6 +117,11 @@ class SweepConfig:
             )
         if self.num_envs < 1:
             raise ValueError(f"SweepConfig.num_envs must be >= 1, got {self.num_envs}")
+        if self.ray_num_cpus < 0 or self.ray_num_gpus < 0:
+            raise ValueError(
+                f"SweepConfig: ray_num_cpus and ray_num_gpus must be >= 0, got {self.ray_num_cpus} "
+                f"and {self.ray_num_gpus}"
+            )
 
 
 def load_sweep_toml(path: str | Path, **overrides: Any) -> SweepConfig:

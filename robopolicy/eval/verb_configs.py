@@ -20,6 +20,8 @@ class SweepCommandConfig:
         blind: randomise the order in which policies are run (shared initial states).
         workers: override the file's number of worker processes of the local backend (-1: keep).
         num_envs: override the file's number of env workers of the vector backend (0: keep).
+        ray_address: override the file's Ray cluster address, e.g. "ray://head:10001" or "auto"
+            (empty: keep).
     """
 
     config: str = "sweep.toml"
@@ -27,6 +29,7 @@ class SweepCommandConfig:
     blind: bool = False
     workers: int = -1
     num_envs: int = 0
+    ray_address: str = ""
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -40,6 +41,12 @@ def write_mp4(path: Path, frames: list[np.ndarray], fps: int = 20) -> Path:
             for frame in frames:
                 writer.append_data(frame)
     return path
+
+
+def encode_mp4(frames: list[np.ndarray], fps: int = 20) -> bytes:
+    """The bytes of the mp4 file `write_mp4` writes (through a temporary file: ffmpeg writes files)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        return write_mp4(Path(tmp) / "video.mp4", frames, fps).read_bytes()
 
 
 def with_caption(frame: UInt8[np.ndarray, "h w 3"], text: str) -> UInt8[np.ndarray, "h2 w 3"]:

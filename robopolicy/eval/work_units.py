@@ -24,6 +24,7 @@ from robopolicy.eval.episode_loop import EpisodeItem, EpisodeSink, MakeEnvs, run
 from robopolicy.eval.execution import ExecutionSettings
 from robopolicy.eval.remote_policy import RemoteSelector, connect_remote, is_remote
 from robopolicy.eval.results_store import EpisodeKey, EpisodeRecord, ResultsStore, Worker
+from robopolicy.eval.video import encode_mp4
 from robopolicy.train.loaded_policy import LoadedPolicy, load_policy
 
 
@@ -82,7 +83,8 @@ class StoreSink:
         return self.store.claim(item.run_id, item.key, item.suite, self.worker)
 
     def done(self, item: EpisodeItem, record: EpisodeRecord, frames: list[np.ndarray] | None) -> None:
-        self.store.record(item.run_id, write_video(item, record, frames), self.worker)
+        video = encode_mp4(frames) if frames else None
+        self.store.record(item.run_id, write_video(item, record, video), self.worker)
 
 
 # Per-process cache: a worker that gets several units of a policy loads it once.

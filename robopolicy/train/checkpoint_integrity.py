@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 import tensorstore as ts
 from etils import epath
@@ -68,16 +69,24 @@ def _check_json(path: epath.Path, required: bool = True) -> None:
 
 def _read_arrays(item_dir: epath.Path) -> None:
     """Read every value of the item's OCDBT database, which fails on a truncated or missing data file."""
-    base = (
-        f"{item_dir}/" if is_url(item_dir) else f"file://{item_dir.resolve()}/"
-    )  # tensorstore reads gs:// itself
     try:
-        store = ts.KvStore.open({"driver": "ocdbt", "base": base}).result()
+        store = ts.KvStore.open({"driver": "ocdbt", "base": _kvstore(item_dir)}).result()
         for key in store.list().result():
             store.read(key).result()
     except ValueError as e:
         detail = str(e).splitlines()[0]
         raise DamagedCheckpoint(f"{_culprit(item_dir, detail)}: unreadable ({detail})") from e
+
+
+def _kvstore(item_dir: epath.Path) -> str | dict[str, Any]:
+    """TensorStore's key-value store under an item's OCDBT database. TensorStore reads buckets
+    itself, not through epath; a gs:// item is read with the spec orbax writes it with (its GCS
+    driver, which `TENSORSTORE_GCS_BACKEND` selects)."""
+    if str(item_dir).startswith("gs://"):
+        from orbax.checkpoint._src.path import gcs_utils
+
+        return gcs_utils.get_kvstore_for_gcs(f"{item_dir}/")
+    return f"{item_dir}/" if is_url(item_dir) else f"file://{item_dir.resolve()}/"
 
 
 def _culprit(item_dir: epath.Path, detail: str) -> epath.Path:

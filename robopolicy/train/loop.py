@@ -248,27 +248,47 @@ def make_step(
     )
 
 
+def prepare_step(
+    config: LoopConfig, mesh: Mesh, objective: Objective, abstract: bool = False
+) -> tuple[dict[str, Any], TrainStep]:
+    """The objective's initial train state, placed on the mesh by `state_shardings`, and the jitted
+    step. With `abstract`, the state is only shapes and dtypes (`jax.ShapeDtypeStruct`s that carry
+    their shardings, from `objective.params` that may be abstract too): enough to compile the step
+    ahead without allocating anything (`robopolicy train --dry-run`)."""
+    tx = make_optimizer(config.optimizer, config.steps)
+    if objective.frozen is not None:
+        tx = masked_optimizer(tx, objective.frozen)
+
+    def initial(params: nnx.State) -> dict[str, Any]:
+        return init_state(params, tx, config.seed, objective.ema is not None, objective.extra_state)
+
+    state = jax.eval_shape(initial, objective.params) if abstract else initial(objective.params)
+    shardings = state_shardings(state, mesh, config.mesh.min_shard_size)
+    if abstract:
+        state = jax.tree.map(
+            lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh), state, shardings
+        )
+    else:
+        state = jax.device_put(state, shardings)
+    step = make_step(
+        objective.loss, tx, objective.ema, objective.frozen, objective.update_extra, mesh, shardings
+    )
+    return state, step
+
+
 def run(config: LoopConfig, mesh: Mesh, objective: Objective, progress: bool = True) -> RunResult:
     """Train `objective` for `config.steps` steps; resumes from `config.out/checkpoints` when a
     checkpoint is there."""
     primary = jax.process_index() == 0
     run_dir = storage_path(config.out)
     run_dir.mkdir(parents=True, exist_ok=True)
-    tx = make_optimizer(config.optimizer, config.steps)
-    if objective.frozen is not None:
-        tx = masked_optimizer(tx, objective.frozen)
-    state = init_state(objective.params, tx, config.seed, objective.ema is not None, objective.extra_state)
-    shardings = state_shardings(state, mesh, config.mesh.min_shard_size)
-    state = jax.device_put(state, shardings)
+    state, step_fn = prepare_step(config, mesh, objective)
     directory = run_dir / "checkpoints"
     start = _resume_step(directory, primary)
     # Before any host opens the folder with orbax (the first may have set damaged steps aside, or
     # spent a while on work of its own: loading evaluation hooks, say).
     _align_hosts("checkpoints checked")
     manager = checkpoint.checkpoint_manager(directory, config.keep_checkpoints, config.keep_period)
-    step_fn = make_step(
-        objective.loss, tx, objective.ema, objective.frozen, objective.update_extra, mesh, shardings
-    )
     lr_at = learning_rate_schedule(config.optimizer, config.steps)
     losses: list[tuple[int, float]] = []
     evaluations: list[dict[str, Any]] = []

@@ -45,6 +45,9 @@ class TrainConfig(LoopConfig):
             and its weights initialise the encoder.
         freeze_encoder: train the policy with its image encoders frozen (no gradient, no optimizer
             update: they keep their pretrained or random initial weights); off: trained end to end.
+        dry_run: build the model and optimizer as shapes only, compile the training step for the
+            mesh and batch, print parameters, optimizer state and per-device memory, and exit
+            without reading the dataset or writing anything (`robopolicy.train.dry_run`).
     """
 
     dataset: str = "runs/quickstart/dataset"
@@ -62,6 +65,7 @@ class TrainConfig(LoopConfig):
     eval_max_steps: int = 0
     encoder: str = ""
     freeze_encoder: bool = False
+    dry_run: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()

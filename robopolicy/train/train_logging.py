@@ -3,7 +3,8 @@
 All three live under the run folder (wandb also online, if configured): `train_log.jsonl` (one
 object per read-out or evaluation), `tensorboard/` (scalars `train/loss`, `train/grad_norm`,
 `train/lr`, `train/steps_per_s`, the objective's other metrics, and what evaluation hooks return
-under `eval/`). A resumed run first drops what the crashed one logged past the checkpoint it resumes
+under `eval/`). In a bucket (`gs://...`) the event files go through `etils.epath`, as every other
+file of a run does, instead of tensorboardX's own bucket writers. A resumed run first drops what the crashed one logged past the checkpoint it resumes
 from, so every step appears once; wandb continues the same run, whose id is kept in the run folder.
 """
 
@@ -63,6 +64,8 @@ class RunLogger:
             return
         from tensorboardX import SummaryWriter
 
+        if is_url(run_dir):
+            _tensorboard_through_epath(str(run_dir).split("://")[0])
         truncate_log(run_dir / LOG_FILE, start)
         self._jsonl = (run_dir / LOG_FILE).open("a")
         # TensorBoard hides the crashed run's events from `purge_step` on (all of them for a new run).
@@ -101,6 +104,43 @@ class RunLogger:
             self._tb.close()
         if self._wandb is not None:
             self._wandb.finish()
+
+
+class _EpathEventFile:
+    """A TensorBoard event file written through `etils.epath`. Buckets have no append, so each flush
+    rewrites the whole file, as tensorboardX's own bucket writers do (a run's scalars are small;
+    tensorboardX flushes every two minutes and on close)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = epath.Path(path)
+        self.data = bytearray()
+
+    def write(self, data: bytes) -> None:
+        self.data += data
+
+    def flush(self) -> None:
+        self.path.write_bytes(bytes(self.data))
+
+    def close(self) -> None:
+        self.flush()
+
+
+class _EpathEventFiles:
+    """tensorboardX's writer factory for a URL scheme: event files through `etils.epath`."""
+
+    def open(self, path: str) -> _EpathEventFile:
+        return _EpathEventFile(path)
+
+    def directory_check(self, path: str) -> None:
+        epath.Path(path).mkdir(parents=True, exist_ok=True)
+
+
+def _tensorboard_through_epath(scheme: str) -> None:
+    """Make tensorboardX write `scheme://` event files through epath, like every other file of the
+    run (its own gs:// writer would need google-cloud-storage, and it has none for other schemes)."""
+    from tensorboardX import record_writer
+
+    record_writer.register_writer_factory(scheme, _EpathEventFiles())
 
 
 def wandb_run_id(run_dir: epath.Path) -> str:

@@ -49,6 +49,8 @@ def train(
     weights, and what it returns is logged under `eval/`. `robopolicy train` passes closed-loop
     rollouts (`robopolicy.eval.training_rollouts`).
     """
+    if config.dry_run:
+        raise UserError("train: config.dry_run is set; a dry run is robopolicy.train.dry_run.dry_run(config)")
     mesh = loop.training_mesh(config)  # first: it may join a cluster, before anything touches a device
     stage1: dict[str, Any] = {}
     data_config, pretrained = config, None
