@@ -13,6 +13,13 @@ redrawn with the losses, probe curves and embedding spread so far.
 DynaMo keeps no EMA of its weights: the paper probes and transplants the online encoder, and a second
 copy of the encoder and both transformers would cost memory for weights nothing reads. Its optional
 EMA *target* encoder (`model.ema_target`) is part of the objective and lives in the train state.
+
+BatchNorm (the default "resnet18_avgpool" encoder): the loss runs the model in train mode, so each
+step normalises with the statistics of its batch and returns the updated running statistics, which
+live in the train state (`batch_stats`) and are checkpointed with the encoder; probes, embedding
+caches and policies use the running statistics (eval mode). The step is jitted over the global
+batch, sharded over the mesh's data axes, so the batch statistics are those of the global batch
+(XLA inserts the all-reduce): PyTorch's SyncBatchNorm, which the reference turns on (`sync_bn`).
 """
 
 from __future__ import annotations
@@ -104,12 +111,13 @@ class ProbeSplit:
 def make_embedder(
     graphdef: nnx.GraphDef, cameras: tuple[str, ...]
 ) -> Callable[[nnx.State, dict[str, np.ndarray]], Float[np.ndarray, "n ve"]]:
-    """(encoder params, {camera: uint8 [N, H, W, 3]}) → per-frame features, views concatenated [N, V·E]."""
+    """(encoder weights: parameters and running statistics, {camera: uint8 [N, H, W, 3]}) →
+    per-frame features, views concatenated [N, V·E]."""
 
     @jax.jit
     def embed_chunk(params: nnx.State, images: dict[str, jax.Array]) -> jax.Array:
         encoder = nnx.merge(graphdef, params)
-        z = embed_views(encoder, {cam: images[cam][:, None] for cam in cameras}, cameras)
+        z = embed_views(encoder, {cam: images[cam][:, None] for cam in cameras}, cameras)  # eval mode
         return z.reshape(z.shape[0], -1)
 
     def embed(params: nnx.State, images: dict[str, np.ndarray]) -> np.ndarray:
@@ -148,21 +156,34 @@ def run_probes(
 
 
 def dynamo_loss(graphdef: nnx.GraphDef, encoder_graphdef: nnx.GraphDef, config: DynamoConfig) -> loop.LossFn:
-    """The DynaMo loss of a batch of windows, its terms and collapse measures as metrics; targets
-    come from the EMA target encoder in the train state when the model has one."""
+    """The DynaMo loss of a batch of windows, its terms and collapse measures as metrics, and the
+    updated BatchNorm running statistics (when the encoder has any). BatchNorm runs in train mode;
+    targets come from the EMA target encoder in the train state when the model has one."""
     before_norm = config.dynamics_features == "before_output_norm"
 
     def loss(
-        params: nnx.State, state: dict[str, Any], images: WindowImages, _key: jax.Array
-    ) -> tuple[jax.Array, dict[str, jax.Array]]:
+        params: nnx.State, state: dict[str, Any], images: WindowImages, key: jax.Array
+    ) -> tuple[jax.Array, dict[str, jax.Array], dict[str, Any]]:
+        stats = state.get("batch_stats", nnx.State({}))
         target_z = None
         if "target_params" in state:
-            target = nnx.merge(encoder_graphdef, state["target_params"])
+            encoder_stats = stats["encoder"] if "encoder" in stats else nnx.State({})
+            target = _train_mode(
+                nnx.merge(encoder_graphdef, state["target_params"], encoder_stats, copy=True)
+            )
             target_z = jax.lax.stop_gradient(embed_views(target, images, config.cameras, before_norm))
-        terms = nnx.merge(graphdef, params).losses(images, target_z)
-        return terms["loss"], terms
+        # copy=True: new Variables in this trace; the train state's own are read-only here.
+        model = _train_mode(nnx.merge(graphdef, params, stats, copy=True))
+        terms = model.losses(images, target_z, key)
+        computed = {"batch_stats": nnx.state(model, nnx.BatchStat)} if "batch_stats" in state else {}
+        return terms["loss"], terms, computed
 
     return loss
+
+
+def _train_mode(module: nnx.Module) -> nnx.Module:
+    """`module` with its BatchNorm layers (if any) normalising with, and updating from, the batch."""
+    return nnx.view(module, use_running_average=False, raise_if_not_found=False)
 
 
 def target_update(config: DynamoConfig, total_steps: int) -> loop.ExtraUpdate:
@@ -202,12 +223,13 @@ def pretrain_dynamo(
     model_cfg = dynamo_config_for(episodes, config.model, config.dataset)
     train_eps, held_eps = split_episodes(episodes, config.holdout_fraction)
     loader = ImageWindowLoader(train_eps, model_cfg.cameras, model_cfg.window, config.batch_size, config.seed)
+    config = dataclasses.replace(config, steps=config.total_steps(len(loader)))
     probe_train = ProbeSplit.from_episodes(train_eps, model_cfg.cameras, config.probe_frames)
     probe_test = ProbeSplit.from_episodes(held_eps, model_cfg.cameras, config.probe_frames)
 
     model = DynaMo(model_cfg, rngs=nnx.Rngs(config.seed))
-    graphdef, encoder_graphdef = nnx.graphdef(model), nnx.graphdef(model.encoder)
-    params = nnx.state(model, nnx.Param)
+    graphdef, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
+    encoder_graphdef = nnx.graphdef(model.encoder)
     del model
     run_dir = storage_path(config.out)
     embed = make_embedder(encoder_graphdef, model_cfg.cameras)
@@ -237,9 +259,10 @@ def pretrain_dynamo(
         batch=host_batches(loader),
         meta=meta,
         check_resume=functools.partial(_check_resume_compatible, meta),
-        extra_state=(
-            {"target_params": jax.tree.map(jnp.copy, params["encoder"])} if model_cfg.ema_target else {}
-        ),
+        extra_state={
+            **({"batch_stats": batch_stats} if jax.tree.leaves(batch_stats) else {}),
+            **({"target_params": jax.tree.map(jnp.copy, params["encoder"])} if model_cfg.ema_target else {}),
+        },
         update_extra=target_update(model_cfg, config.steps) if model_cfg.ema_target else None,
         hooks=[loop.Hook(probe, every=config.probe_every, at_start=True, at_end=True)],
     )
