@@ -44,7 +44,7 @@ MODEL = DynamoConfig(
 )
 
 
-def _episodes(n: int = 4, steps: int = 10) -> list[Episode]:
+def _episodes(n: int = 4, steps: int = 10, objects: bool = False) -> list[Episode]:
     rng = np.random.default_rng(0)
     return [
         Episode(
@@ -55,6 +55,7 @@ def _episodes(n: int = 4, steps: int = 10) -> list[Episode]:
             task="cube_on_plate",
             instruction="put the red cube on the plate",
             episode_id=i,
+            object_state=rng.normal(size=(steps, 14)).astype(np.float32) if objects else None,
         )
         for i in range(n)
     ]
@@ -163,9 +164,14 @@ def test_resume_reproduces_uninterrupted_run_and_policy_takes_the_encoder(tmp_pa
 def test_ema_target_run_and_resume_with_another_model_names_the_keys(tmp_path):
     ema = dataclasses.replace(MODEL, ema_target=True)
     first = pretrain_dynamo(
-        _config(tmp_path / "run", steps=1, probe_every=0, model=ema), _episodes(), progress=False
+        _config(tmp_path / "run", steps=1, probe_every=0, model=ema), _episodes(objects=True), progress=False
     )
     assert np.isfinite(first.final_loss)
+    # With object poses in the dataset, they are probed next to the robot state.
+    probe = first.evaluations[-1]["probe"]
+    assert set(probe) == {"state", "object_state", "action", "spread"}
+    assert set(probe["object_state"]) == {"linear", "knn", "nearest_neighbour"}
+    assert probe["object_state"]["nearest_neighbour"] >= 0.0
     wider = _config(tmp_path / "run", steps=2, probe_every=0, model=dataclasses.replace(ema, latent_dim=6))
     with pytest.raises(UserError, match=r"latent_dim: 4 → 6"):
         pretrain_dynamo(wider, _episodes(), progress=False)

@@ -5,9 +5,11 @@ The objective reads only camera frames for training; its batches are a pure func
 (`ImageWindowLoader`), so a resumed run sees exactly the batches an uninterrupted one would. Before
 the first step, every `probe_every` steps and after the last step, it embeds frames of training and
 held-out episodes with the current encoder and fits linear (ridge) and kNN probes to the robot
-state and to the actions, scored on the held-out episodes; probes are evaluation, so they may read
-state and actions. Each probe is an `eval` row of the train log: {"step", "kind": "eval", "probe":
-{"state": {"linear", "knn"}, "action": {...}, "spread": {...}}}, and `<run>/pretraining.png` is
+state, to the objects' poses (when the dataset stores `observation/object_state`) and to the
+actions, scored on the held-out episodes, with the reference's nearest-neighbour state distance;
+probes are evaluation, so they may read state and actions. Each probe is an `eval` row of the train
+log: {"step", "kind": "eval", "probe": {"state": {"linear", "knn", "nearest_neighbour"},
+"object_state": {...}, "action": {"linear", "knn"}, "spread": {...}}}, and `<run>/pretraining.png` is
 redrawn with the losses, probe curves and embedding spread so far.
 
 DynaMo keeps no EMA of its weights: the paper probes and transplants the online encoder, and a second
@@ -47,7 +49,7 @@ from robopolicy.models.dynamo import DynaMo, WindowImages, embed_views
 from robopolicy.models.dynamo_config import DynamoConfig
 from robopolicy.models.dynamo_loss import target_ema_decay
 from robopolicy.models.embedding_collapse import effective_rank, normalized_std
-from robopolicy.models.embedding_probes import probe_mse
+from robopolicy.models.embedding_probes import nearest_neighbour_distance, probe_mse
 from robopolicy.paths import storage_path
 from robopolicy.train import loop
 from robopolicy.train.checkpoint import DYNAMO_KIND
@@ -87,6 +89,7 @@ class ProbeSplit:
     images: dict[str, UInt8[np.ndarray, "n h w 3"]]
     state: Float[np.ndarray, "n s"]
     action: Float[np.ndarray, "n a"]
+    object_state: Float[np.ndarray, "n o"] | None  # None unless every episode has object poses
 
     @classmethod
     def from_episodes(cls, episodes: list[Episode], cameras: tuple[str, ...], max_frames: int) -> ProbeSplit:
@@ -105,6 +108,11 @@ class ProbeSplit:
             images={cam: np.concatenate([e.frames[cam][steps] for e, steps in picked]) for cam in cameras},
             state=np.concatenate([e.state[steps] for e, steps in picked]),
             action=np.concatenate([e.action[steps] for e, steps in picked]),
+            object_state=(
+                np.concatenate([e.object_state[steps] for e, steps in picked])
+                if all(e.object_state is not None for e, _ in picked)
+                else None
+            ),
         )
 
 
@@ -141,12 +149,26 @@ def run_probes(
     ridge: float,
     k: int,
 ) -> dict[str, dict[str, float]]:
-    """Held-out probe MSEs (standardised units; 1.0 = predicting the mean) for state and action,
-    and the held-out embeddings' scale-free spread ({"normalized_std", "effective_rank"}, views
-    concatenated)."""
+    """Held-out probes of the robot state, the action and, when both splits have them, the objects'
+    poses: {"linear", "knn"} MSEs (standardised units; 1.0 = predicting the mean) and, for the two
+    states, the "nearest_neighbour" distance; and the held-out embeddings' scale-free spread
+    ({"normalized_std", "effective_rank"}, views concatenated)."""
     x_train, x_test = embed(params, train.images), embed(params, test.images)
+
+    def states(y_train: np.ndarray, y_test: np.ndarray) -> dict[str, float]:
+        return {
+            **probe_mse(x_train, y_train, x_test, y_test, ridge, k),
+            "nearest_neighbour": nearest_neighbour_distance(x_train, y_train, x_test, y_test),
+        }
+
+    objects = (
+        {"object_state": states(train.object_state, test.object_state)}
+        if train.object_state is not None and test.object_state is not None
+        else {}
+    )
     return {
-        "state": probe_mse(x_train, train.state, x_test, test.state, ridge, k),
+        "state": states(train.state, test.state),
+        **objects,
         "action": probe_mse(x_train, train.action, x_test, test.action, ridge, k),
         "spread": {
             "normalized_std": float(normalized_std(jnp.asarray(x_test))),
