@@ -27,7 +27,11 @@ from robopolicy.tasks.suites_listing import SuitesConfig
 from robopolicy.train.cache_embeddings import CacheEmbeddingsConfig
 from robopolicy.train.export import ExportConfig
 from robopolicy.train.optimizer import OptimizerConfig
-from robopolicy.train.pretrain_dynamo_config import DYNAMO_ENVIRONMENT_PRESETS, PretrainDynamoConfig
+from robopolicy.train.pretrain_dynamo_config import (
+    DYNAMO_ENVIRONMENT_PRESETS,
+    DYNAMO_OPTIMIZER,
+    PretrainDynamoConfig,
+)
 from robopolicy.train.train_config import TrainConfig
 from robopolicy.train.train_logging import LogConfig
 
@@ -141,6 +145,7 @@ PRETRAIN_DYNAMO = {
         log=LogConfig(every=10),
         probe_every=100,
         probe_frames=1000,
+        optimizer=dataclasses.replace(DYNAMO_OPTIMIZER, warmup_steps=38),  # an eighth of the run, as default
         model=TINY_DYNAMO,
         out="runs/dynamo_tiny",
     ),

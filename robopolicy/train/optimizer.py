@@ -24,7 +24,7 @@ class OptimizerConfig:
         weight_decay: AdamW's decoupled weight decay.
         schedule: "warmup_cosine": linear warm-up from 0 to `learning_rate` over `warmup_steps`, then
             cosine decay to `final_lr_fraction` of it at the last step. "constant": the same warm-up,
-            then `learning_rate` until the end (DynaMo's setting, with no warm-up).
+            then `learning_rate` until the end (the DynaMo reference on LIBERO, with no warm-up).
         warmup_steps: steps of the linear warm-up (0: none).
         grad_clip_norm: clip gradients to this L2 norm before the update.
         grad_clip: "global": the norm over all parameters. "per_module": the norm of each top-level
