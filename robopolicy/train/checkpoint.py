@@ -251,7 +251,7 @@ def load_meta(path: str | os.PathLike[str]) -> tuple[epath.Path, int, dict[str, 
 
 def load_dynamo_encoder(path: str | os.PathLike[str]) -> tuple[DynamoConfig, nnx.State]:
     """The latest DynaMo checkpoint at `path` (run folder, `checkpoints/` or a step folder) →
-    (its DynamoConfig, the encoder's nnx.Param state)."""
+    (its DynamoConfig, the encoder's weights: parameters and BatchNorm running statistics)."""
     directory, step, meta = load_meta(path)
     if meta.get("kind") != DYNAMO_KIND:
         raise UserError(
