@@ -244,15 +244,26 @@ def test_pretraining_and_training_take_the_same_run_flags():
     assert run <= train_flags & pretrain_flags
 
 
-@pytest.mark.slow  # two ResNet-18 compilations: pretraining's step and a policy's
-def test_batchnorm_statistics_are_trained_checkpointed_and_used_in_eval_mode_by_a_policy(tmp_path):
+@pytest.mark.slow  # ResNet-18 compilations: pretraining's step, its probes and a policy's step
+def test_batchnorm_statistics_are_trained_resumed_and_used_in_eval_mode_by_a_policy(tmp_path):
     episodes = _episodes()
     model = dataclasses.replace(MODEL, encoder="resnet18_avgpool", feature_dim=512, window=2)
     config = _config(tmp_path / "a", model=model, steps=2, checkpoint_every=1, probe_every=0)
-    pretrain_dynamo(config, episodes, progress=False)
-    # The running statistics are part of the checkpointed train state, so a resumed run continues
-    # from the saved ones: the saved encoder of each step carries that step's statistics.
+    full = pretrain_dynamo(config, episodes, progress=False)
+    # The running statistics are part of the checkpointed train state: a run resumed from step 1
+    # continues from the saved ones and ends with the uninterrupted run's statistics, bit for bit.
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    shutil.rmtree(tmp_path / "b" / "checkpoints" / "2")
+    resumed = pretrain_dynamo(dataclasses.replace(config, out=str(tmp_path / "b")), episodes, progress=False)
+    np.testing.assert_array_equal([v for _, v in resumed.losses], [v for _, v in full.losses[1:]])
     config_a, encoder = load_encoder_module(tmp_path / "a")
+    _, resumed_encoder = load_encoder_module(tmp_path / "b")
+    for x, y in zip(
+        jax.tree.leaves(nnx.state(encoder, WEIGHTS)),
+        jax.tree.leaves(nnx.state(resumed_encoder, WEIGHTS)),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
     _, first = load_encoder_module(tmp_path / "a" / "checkpoints" / "1")
     stats, stats_1 = nnx.state(encoder, nnx.BatchStat), nnx.state(first, nnx.BatchStat)
     assert not np.allclose(
