@@ -26,6 +26,7 @@ from machine import machine_line
 from robopolicy.data.collect import collect
 from robopolicy.data.rlds_reader import load_episodes
 from robopolicy.models.dynamo import make_encoder
+from robopolicy.models.model_weights import WEIGHTS
 from robopolicy.presets import COLLECT, PRETRAIN_DYNAMO
 from robopolicy.train.dynamo_plots import plot_pretraining, read_log
 from robopolicy.train.pretrain_dynamo import (
@@ -71,7 +72,7 @@ def main() -> None:
     probe_test = ProbeSplit.from_episodes(held_eps, model_cfg.cameras, config.probe_frames)
     random = []
     for seed in range(args.random_seeds):
-        graphdef, params = nnx.split(make_encoder(model_cfg, rngs=nnx.Rngs(seed)), nnx.Param)
+        graphdef, params = nnx.split(make_encoder(model_cfg, rngs=nnx.Rngs(seed)), WEIGHTS)
         embed = make_embedder(graphdef, model_cfg.cameras)
         random.append(run_probes(embed, params, probe_train, probe_test, config.probe_ridge, config.probe_k))
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from robopolicy.data.collect import CollectConfig, _worker_count, collect
+from robopolicy.data.collect import CollectConfig, _object_state_dim, _worker_count, collect
 from robopolicy.data.rlds_reader import load_episodes
 
 
@@ -27,6 +27,10 @@ def test_two_workers_write_the_same_dataset_as_one(tmp_path):
         assert (a.episode_id, a.task, a.instruction) == (b.episode_id, b.task, b.instruction)
         np.testing.assert_array_equal(a.action, b.action)
         np.testing.assert_array_equal(a.state, b.state)
+        # The objects' poses come with every step, and they move: the expert moves an object.
+        np.testing.assert_array_equal(a.object_state, b.object_state)
+        assert a.object_state.shape == (len(a), _object_state_dim(a.task))
+        assert np.abs(a.object_state[-1] - a.object_state[0]).max() > 1e-3
         np.testing.assert_array_equal(np.asarray(a.frames["agentview"]), np.asarray(b.frames["agentview"]))
 
 

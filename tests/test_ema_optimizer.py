@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from robopolicy.train.ema import ema_decay, ema_update
-from robopolicy.train.optimizer import OptimizerConfig, learning_rate_schedule
+from robopolicy.train.optimizer import OptimizerConfig, clip_by_module_norm, learning_rate_schedule
 
 
 def test_ema_decay_schedule_hand_computed():
@@ -44,3 +44,16 @@ def test_constant_schedule_with_and_without_warmup():
     assert [float(warm(s)) for s in range(6)] == pytest.approx([0.0, 1e-4, 2e-4, 3e-4, 4e-4, 4e-4])
     with pytest.raises(ValueError, match="schedule"):
         OptimizerConfig(schedule="linear")
+
+
+def test_per_module_clipping_hand_computed():
+    # Module a's gradient (3, 4) has norm 5: scaled to norm 1, (0.6, 0.8). Module b's norm 0.5 is under
+    # the limit and stays; clipped globally (norm √25.25) it would have shrunk too.
+    grads = {"a": {"w": jnp.asarray([3.0, 4.0])}, "b": {"w": jnp.asarray([0.3]), "v": jnp.asarray([0.4])}}
+    clip = clip_by_module_norm(1.0)
+    clipped, _ = clip.update(grads, clip.init(grads))
+    np.testing.assert_allclose(clipped["a"]["w"], [0.6, 0.8], rtol=1e-6)
+    np.testing.assert_allclose(clipped["b"]["w"], [0.3], rtol=1e-6)
+    np.testing.assert_allclose(clipped["b"]["v"], [0.4], rtol=1e-6)
+    with pytest.raises(ValueError, match="grad_clip"):
+        OptimizerConfig(grad_clip="layer")

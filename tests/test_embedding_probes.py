@@ -1,8 +1,16 @@
 """Linear (ridge) and kNN probes on synthetic data with known answers."""
 
 import numpy as np
+import pytest
 
-from robopolicy.models.embedding_probes import Standardizer, knn_predict, probe_mse, ridge_fit, ridge_predict
+from robopolicy.models.embedding_probes import (
+    Standardizer,
+    knn_predict,
+    nearest_neighbour_distance,
+    probe_mse,
+    ridge_fit,
+    ridge_predict,
+)
 
 
 def test_ridge_recovers_a_linear_map_with_bias():
@@ -45,3 +53,13 @@ def test_probe_mse_is_zero_for_linear_targets_and_one_for_noise():
 def test_standardizer_leaves_constant_columns_finite():
     s = Standardizer.fit(np.asarray([[1.0, 5.0], [3.0, 5.0]]))
     np.testing.assert_allclose(s(np.asarray([[2.0, 5.0]])), [[0.0, 0.0]])
+
+
+def test_nearest_neighbour_distance_hand_computed():
+    # Pool embeddings 0 and 10 with states 0 and 2 (standardised: mean 1, std 1 → −1 and +1).
+    x_pool, y_pool = np.asarray([[0.0], [10.0]]), np.asarray([[0.0], [2.0]])
+    # Query at 1 (nearest: 0) with state 0: standardised −1 against −1 → 0. Query at 9 (nearest: 10)
+    # with state 0: −1 against +1 → 4. Mean 2.
+    x_query, y_query = np.asarray([[1.0], [9.0]]), np.asarray([[0.0], [0.0]])
+    assert nearest_neighbour_distance(x_pool, y_pool, x_query, y_query) == pytest.approx(2.0)
+    assert nearest_neighbour_distance(x_pool, y_pool, x_query[:1], y_query[:1]) == pytest.approx(0.0)

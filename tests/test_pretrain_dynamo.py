@@ -14,10 +14,12 @@ from robopolicy.data.episode import Episode
 from robopolicy.data.image_windows import ImageWindowLoader
 from robopolicy.errors import UserError
 from robopolicy.models.dynamo_config import DynamoConfig
+from robopolicy.models.model_weights import WEIGHTS
 from robopolicy.models.policy import SHARED, Policy
 from robopolicy.models.policy_config import PolicyConfig
 from robopolicy.train.checkpoint import load_dynamo_encoder
 from robopolicy.train.frozen_encoder import frozen_mask
+from robopolicy.train.loaded_policy import load_policy
 from robopolicy.train.pretrain_dynamo import pretrain_dynamo
 from robopolicy.train.pretrain_dynamo_config import DYNAMO_OPTIMIZER, PretrainDynamoConfig
 from robopolicy.train.pretrained_encoder import (
@@ -25,7 +27,9 @@ from robopolicy.train.pretrained_encoder import (
     load_encoder_module,
     policy_config_with_encoder,
 )
+from robopolicy.train.train_config import TrainConfig
 from robopolicy.train.train_logging import LogConfig
+from robopolicy.train.trainer import train
 
 CAMERAS = ("agentview", "wrist")
 MODEL = DynamoConfig(
@@ -40,7 +44,7 @@ MODEL = DynamoConfig(
 )
 
 
-def _episodes(n: int = 4, steps: int = 10) -> list[Episode]:
+def _episodes(n: int = 4, steps: int = 10, objects: bool = False) -> list[Episode]:
     rng = np.random.default_rng(0)
     return [
         Episode(
@@ -51,6 +55,7 @@ def _episodes(n: int = 4, steps: int = 10) -> list[Episode]:
             task="cube_on_plate",
             instruction="put the red cube on the plate",
             episode_id=i,
+            object_state=rng.normal(size=(steps, 14)).astype(np.float32) if objects else None,
         )
         for i in range(n)
     ]
@@ -159,9 +164,14 @@ def test_resume_reproduces_uninterrupted_run_and_policy_takes_the_encoder(tmp_pa
 def test_ema_target_run_and_resume_with_another_model_names_the_keys(tmp_path):
     ema = dataclasses.replace(MODEL, ema_target=True)
     first = pretrain_dynamo(
-        _config(tmp_path / "run", steps=1, probe_every=0, model=ema), _episodes(), progress=False
+        _config(tmp_path / "run", steps=1, probe_every=0, model=ema), _episodes(objects=True), progress=False
     )
     assert np.isfinite(first.final_loss)
+    # With object poses in the dataset, they are probed next to the robot state.
+    probe = first.evaluations[-1]["probe"]
+    assert set(probe) == {"state", "object_state", "action", "spread"}
+    assert set(probe["object_state"]) == {"linear", "knn", "nearest_neighbour"}
+    assert probe["object_state"]["nearest_neighbour"] >= 0.0
     wider = _config(tmp_path / "run", steps=2, probe_every=0, model=dataclasses.replace(ema, latent_dim=6))
     with pytest.raises(UserError, match=r"latent_dim: 4 → 6"):
         pretrain_dynamo(wider, _episodes(), progress=False)
@@ -182,14 +192,34 @@ def test_default_preset_is_the_paper_setting():
     config = PRETRAIN_DYNAMO["default"]
     opt = config.optimizer
     assert config.batch_size == 64 and (opt.learning_rate, opt.b1, opt.b2) == (1e-4, 0.9, 0.999)
-    assert (opt.weight_decay, opt.grad_clip_norm, opt.schedule, opt.warmup_steps) == (0.0, 0.1, "constant", 0)
+    assert (opt.weight_decay, opt.grad_clip_norm, opt.grad_clip) == (0.0, 0.1, "per_module")
+    assert (opt.schedule, opt.warmup_steps, config.steps) == ("warmup_cosine", 1250, 10000)
     m = config.model
-    assert (m.encoder, m.feature_dim, m.window, m.covariance_weight) == ("resnet18", 512, 5, 0.04)
+    assert (m.encoder, m.feature_dim, m.window, m.covariance_weight) == ("resnet18_avgpool", 512, 5, 0.04)
+    assert (m.views, m.latent_dim, m.forward_dropout) == ("per_view", 32, 0.0)
     assert (m.transformer_layers, m.transformer_heads, m.transformer_dim) == (6, 6, 120)
     model = nnx.eval_shape(lambda: DynaMo(m, rngs=nnx.Rngs(0)))  # shapes only, nothing allocated
     assert len(model.inverse_dynamics.blocks) == len(model.forward_dynamics.blocks) == 6
-    assert model.encoder.out.out_features == 512
-    assert model.forward_dynamics.out.out_features == 2 * 512
+    assert model.forward_dynamics.out.out_features == 512  # one view per sequence
+    assert len(jax.tree.leaves(nnx.state(model, nnx.BatchStat))) == 2 * 20  # mean and var of 20 BatchNorms
+    # The reference's per-environment settings are presets too.
+    assert PRETRAIN_DYNAMO["sim_kitchen"].model.window == 2
+    assert [
+        PRETRAIN_DYNAMO[env].model.latent_dim for env in ("libero", "pusht", "sim_kitchen", "block_push")
+    ] == [
+        32,
+        8,
+        64,
+        16,
+    ]
+
+
+def test_epochs_set_the_training_length():
+    config = _config("unused", epochs=2.5, batch_size=4)
+    assert config.total_steps(windows=10) == 7  # ⌈2.5 · 10 / 4⌉
+    assert _config("unused").total_steps(windows=10) == 4  # epochs 0: `steps`
+    with pytest.raises(ValueError, match="epochs"):
+        _config("unused", epochs=-1)
 
 
 def test_pretraining_and_training_take_the_same_run_flags():
@@ -212,3 +242,80 @@ def test_pretraining_and_training_take_the_same_run_flags():
         "--keep-period",
     }
     assert run <= train_flags & pretrain_flags
+
+
+@pytest.mark.slow  # ResNet-18 compilations: pretraining's step, its probes and a policy's step
+def test_batchnorm_statistics_are_trained_resumed_and_used_in_eval_mode_by_a_policy(tmp_path):
+    episodes = _episodes()
+    model = dataclasses.replace(MODEL, encoder="resnet18_avgpool", feature_dim=512, window=2)
+    config = _config(tmp_path / "a", model=model, steps=2, checkpoint_every=1, probe_every=0)
+    full = pretrain_dynamo(config, episodes, progress=False)
+    # The running statistics are part of the checkpointed train state: a run resumed from step 1
+    # continues from the saved ones and ends with the uninterrupted run's statistics, bit for bit.
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    shutil.rmtree(tmp_path / "b" / "checkpoints" / "2")
+    resumed = pretrain_dynamo(dataclasses.replace(config, out=str(tmp_path / "b")), episodes, progress=False)
+    np.testing.assert_array_equal([v for _, v in resumed.losses], [v for _, v in full.losses[1:]])
+    config_a, encoder = load_encoder_module(tmp_path / "a")
+    _, resumed_encoder = load_encoder_module(tmp_path / "b")
+    for x, y in zip(
+        jax.tree.leaves(nnx.state(encoder, WEIGHTS)),
+        jax.tree.leaves(nnx.state(resumed_encoder, WEIGHTS)),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    _, first = load_encoder_module(tmp_path / "a" / "checkpoints" / "1")
+    stats, stats_1 = nnx.state(encoder, nnx.BatchStat), nnx.state(first, nnx.BatchStat)
+    assert not np.allclose(
+        np.asarray(stats["stem_norm"]["mean"][...]), np.asarray(stats_1["stem_norm"]["mean"][...])
+    )
+    # Two train-mode steps moved the running statistics away from their initial (0, 1).
+    assert np.abs(np.asarray(stats["stem_norm"]["mean"][...])).max() > 0
+    assert not np.allclose(np.asarray(stats["stem_norm"]["var"][...]), 1.0)
+
+    frames = episodes[0].frames["wrist"][:3]
+    eval_features = np.asarray(encoder(frames))
+    assert eval_features.shape == (3, 512)
+    # Eval mode (running statistics) is not train mode (the batch's own statistics).
+    batch_mode = nnx.view(nnx.clone(encoder), use_running_average=False)(
+        frames
+    )  # updates the clone's statistics
+    assert not np.allclose(eval_features, np.asarray(batch_mode), atol=1e-4)
+
+    # A policy takes the encoder with its statistics, embeds as it does, and trains with the
+    # statistics frozen (its encoders run in eval mode).
+    head = PolicyConfig(
+        image_size=16,
+        denoiser_width=16,
+        denoiser_depth=1,
+        obs_horizon=1,
+        action_horizon=2,
+        n_action_steps=1,
+        image_shift=0,
+    )
+    policy = Policy(policy_config_with_encoder(head, config_a), rngs=nnx.Rngs(7))
+    install_encoder(policy, config_a, nnx.state(encoder, WEIGHTS))
+    np.testing.assert_allclose(
+        np.asarray(policy.encoders[SHARED](frames)), eval_features, rtol=1e-5, atol=1e-6
+    )
+    mask = frozen_mask(nnx.state(policy, WEIGHTS), False)
+    assert sum(jax.tree.leaves(mask)) == len(jax.tree.leaves(stats))
+    run = train(
+        TrainConfig(
+            out=str(tmp_path / "policy"),
+            steps=1,
+            batch_size=2,
+            checkpoint_every=1,
+            log=LogConfig(every=1),
+            policy=head,
+            encoder=str(tmp_path / "a"),
+        ),
+        episodes,
+        progress=False,
+    )
+    assert np.isfinite(run.final_loss)
+    trained = load_policy(tmp_path / "policy")
+    for x, y in zip(
+        jax.tree.leaves(nnx.filter_state(trained.params, nnx.BatchStat)), jax.tree.leaves(stats), strict=True
+    ):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))

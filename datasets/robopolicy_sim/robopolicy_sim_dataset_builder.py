@@ -5,7 +5,9 @@ iterable of episodes (what `robopolicy data convert` streams; `examples`), into 
 dataset. Images are stored per the config's `image_encoding`: zlib-compressed
 uint8 tensors (lossless; the collector's default, fast for rendered scenes), or `tfds.features.Image`
 as PNG (lossless) or JPEG (what most real-robot RLDS sets use). PNG/JPEG bytes are encoded here with
-Pillow, since TFDS's own image encoder needs TensorFlow and this path must not.
+Pillow, since TFDS's own image encoder needs TensorFlow and this path must not. With
+`object_state_dim` > 0, each step also stores `observation/object_state`: the objects' poses,
+zero-padded to that width.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class SimDatasetConfig(tfds.core.BuilderConfig):
     image_encoding: str = "zlib"  # zlib | png | jpeg
     state_dim: int = 9
     action_dim: int = 7
+    object_state_dim: int = 0  # 0: no observation/object_state
 
     def image_shape(self) -> tuple[int, int, int]:
         return (self.image_height or self.image_size, self.image_width or self.image_size, 3)
@@ -50,6 +53,8 @@ class RobopolicySim(tfds.core.GeneratorBasedBuilder):
     def _info(self) -> tfds.core.DatasetInfo:
         cfg: SimDatasetConfig = self.builder_config
         images = {cam: _image_feature(cfg.image_shape(), cfg.image_encoding) for cam in cfg.cameras}
+        if cfg.object_state_dim:
+            images["object_state"] = tfds.features.Tensor(shape=(cfg.object_state_dim,), dtype=np.float32)
         return tfds.core.DatasetInfo(
             builder=self,
             description=__doc__,
@@ -99,11 +104,13 @@ class RobopolicySim(tfds.core.GeneratorBasedBuilder):
         for episode in episodes:
             num_steps = len(episode.action)
             frames = {cam: episode.frames[cam] for cam in cfg.cameras}
+            objects = _padded_object_state(episode, cfg.object_state_dim)
             steps = [
                 {
                     "observation": {
                         **{cam: encode(frames[cam][t]) for cam in cfg.cameras},
                         "state": episode.state[t],
+                        **({} if objects is None else {"object_state": objects[t]}),
                     },
                     "action": episode.action[t],
                     "reward": episode.reward[t],
@@ -143,6 +150,7 @@ class StagedEpisode:
     seed: int
     init_state_id: int
     success: bool
+    object_state: np.ndarray | None = None
 
 
 def staged_episodes(raw_dir: Path) -> Iterator[StagedEpisode]:
@@ -151,7 +159,9 @@ def staged_episodes(raw_dir: Path) -> Iterator[StagedEpisode]:
             meta = json.loads(str(f["meta"]))
             arrays = {key: f[key] for key in f.files if key != "meta"}
         yield StagedEpisode(
-            frames={k: v for k, v in arrays.items() if k not in ("state", "action", "reward")},
+            frames={
+                k: v for k, v in arrays.items() if k not in ("state", "action", "reward", "object_state")
+            },
             state=arrays["state"],
             action=arrays["action"],
             reward=arrays["reward"],
@@ -161,7 +171,22 @@ def staged_episodes(raw_dir: Path) -> Iterator[StagedEpisode]:
             seed=int(meta["seed"]),
             init_state_id=int(meta["init_state_id"]),
             success=bool(meta["success"]),
+            object_state=arrays.get("object_state"),
         )
+
+
+def _padded_object_state(episode: Any, width: int) -> np.ndarray | None:
+    """The episode's object poses [T, width], zero-padded; None when the dataset stores none."""
+    if not width:
+        return None
+    poses = getattr(episode, "object_state", None)
+    if poses is None:
+        raise ValueError(f"episode {episode.episode_id}: no object_state, but the dataset stores one")
+    if poses.shape[1] > width:
+        raise ValueError(
+            f"episode {episode.episode_id}: object_state has {poses.shape[1]} values, over {width}"
+        )
+    return np.pad(np.asarray(poses, np.float32), [(0, 0), (0, width - poses.shape[1])])
 
 
 def _image_feature(shape: tuple[int, int, int], encoding: str) -> Any:

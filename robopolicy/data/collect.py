@@ -128,8 +128,16 @@ def collect(config: CollectConfig, progress: bool = True) -> CollectResult:
         image_shape=(config.image_size, config.image_size),
         state_dim=TabletopEnv.state_dim,
         action_dim=TabletopEnv.action_dim,
+        object_state_dim=max(_object_state_dim(task) for task in tasks),
     )
     return CollectResult(dataset_dir, kept, failures, total_steps, time.perf_counter() - t0)
+
+
+def _object_state_dim(task: str) -> int:
+    """Width of the task's `object_state` (7 per object body); a dataset pads to its widest task's."""
+    spec = load_task_spec(task)
+    articulated = sum(o.kind.articulated for o in spec.objects)  # and their moving part
+    return 7 * (len(spec.objects) + articulated)
 
 
 def _collect_task(
@@ -224,6 +232,7 @@ def _to_episode(rollout: dict, spec: TaskSpec, config: CollectConfig, episode_id
         seed=seed,
         init_state_id=-1,
         success=bool(rollout["success"]),
+        object_state=np.asarray(rollout["object_states"][:num_steps], np.float32),
     )
 
 

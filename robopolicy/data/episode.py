@@ -15,6 +15,8 @@ class Episode:
     `frames[camera]` is uint8 [T, H, W, 3]; `state` float32 [T, S]; `action` float32 [T, A];
     `reward` float32 [T]. Step t's action was taken after observing step t. An episode read from
     an embedding cache has `embeddings[camera]` float32 [T, D] instead of frames (and `frames` empty).
+    `object_state` float32 [T, O]: the objects' poses (simulated datasets written by `robopolicy
+    collect`, `observation/object_state`), or None where the dataset has none; only probes read it.
     """
 
     frames: dict[str, UInt8[np.ndarray, "t h w 3"]]
@@ -29,6 +31,7 @@ class Episode:
     success: bool = True
     extra: dict[str, str] = field(default_factory=dict)
     embeddings: dict[str, Float[np.ndarray, "t d"]] = field(default_factory=dict)
+    object_state: Float[np.ndarray, "t o"] | None = None
 
     def __len__(self) -> int:
         return len(self.action)

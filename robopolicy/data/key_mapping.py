@@ -8,7 +8,8 @@ check` then enforces. Image sizes come from the data (any size, the same in ever
 
 Presets (`--mapping NAME`):
 
-- `robopolicy`: datasets written by `robopolicy collect` (every observation key but `state` is a camera).
+- `robopolicy`: datasets written by `robopolicy collect` (every observation key but `state` and
+  `object_state` is a camera; `object_state`, the objects' poses, when present).
 - `robopolicy_embeddings`: embedding caches written by `robopolicy cache-embeddings`.
 - every TOML file in the folders of `ROBOPOLICY_MAPPING_PATH` (separated by `os.pathsep`, searched
   first, the first file of a name wins) and in `datasets/key_mappings/`, by file name; shipped: `libero`, the LIBERO RLDS
@@ -58,6 +59,8 @@ class KeyMapping:
     Attributes:
         name: shown in `data info` and error messages.
         cameras: step key of each image (uint8 [H, W, 3]) → camera name.
+        object_state: optional step key of the objects' poses (float [O]), read into
+            `Episode.object_state` when an episode has it (probes only).
         embeddings: step key of each per-frame embedding (float [D]) → camera name.
         state, action: step keys of proprio (float [S]) and action (float [A]).
         instruction: step key of the language instruction (text); None: the dataset has none.
@@ -93,6 +96,7 @@ class KeyMapping:
     action_dim: int | None = None
     action_bounds: tuple[tuple[float, float], ...] | None = None
     float_dtype: Literal["float32", "floating"] = "float32"
+    object_state: str | None = None
 
     def __post_init__(self) -> None:
         names = [*self.cameras.values(), *self.embeddings.values()]
@@ -168,6 +172,11 @@ def mapped_episode(
         embeddings={cam: arrays[key].astype(np.float32) for key, cam in mapping.embeddings.items()},
         state=arrays[mapping.state].astype(np.float32),
         action=arrays[mapping.action].astype(np.float32),
+        object_state=(
+            arrays[mapping.object_state].astype(np.float32)
+            if mapping.object_state and mapping.object_state in arrays
+            else None
+        ),
         reward=np.zeros(n, np.float32) if reward is None else reward.astype(np.float32).reshape(n),
         task=instruction if task is None else task.decode() if isinstance(task, bytes) else str(task),
         instruction=instruction,
@@ -205,12 +214,19 @@ _METADATA = {
 
 
 def robopolicy_mapping(step_keys: set[str], embeddings: bool = False) -> KeyMapping:
-    """Our own layout: every `observation/*` key but `state` is a camera (or an embedding)."""
-    observed = sorted(k for k in step_keys if k.startswith("observation/") and k != "observation/state")
+    """Our own layout: every `observation/*` key but `state` and `object_state` is a camera (or an
+    embedding); `object_state` is the objects' poses."""
+    objects = "observation/object_state"
+    observed = sorted(
+        k for k in step_keys if k.startswith("observation/") and k not in ("observation/state", objects)
+    )
     per_camera = {key: key.split("/", 1)[1] for key in observed}
+    object_state = objects if objects in step_keys else None
     if embeddings:
-        return KeyMapping(name="robopolicy_embeddings", embeddings=per_camera, **_METADATA)
-    return KeyMapping(name="robopolicy", cameras=per_camera, **_METADATA)
+        return KeyMapping(
+            name="robopolicy_embeddings", embeddings=per_camera, object_state=object_state, **_METADATA
+        )
+    return KeyMapping(name="robopolicy", cameras=per_camera, object_state=object_state, **_METADATA)
 
 
 def lerobot_mapping(keys: set[str], image_keys: set[str]) -> KeyMapping:

@@ -235,6 +235,8 @@ def read_episode(
     specs = mapping.step_specs()
     if mapping.reward and record.has_step_key(mapping.reward):  # optional, but checked when present
         specs[mapping.reward] = ArraySpec((), "floating")
+    if mapping.object_state and record.has_step_key(mapping.object_state):
+        specs[mapping.object_state] = ArraySpec((None,), "floating")
     arrays: dict[str, Any] = {}
     problems: list[Problem] = []
     for key in specs:

@@ -30,6 +30,7 @@ from robopolicy.errors import UserError
 from robopolicy.paths import datasets_dir
 
 BUILDER_NAME = "robopolicy_sim"
+OBJECT_STATE = "object_state"  # staged and `observation/` key of the objects' poses
 ImageEncoding = Literal["zlib", "png", "jpeg"]
 
 
@@ -43,7 +44,7 @@ def write_raw_episode(
 
     `per_step` holds the episode's observation arrays to store next to state, action and reward
     (default: its camera frames, under the camera names); `compressed=False` suits float arrays that
-    barely compress, such as embeddings.
+    barely compress, such as embeddings. The episode's `object_state`, if any, is staged too.
     """
     raw_dir.mkdir(parents=True, exist_ok=True)
     meta = {
@@ -63,6 +64,7 @@ def write_raw_episode(
         state=episode.state.astype(np.float32),
         action=episode.action.astype(np.float32),
         reward=episode.reward.astype(np.float32),
+        **({} if episode.object_state is None else {OBJECT_STATE: episode.object_state.astype(np.float32)}),
         **dict(episode.frames if per_step is None else per_step),
     )
     tmp.replace(path)
@@ -93,6 +95,7 @@ def build_rlds_dataset(
     image_shape: tuple[int, int],
     state_dim: int,
     action_dim: int,
+    object_state_dim: int = 0,
     image_encoding: ImageEncoding = "zlib",
     keep_raw: bool = False,
 ) -> Path:
@@ -100,7 +103,9 @@ def build_rlds_dataset(
 
     `source` is a folder of staged `.npz` episodes (removed afterwards unless `keep_raw`) or any
     iterable of episodes, consumed one at a time (`write_split`), so memory stays bounded.
-    `image_shape` is (height, width) of every camera's frames.
+    `image_shape` is (height, width) of every camera's frames. `object_state_dim` > 0 adds
+    `observation/object_state` float32 [object_state_dim]: each episode's object poses, zero-padded
+    to that width (tasks with fewer objects than the widest).
     """
     module = load_builder_module()
     # TFDS narrates every build (custom-config warnings, nested progress bars); our callers have their own bar.
@@ -117,6 +122,7 @@ def build_rlds_dataset(
         image_encoding=image_encoding,
         state_dim=state_dim,
         action_dim=action_dim,
+        object_state_dim=object_state_dim,
     )
     builder = module.RobopolicySim(config=config, data_dir=str(out_dir), file_format="array_record")
     episodes = module.staged_episodes(source) if staged else source

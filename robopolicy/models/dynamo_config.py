@@ -1,15 +1,20 @@
 """Configuration of a DynaMo model: the visual encoder and the two latent-dynamics transformers.
 
-Defaults follow DynaMo (Cui et al. 2024): a randomly initialised ResNet-18 giving one 512-d
-embedding per frame and per view, inverse- and forward-dynamics causal transformers of 6 layers, 6
-heads and width 120, a window of 5 frames, covariance weight 0.04, and no EMA target (the reference
-uses one for a single environment only).
+Defaults follow DynaMo (Cui et al. 2024) and its reference implementation (jeffacce/dynamo_ssl,
+`configs/train_libero_goal.yaml`): a randomly initialised torchvision-style ResNet-18 (BatchNorm,
+global average pooling) giving one 512-d embedding per frame and per view, inverse and forward
+dynamics run per view (`separate_single_views`), causal transformers of 6 layers, 6 heads and width
+120, a latent action of 32, a window of 5 frames, covariance weight 0.04, no forward-dynamics
+dropout and no EMA target (the reference uses one for block pushing only).
+`DYNAMO_ENVIRONMENTS` holds the reference's settings for its other environments.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from robopolicy.models.image_encoder import ImageEncoderKind, image_encoder_problem
 
 
 @dataclass(frozen=True)
@@ -19,13 +24,25 @@ class DynamoConfig:
     Attributes:
         cameras: views; one shared encoder embeds every view of every frame.
         image_size: square input resolution in pixels (taken from the dataset when pretraining).
-        encoder: "resnet18" (ResNet-18 with GroupNorm and a spatial-softmax head) or "cnn" (the small
-            ConvEncoder, for CPU runs). Both are the classes a policy builds, so weights transplant.
-        feature_dim: embedding size per view (512 for ResNet-18 as in the paper).
+        encoder: "resnet18_avgpool" (torchvision's ResNet-18: BatchNorm, global average pooling, 512-d;
+            the paper's), "resnet18" (ResNet-18 with GroupNorm and a spatial-softmax head) or "cnn"
+            (the small ConvEncoder, for CPU runs). All are the classes a policy builds
+            (`robopolicy.models.image_encoder`), so weights transplant.
+        feature_dim: embedding size per view (512, fixed, for "resnet18_avgpool").
         encoder_channels, pooling: the small CNN's conv stages and head (ignored for "resnet18").
         num_keypoints: spatial-softmax keypoints of the ResNet-18 head.
         window: frames per training window.
-        latent_dim: the inverse-dynamics bottleneck, about the state dimension (paper: 8–64).
+        views: "per_view" (the reference's `separate_single_views`): one shared encoder, then the
+            inverse and forward models run on each view's embeddings alone, each view with its own
+            latent action, and the loss is averaged over views. "concatenated": the views'
+            embeddings concatenated per step, one latent action for all of them.
+        latent_dim: the inverse-dynamics bottleneck, about the state dimension (reference: 8–64).
+        dynamics: which models predict the next embedding. "inverse_forward" (DynaMo); the
+            ablations "forward_only" (no inverse model: the forward model sees z_0…z_t and no latent
+            action) and "inverse_only" (no forward model: a linear layer maps the latent action
+            l_{t+1} alone to the predicted z_{t+1}).
+        forward_dropout: dropout rate inside the forward-dynamics transformer while pretraining.
+        stop_gradient: stop the gradient through the prediction targets (off only as an ablation).
         transformer_dim, transformer_layers, transformer_heads: size of both dynamics transformers.
         covariance_weight: weight of mean(offdiag(cov(z))²) in the loss.
         ema_target: embed prediction targets with an EMA copy of the encoder instead of the encoder
@@ -43,13 +60,17 @@ class DynamoConfig:
 
     cameras: tuple[str, ...] = ("agentview", "wrist")
     image_size: int = 128
-    encoder: Literal["resnet18", "cnn"] = "resnet18"
+    encoder: ImageEncoderKind = "resnet18_avgpool"
     feature_dim: int = 512
     encoder_channels: tuple[int, ...] = (32, 64, 128)
     pooling: Literal["spatial_softmax", "flatten"] = "spatial_softmax"
     num_keypoints: int = 32
     window: int = 5
-    latent_dim: int = 16
+    views: Literal["per_view", "concatenated"] = "per_view"
+    latent_dim: int = 32
+    dynamics: Literal["inverse_forward", "forward_only", "inverse_only"] = "inverse_forward"
+    forward_dropout: float = 0.0
+    stop_gradient: bool = True
     transformer_dim: int = 120
     transformer_layers: int = 6
     transformer_heads: int = 6
@@ -72,9 +93,17 @@ class DynamoConfig:
             len(self.cameras) >= 1 and len(set(self.cameras)) == len(self.cameras),
             "cameras must be unique and non-empty",
         )
+        problem = image_encoder_problem(self.encoder, self.feature_dim)
+        need(problem is None, str(problem))
         need(
-            self.encoder in ("resnet18", "cnn"), f"encoder must be 'resnet18' or 'cnn', got {self.encoder!r}"
+            self.views in ("per_view", "concatenated"),
+            f"views must be 'per_view' or 'concatenated', got {self.views!r}",
         )
+        need(
+            self.dynamics in ("inverse_forward", "forward_only", "inverse_only"),
+            f"dynamics must be 'inverse_forward', 'forward_only' or 'inverse_only', got {self.dynamics!r}",
+        )
+        need(0 <= self.forward_dropout < 1, f"forward_dropout must be in [0, 1), got {self.forward_dropout}")
         need(self.pooling in ("spatial_softmax", "flatten"), f"unknown pooling {self.pooling!r}")
         need(self.image_size >= 16, f"image_size must be >= 16, got {self.image_size}")
         need(
@@ -128,3 +157,25 @@ TINY_DYNAMO = DynamoConfig(
     transformer_layers=2,
     transformer_heads=2,
 )
+
+# The reference's per-environment settings (jeffacce/dynamo_ssl `configs/`): latent action size
+# (`projector/inverse_dynamics_*.yaml` output_dim), window (`train_*.yaml` window_size), transformer
+# size, forward-dynamics dropout and EMA target (`ssl/dynamo_*.yaml`). The default is "libero".
+DYNAMO_ENVIRONMENTS = {
+    # train_libero_goal.yaml, inverse_dynamics_libero.yaml, dynamo_libero.yaml
+    "libero": DynamoConfig(),
+    # train_pusht.yaml, inverse_dynamics_pusht.yaml, dynamo_pusht.yaml (one view)
+    "pusht": DynamoConfig(cameras=("agentview",), latent_dim=8),
+    # train_sim_kitchen.yaml, inverse_dynamics_sim_kitchen.yaml, dynamo_sim_kitchen.yaml (one view)
+    "sim_kitchen": DynamoConfig(cameras=("agentview",), latent_dim=64, window=2),
+    # train_blockpush.yaml, inverse_dynamics_blockpush.yaml, dynamo_blockpush.yaml
+    "block_push": DynamoConfig(
+        latent_dim=16,
+        transformer_dim=72,
+        transformer_layers=4,
+        transformer_heads=4,
+        forward_dropout=0.3,
+        ema_target=True,
+        ema_start=0.99,
+    ),
+}

@@ -1,7 +1,11 @@
 """Probes of frozen embeddings: how well do they predict state or actions on held-out episodes?
 
-Both probes standardise features and targets with the *training* split's mean and std, so an MSE
-of 1.0 is what predicting the training mean scores and 0 is perfect, whatever the target's units.
+The linear and kNN probes standardise features and targets with the *training* split's mean and
+std, so an MSE of 1.0 is what predicting the training mean scores and 0 is perfect, whatever the
+target's units. The nearest-neighbour distance (DynaMo's offline evaluation) compares a held-out
+frame's target with that of its nearest training frame in raw embedding space, in the same
+standardised units: 0 when neighbours in embedding space are neighbours in state, about 2 when the
+neighbour is no closer than a random frame.
 """
 
 from __future__ import annotations
@@ -52,6 +56,20 @@ def knn_predict(
     sq = (x**2).sum(1)[:, None] - 2.0 * x @ x_train.T + (x_train**2).sum(1)[None]
     nearest = np.argsort(sq, axis=1, kind="stable")[:, :k]
     return y_train[nearest].mean(axis=1)
+
+
+def nearest_neighbour_distance(
+    x_pool: Float[np.ndarray, "n d"],
+    y_pool: Float[np.ndarray, "n k"],
+    x_query: Float[np.ndarray, "m d"],
+    y_query: Float[np.ndarray, "m k"],
+) -> float:
+    """Mean over queries of the mean squared difference between a query's target and that of its
+    nearest pool frame (Euclidean, on the raw embeddings, as the reference's `batch_knn` with an MSE
+    metric), in the pool's standardised target units."""
+    fy = Standardizer.fit(y_pool)
+    nearest = knn_predict(x_pool, fy(y_pool), x_query, 1)
+    return float(np.mean((nearest - fy(y_query)) ** 2))
 
 
 def probe_mse(

@@ -20,11 +20,10 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray, UInt8
 from robopolicy.errors import UserError
 from robopolicy.models import diffusion, flow_matching, past_tokens, self_verification
 from robopolicy.models.augment import random_shift
-from robopolicy.models.cnn_encoder import ConvEncoder
+from robopolicy.models.image_encoder import make_image_encoder
 from robopolicy.models.mlp_denoiser import MLPDenoiser
 from robopolicy.models.policy_config import PolicyConfig
 from robopolicy.models.precision import compute_dtype, to_float32
-from robopolicy.models.resnet_encoder import ResNet18Encoder
 from robopolicy.models.text_encoder import WordEmbeddingTextEncoder
 from robopolicy.models.transformer_denoiser import TransformerDenoiser
 
@@ -50,7 +49,7 @@ class Policy(nnx.Module):
             self.encoders = None
         else:
             names = (SHARED,) if c.shared_encoder else c.cameras
-            self.encoders = nnx.Dict({name: self._make_encoder(rngs) for name in names})
+            self.encoders = nnx.Dict({name: make_image_encoder(c, dtype=dtype, rngs=rngs) for name in names})
         self.state_proj = nnx.Linear(c.state_dim, c.feature_dim, dtype=dtype, rngs=rngs)
         step_dim = c.feature_dim * (len(c.cameras) + 1)
         text_dim = c.transformer_dim if c.denoiser == "transformer" else c.feature_dim
@@ -83,14 +82,6 @@ class Policy(nnx.Module):
             WordEmbeddingTextEncoder(c.vocab_size, text_dim, c.text, dtype=dtype, rngs=rngs)
             if c.text != "none"
             else None
-        )
-
-    def _make_encoder(self, rngs: nnx.Rngs) -> nnx.Module:
-        c = self.config
-        if c.encoder == "resnet18":
-            return ResNet18Encoder(c.feature_dim, c.num_keypoints, dtype=self.dtype, rngs=rngs)
-        return ConvEncoder(
-            c.encoder_channels, c.feature_dim, c.image_size, c.pooling, dtype=self.dtype, rngs=rngs
         )
 
     # --- observations -------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from robopolicy.models.image_encoder import image_encoder_problem
 from robopolicy.models.past_tokens import PAST_STEPS_ALL, past_token_start
 from robopolicy.models.precision import COMPUTE_DTYPES, ComputeDType
 
@@ -41,7 +42,8 @@ class PolicyConfig:
         flow_steps: Euler steps at inference (openpi uses 10).
         time_beta: (α, β) of the Beta distribution training times are drawn from (openpi: 1.5, 1).
         encoder: "cnn" (the small ConvEncoder), "resnet18" (ResNet-18 with GroupNorm and spatial
-            softmax, as Diffusion Policy) or "cached" (no image encoder: the batch carries per-frame
+            softmax, as Diffusion Policy), "resnet18_avgpool" (torchvision's ResNet-18, BatchNorm in
+            eval mode and global average pooling, as DynaMo; feature_dim 512) or "cached" (no image encoder: the batch carries per-frame
             `embeddings` {camera: [B, To, feature_dim]}, as in PTP stage 2).
         shared_encoder: one image encoder for all cameras instead of one per camera.
         num_keypoints: spatial-softmax keypoints of the ResNet-18 head (Diffusion Policy: 32).
@@ -83,7 +85,7 @@ class PolicyConfig:
     image_shift: int = 4
     flow_steps: int = 10
     time_beta: tuple[float, float] = field(default=(1.5, 1.0))
-    encoder: Literal["cnn", "resnet18", "cached"] = "cnn"
+    encoder: Literal["cnn", "resnet18", "resnet18_avgpool", "cached"] = "cnn"
     shared_encoder: bool = False
     num_keypoints: int = 32
     text: Literal["none", "mean", "attention"] = "none"
@@ -144,7 +146,10 @@ class PolicyConfig:
         need(self.flow_steps >= 1, f"flow_steps must be >= 1, got {self.flow_steps}")
         need(self.denoiser_depth >= 1 and self.denoiser_width >= 8, "denoiser too small")
         need(all(b > 0 for b in self.time_beta), "time_beta parameters must be positive")
-        need(self.encoder in ("cnn", "resnet18", "cached"), f"unknown encoder {self.encoder!r}")
+        need(
+            self.encoder == "cached" or image_encoder_problem(self.encoder, self.feature_dim) is None,
+            str(image_encoder_problem(self.encoder, self.feature_dim)),
+        )
         need(self.num_keypoints >= 1, f"num_keypoints must be >= 1, got {self.num_keypoints}")
         need(self.text in ("none", "mean", "attention"), f"unknown text pooling {self.text!r}")
         need(

@@ -275,6 +275,10 @@ class TabletopEnv:
         obs["state"] = state
         return obs
 
+    def object_state(self) -> np.ndarray:
+        """The objects' poses now, float32 [7 · bodies] (`SceneTask.object_poses`)."""
+        return self._task.object_poses(self._data)
+
     # ----- goal -----
     def evaluate(self) -> dict[str, bool]:
         """Goal term values of the current state, keyed like `On(cube, plate)` (latches `once` terms)."""

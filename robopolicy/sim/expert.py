@@ -47,6 +47,7 @@ def run_expert_episode(
 
     Returns a dict with
       observations: list of T+1 obs dicts (the last one follows the last action),
+      object_states: float32 (T+1, O) the objects' poses at each observation (`env.object_state`),
       actions: float32 (T, 7) clean expert actions,
       executed_actions: float32 (T, 7) actions sent to the env,
       rewards: float32 (T,), success: bool, num_steps: int (T), init_state: float64 (D,),
@@ -62,6 +63,7 @@ def run_expert_episode(
     rng = np.random.default_rng(noise_seed)
     limit = env.max_steps if max_steps is None else max_steps
     observations, actions, executed, rewards, phases = [obs], [], [], [], []
+    object_states = [env.object_state()]
     success = False
     for _ in range(limit):
         phases.append(int(expert.phase))
@@ -71,6 +73,7 @@ def run_expert_episode(
             todo[:3] = np.clip(todo[:3] + rng.normal(0.0, noise_std, size=3), -1.0, 1.0)
         obs, reward, terminated, truncated, info = env.step(todo)
         observations.append(obs)
+        object_states.append(env.object_state())
         actions.append(action)
         executed.append(todo)
         rewards.append(reward)
@@ -79,6 +82,7 @@ def run_expert_episode(
             break
     return {
         "observations": observations,
+        "object_states": np.stack(object_states),
         "actions": np.asarray(actions, dtype=np.float32).reshape(-1, 7),
         "executed_actions": np.asarray(executed, dtype=np.float32).reshape(-1, 7),
         "rewards": np.asarray(rewards, dtype=np.float32),

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import mujoco
 import numpy as np
+from jaxtyping import Float
 
 from robopolicy.sim import predicates
 from robopolicy.tasks.object_library import CUE_RGBA, DRAWER_INNER_X, Role
@@ -63,6 +64,15 @@ class SceneTask:
         self._cue_choice = 0
         self._latched: dict[str, bool] = {}
         self._grasped: set[str] = set()  # objects held between both finger pads at some step so far
+
+    def object_poses(self, data: mujoco.MjData) -> Float[np.ndarray, " o"]:
+        """Every object's world pose, in the task spec's object order: position (x, y, z, metres) and
+        orientation (quaternion w, x, y, z) of its body, then of its moving part if it is articulated;
+        float32 [7 · bodies]. What `robopolicy collect` stores as `observation/object_state`."""
+        bodies = [b for h in self.handles.values() for b in (h.body, h.part_body) if b >= 0]
+        return np.concatenate([np.concatenate([data.xpos[b], data.xquat[b]]) for b in bodies]).astype(
+            np.float32
+        )
 
     def _handle(self, obj: ObjectSpec) -> ObjectHandle:
         m = self._model

@@ -32,6 +32,7 @@ from flax import nnx
 from robopolicy.errors import UserError
 from robopolicy.models.dynamo import make_encoder
 from robopolicy.models.dynamo_config import DynamoConfig
+from robopolicy.models.model_weights import WEIGHTS
 from robopolicy.paths import storage_path
 from robopolicy.train.checkpoint_integrity import DamagedCheckpoint, check_item, check_step
 
@@ -67,7 +68,10 @@ def _use_coordination_barriers() -> None:
 def inference_weights(state: dict[str, Any], meta: dict[str, Any]) -> tuple[str, Any]:
     """(item name, weights) that inference restores alone: a policy's EMA weights, a DynaMo encoder."""
     if meta.get("kind") == DYNAMO_KIND:
-        return ENCODER_ITEM, state["params"]["encoder"]
+        encoder = state["params"]["encoder"]
+        if "batch_stats" in state:  # BatchNorm's running statistics travel with the encoder
+            encoder = nnx.merge_state(encoder, state["batch_stats"]["encoder"])
+        return ENCODER_ITEM, encoder
     return POLICY_ITEM, state["ema_params"]
 
 
@@ -247,12 +251,12 @@ def load_meta(path: str | os.PathLike[str]) -> tuple[epath.Path, int, dict[str, 
 
 def load_dynamo_encoder(path: str | os.PathLike[str]) -> tuple[DynamoConfig, nnx.State]:
     """The latest DynaMo checkpoint at `path` (run folder, `checkpoints/` or a step folder) →
-    (its DynamoConfig, the encoder's nnx.Param state)."""
+    (its DynamoConfig, the encoder's weights: parameters and BatchNorm running statistics)."""
     directory, step, meta = load_meta(path)
     if meta.get("kind") != DYNAMO_KIND:
         raise UserError(
             f"{directory / str(step)}: not a DynaMo encoder checkpoint (meta kind {meta.get('kind')!r})"
         )
     config = DynamoConfig.from_dict(meta["dynamo_config"])
-    abstract = nnx.state(nnx.eval_shape(lambda: make_encoder(config, rngs=nnx.Rngs(0))), nnx.Param)
+    abstract = nnx.state(nnx.eval_shape(lambda: make_encoder(config, rngs=nnx.Rngs(0))), WEIGHTS)
     return config, _restore_item(directory, step, ENCODER_ITEM, _on_one_device(abstract))

@@ -18,6 +18,7 @@ from jaxtyping import UInt8
 from robopolicy.data.embedding_cache import Embeddings
 from robopolicy.data.image_resize import resize_with_pad
 from robopolicy.errors import UserError
+from robopolicy.models.model_weights import WEIGHTS
 from robopolicy.models.policy import SHARED, Policy
 from robopolicy.models.policy_config import PolicyConfig
 from robopolicy.train import checkpoint
@@ -42,7 +43,7 @@ class FrameEncoder:
         except (KeyError, TypeError, ValueError) as e:
             raise UserError(f"{directory / str(step)}: checkpoint has no valid policy config ({e})") from e
         abstract = nnx.eval_shape(lambda: Policy(self.config, rngs=nnx.Rngs(0)))
-        self.params = checkpoint.restore_policy_params(directory, step, nnx.state(abstract, nnx.Param))
+        self.params = checkpoint.restore_policy_params(directory, step, nnx.state(abstract, WEIGHTS))
         self._graphdef = nnx.graphdef(abstract)
 
     def _init_dynamo(self, path: str | Path) -> None:
@@ -52,7 +53,7 @@ class FrameEncoder:
         self.config = policy_config_with_encoder(PolicyConfig(image_shift=0), dynamo_config)
         policy = Policy(self.config, rngs=nnx.Rngs(0))
         nnx.update(policy.encoders[SHARED], encoder_params)
-        self._graphdef, self.params = nnx.graphdef(policy), nnx.state(policy, nnx.Param)
+        self._graphdef, self.params = nnx.graphdef(policy), nnx.state(policy, WEIGHTS)
 
     def check_frames(self, frames: Frames, where: str) -> None:
         """One-line error if the episode lacks a camera of the encoder (frames of any size are resized)."""

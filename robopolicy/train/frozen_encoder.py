@@ -1,5 +1,6 @@
 """Training with the image encoders frozen: their parameters get no gradient, no optimizer state and
-no update, so they stay bitwise what they were initialised (or loaded) to.
+no update, so they stay bitwise what they were initialised (or loaded) to. BatchNorm's running
+statistics are always frozen the same way: a policy's encoders run in eval mode.
 
 The train state keeps the full parameter tree (checkpoints, EMA weights and exported policies look
 like those of any run); only the optimizer and the step know which leaves are frozen.
@@ -11,6 +12,7 @@ from typing import Any
 
 import jax
 import optax
+from flax import nnx
 
 FROZEN, TRAINED = "frozen", "trained"
 
@@ -20,8 +22,17 @@ def _is_encoder_path(path: tuple[Any, ...]) -> bool:
 
 
 def frozen_mask(params: Any, freeze_encoder: bool) -> Any:
-    """A tree like `params` with True on the leaves of the policy's image encoders when freezing."""
-    return jax.tree_util.tree_map_with_path(lambda path, _: freeze_encoder and _is_encoder_path(path), params)
+    """A tree like `params` (an `nnx.State`) with True on the running statistics, and on the leaves of
+    the policy's image encoders when freezing."""
+
+    def frozen(path: tuple[Any, ...], v: nnx.Variable) -> nnx.Variable:
+        return v.replace(isinstance(v, nnx.BatchStat) or (freeze_encoder and _is_encoder_path(path)))
+
+    return jax.tree_util.tree_map_with_path(frozen, params, is_leaf=lambda x: isinstance(x, nnx.Variable))
+
+
+def any_frozen(mask: Any) -> bool:
+    return any(jax.tree.leaves(mask))
 
 
 def masked_optimizer(tx: optax.GradientTransformation, mask: Any) -> optax.GradientTransformation:

@@ -17,6 +17,7 @@ from flax import nnx
 
 from robopolicy.data.normalization import NormalizationStats
 from robopolicy.errors import UserError
+from robopolicy.models.model_weights import WEIGHTS
 from robopolicy.models.policy import Policy
 from robopolicy.models.policy_config import PolicyConfig
 from robopolicy.train import checkpoint
@@ -67,7 +68,7 @@ def load_policy(path: str | os.PathLike[str]) -> LoadedPolicy:
         stats = NormalizationStats.from_dict(meta["stats"])
     except (KeyError, TypeError, ValueError) as e:
         raise UserError(f"{directory / str(step)}: checkpoint metadata is missing or invalid ({e})") from e
-    abstract = nnx.state(nnx.eval_shape(lambda: Policy(config, rngs=nnx.Rngs(0))), nnx.Param)
+    abstract = nnx.state(nnx.eval_shape(lambda: Policy(config, rngs=nnx.Rngs(0))), WEIGHTS)
     mismatches = checkpoint.param_mismatches(directory, step, abstract)
     if mismatches:
         more = f"; and {len(mismatches) - 4} more" if len(mismatches) > 4 else ""

@@ -52,8 +52,12 @@ from robopolicy.train.mesh import check_batch_size, make_mesh, state_shardings
 from robopolicy.train.optimizer import learning_rate_schedule, make_optimizer
 from robopolicy.train.train_logging import RunLogger
 
-# (params, train state before the step, device batch, step key) → (scalar loss, more scalar metrics).
-LossFn = Callable[[nnx.State, dict[str, Any], Any, jax.Array], tuple[jax.Array, dict[str, jax.Array]]]
+# (params, train state before the step, device batch, step key) → (scalar loss, more scalar metrics,
+# new values of train-state entries that the forward pass computes, e.g. BatchNorm's running
+# statistics; {} for none).
+LossFn = Callable[
+    [nnx.State, dict[str, Any], Any, jax.Array], tuple[jax.Array, dict[str, jax.Array], dict[str, Any]]
+]
 # (train state before the step, updated params) → new values of the objective's extra state entries.
 ExtraUpdate = Callable[[dict[str, Any], nnx.State], dict[str, Any]]
 TrainStep = Callable[[dict[str, Any], Any], tuple[dict[str, Any], dict[str, jax.Array]]]
@@ -211,16 +215,18 @@ def make_step(
     def step(state: dict[str, Any], batch: Any) -> tuple[dict[str, Any], dict[str, jax.Array]]:
         key, step_key = jax.random.split(jax.random.wrap_key_data(state["rng"]))
 
-        def loss_fn(params: nnx.State) -> tuple[jax.Array, dict[str, jax.Array]]:
+        def loss_fn(params: nnx.State) -> tuple[jax.Array, tuple[dict[str, jax.Array], dict[str, Any]]]:
             if frozen is not None:
                 params = stop_frozen_gradients(params, frozen)
-            return loss(params, state, batch, step_key)
+            value, metrics, computed = loss(params, state, batch, step_key)
+            return value, (metrics, computed)
 
-        (value, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
+        (value, (metrics, computed)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
         updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
         params = optax.apply_updates(state["params"], updates)
         new_state = {
             **state,
+            **computed,
             "step": state["step"] + 1,
             "opt_state": opt_state,
             "rng": jax.random.key_data(key),

@@ -1,13 +1,17 @@
-"""The optimizer: AdamW after global-norm gradient clipping, on a warmup-cosine or a constant schedule."""
+"""The optimizer: AdamW after gradient-norm clipping (over all parameters, or per top-level module),
+on a warmup-cosine or a constant schedule."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
 
+import jax
+import jax.numpy as jnp
 import optax
 
 SCHEDULES = ("warmup_cosine", "constant")
+GRAD_CLIPS = ("global", "per_module")
 
 
 @dataclass(frozen=True)
@@ -20,9 +24,12 @@ class OptimizerConfig:
         weight_decay: AdamW's decoupled weight decay.
         schedule: "warmup_cosine": linear warm-up from 0 to `learning_rate` over `warmup_steps`, then
             cosine decay to `final_lr_fraction` of it at the last step. "constant": the same warm-up,
-            then `learning_rate` until the end (DynaMo's setting, with no warm-up).
+            then `learning_rate` until the end (the DynaMo reference on LIBERO, with no warm-up).
         warmup_steps: steps of the linear warm-up (0: none).
-        grad_clip_norm: clip gradients to this global L2 norm before the update.
+        grad_clip_norm: clip gradients to this L2 norm before the update.
+        grad_clip: "global": the norm over all parameters. "per_module": the norm of each top-level
+            module's gradients separately (DynaMo's encoder, inverse and forward models, as the
+            reference clips them one by one), so one module's large gradients do not shrink another's.
         final_lr_fraction: the learning rate at the last step, as a fraction of the peak (warmup_cosine).
     """
 
@@ -33,6 +40,7 @@ class OptimizerConfig:
     schedule: Literal["warmup_cosine", "constant"] = "warmup_cosine"
     warmup_steps: int = 1000
     grad_clip_norm: float = 1.0
+    grad_clip: Literal["global", "per_module"] = "global"
     final_lr_fraction: float = 0.0
 
     def __post_init__(self) -> None:
@@ -42,6 +50,10 @@ class OptimizerConfig:
             raise ValueError(f"OptimizerConfig: betas must be in [0, 1), got ({self.b1}, {self.b2})")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"OptimizerConfig: schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.grad_clip not in GRAD_CLIPS:
+            raise ValueError(
+                f"OptimizerConfig: grad_clip must be one of {GRAD_CLIPS}, got {self.grad_clip!r}"
+            )
         if self.warmup_steps < 0 or self.grad_clip_norm <= 0 or self.weight_decay < 0:
             raise ValueError(
                 "OptimizerConfig: warmup_steps >= 0, grad_clip_norm > 0 and weight_decay >= 0 required"
@@ -64,9 +76,34 @@ def learning_rate_schedule(config: OptimizerConfig, total_steps: int) -> optax.S
     )
 
 
+def clip_by_module_norm(max_norm: float) -> optax.GradientTransformation:
+    """`optax.clip_by_global_norm` applied to each top-level subtree (module) of the updates alone."""
+
+    def module(path: tuple[object, ...]) -> str:
+        return jax.tree_util.keystr(path[:1])
+
+    def update(updates: optax.Updates, state: optax.EmptyState, params: object = None) -> tuple:
+        del params
+        squares: dict[str, jax.Array] = {}
+        for path, g in jax.tree_util.tree_leaves_with_path(updates):
+            squares[module(path)] = squares.get(module(path), 0.0) + jnp.sum(jnp.square(g))
+        scale = {k: jnp.minimum(1.0, max_norm / jnp.maximum(jnp.sqrt(v), 1e-30)) for k, v in squares.items()}
+        clipped = jax.tree_util.tree_map_with_path(
+            lambda path, g: (g * scale[module(path)]).astype(g.dtype), updates
+        )
+        return clipped, state
+
+    return optax.GradientTransformation(lambda _params: optax.EmptyState(), update)
+
+
 def make_optimizer(config: OptimizerConfig, total_steps: int) -> optax.GradientTransformation:
+    clip = (
+        optax.clip_by_global_norm(config.grad_clip_norm)
+        if config.grad_clip == "global"
+        else clip_by_module_norm(config.grad_clip_norm)
+    )
     return optax.chain(
-        optax.clip_by_global_norm(config.grad_clip_norm),
+        clip,
         optax.adamw(
             learning_rate_schedule(config, total_steps),
             b1=config.b1,

@@ -5,14 +5,23 @@ The objective reads only camera frames for training; its batches are a pure func
 (`ImageWindowLoader`), so a resumed run sees exactly the batches an uninterrupted one would. Before
 the first step, every `probe_every` steps and after the last step, it embeds frames of training and
 held-out episodes with the current encoder and fits linear (ridge) and kNN probes to the robot
-state and to the actions, scored on the held-out episodes; probes are evaluation, so they may read
-state and actions. Each probe is an `eval` row of the train log: {"step", "kind": "eval", "probe":
-{"state": {"linear", "knn"}, "action": {...}, "spread": {...}}}, and `<run>/pretraining.png` is
+state, to the objects' poses (when the dataset stores `observation/object_state`) and to the
+actions, scored on the held-out episodes, with the reference's nearest-neighbour state distance;
+probes are evaluation, so they may read state and actions. Each probe is an `eval` row of the train
+log: {"step", "kind": "eval", "probe": {"state": {"linear", "knn", "nearest_neighbour"},
+"object_state": {...}, "action": {"linear", "knn"}, "spread": {...}}}, and `<run>/pretraining.png` is
 redrawn with the losses, probe curves and embedding spread so far.
 
 DynaMo keeps no EMA of its weights: the paper probes and transplants the online encoder, and a second
 copy of the encoder and both transformers would cost memory for weights nothing reads. Its optional
 EMA *target* encoder (`model.ema_target`) is part of the objective and lives in the train state.
+
+BatchNorm (the default "resnet18_avgpool" encoder): the loss runs the model in train mode, so each
+step normalises with the statistics of its batch and returns the updated running statistics, which
+live in the train state (`batch_stats`) and are checkpointed with the encoder; probes, embedding
+caches and policies use the running statistics (eval mode). The step is jitted over the global
+batch, sharded over the mesh's data axes, so the batch statistics are those of the global batch
+(XLA inserts the all-reduce): PyTorch's SyncBatchNorm, which the reference turns on (`sync_bn`).
 """
 
 from __future__ import annotations
@@ -40,7 +49,7 @@ from robopolicy.models.dynamo import DynaMo, WindowImages, embed_views
 from robopolicy.models.dynamo_config import DynamoConfig
 from robopolicy.models.dynamo_loss import target_ema_decay
 from robopolicy.models.embedding_collapse import effective_rank, normalized_std
-from robopolicy.models.embedding_probes import probe_mse
+from robopolicy.models.embedding_probes import nearest_neighbour_distance, probe_mse
 from robopolicy.paths import storage_path
 from robopolicy.train import loop
 from robopolicy.train.checkpoint import DYNAMO_KIND
@@ -80,6 +89,7 @@ class ProbeSplit:
     images: dict[str, UInt8[np.ndarray, "n h w 3"]]
     state: Float[np.ndarray, "n s"]
     action: Float[np.ndarray, "n a"]
+    object_state: Float[np.ndarray, "n o"] | None  # None unless every episode has object poses
 
     @classmethod
     def from_episodes(cls, episodes: list[Episode], cameras: tuple[str, ...], max_frames: int) -> ProbeSplit:
@@ -98,18 +108,24 @@ class ProbeSplit:
             images={cam: np.concatenate([e.frames[cam][steps] for e, steps in picked]) for cam in cameras},
             state=np.concatenate([e.state[steps] for e, steps in picked]),
             action=np.concatenate([e.action[steps] for e, steps in picked]),
+            object_state=(
+                np.concatenate([e.object_state[steps] for e, steps in picked])
+                if all(e.object_state is not None for e, _ in picked)
+                else None
+            ),
         )
 
 
 def make_embedder(
     graphdef: nnx.GraphDef, cameras: tuple[str, ...]
 ) -> Callable[[nnx.State, dict[str, np.ndarray]], Float[np.ndarray, "n ve"]]:
-    """(encoder params, {camera: uint8 [N, H, W, 3]}) → per-frame features, views concatenated [N, V·E]."""
+    """(encoder weights: parameters and running statistics, {camera: uint8 [N, H, W, 3]}) →
+    per-frame features, views concatenated [N, V·E]."""
 
     @jax.jit
     def embed_chunk(params: nnx.State, images: dict[str, jax.Array]) -> jax.Array:
         encoder = nnx.merge(graphdef, params)
-        z = embed_views(encoder, {cam: images[cam][:, None] for cam in cameras}, cameras)
+        z = embed_views(encoder, {cam: images[cam][:, None] for cam in cameras}, cameras)  # eval mode
         return z.reshape(z.shape[0], -1)
 
     def embed(params: nnx.State, images: dict[str, np.ndarray]) -> np.ndarray:
@@ -133,12 +149,26 @@ def run_probes(
     ridge: float,
     k: int,
 ) -> dict[str, dict[str, float]]:
-    """Held-out probe MSEs (standardised units; 1.0 = predicting the mean) for state and action,
-    and the held-out embeddings' scale-free spread ({"normalized_std", "effective_rank"}, views
-    concatenated)."""
+    """Held-out probes of the robot state, the action and, when both splits have them, the objects'
+    poses: {"linear", "knn"} MSEs (standardised units; 1.0 = predicting the mean) and, for the two
+    states, the "nearest_neighbour" distance; and the held-out embeddings' scale-free spread
+    ({"normalized_std", "effective_rank"}, views concatenated)."""
     x_train, x_test = embed(params, train.images), embed(params, test.images)
+
+    def states(y_train: np.ndarray, y_test: np.ndarray) -> dict[str, float]:
+        return {
+            **probe_mse(x_train, y_train, x_test, y_test, ridge, k),
+            "nearest_neighbour": nearest_neighbour_distance(x_train, y_train, x_test, y_test),
+        }
+
+    objects = (
+        {"object_state": states(train.object_state, test.object_state)}
+        if train.object_state is not None and test.object_state is not None
+        else {}
+    )
     return {
-        "state": probe_mse(x_train, train.state, x_test, test.state, ridge, k),
+        "state": states(train.state, test.state),
+        **objects,
         "action": probe_mse(x_train, train.action, x_test, test.action, ridge, k),
         "spread": {
             "normalized_std": float(normalized_std(jnp.asarray(x_test))),
@@ -148,21 +178,34 @@ def run_probes(
 
 
 def dynamo_loss(graphdef: nnx.GraphDef, encoder_graphdef: nnx.GraphDef, config: DynamoConfig) -> loop.LossFn:
-    """The DynaMo loss of a batch of windows, its terms and collapse measures as metrics; targets
-    come from the EMA target encoder in the train state when the model has one."""
+    """The DynaMo loss of a batch of windows, its terms and collapse measures as metrics, and the
+    updated BatchNorm running statistics (when the encoder has any). BatchNorm runs in train mode;
+    targets come from the EMA target encoder in the train state when the model has one."""
     before_norm = config.dynamics_features == "before_output_norm"
 
     def loss(
-        params: nnx.State, state: dict[str, Any], images: WindowImages, _key: jax.Array
-    ) -> tuple[jax.Array, dict[str, jax.Array]]:
+        params: nnx.State, state: dict[str, Any], images: WindowImages, key: jax.Array
+    ) -> tuple[jax.Array, dict[str, jax.Array], dict[str, Any]]:
+        stats = state.get("batch_stats", nnx.State({}))
         target_z = None
         if "target_params" in state:
-            target = nnx.merge(encoder_graphdef, state["target_params"])
+            encoder_stats = stats["encoder"] if "encoder" in stats else nnx.State({})
+            target = _train_mode(
+                nnx.merge(encoder_graphdef, state["target_params"], encoder_stats, copy=True)
+            )
             target_z = jax.lax.stop_gradient(embed_views(target, images, config.cameras, before_norm))
-        terms = nnx.merge(graphdef, params).losses(images, target_z)
-        return terms["loss"], terms
+        # copy=True: new Variables in this trace; the train state's own are read-only here.
+        model = _train_mode(nnx.merge(graphdef, params, stats, copy=True))
+        terms = model.losses(images, target_z, key)
+        computed = {"batch_stats": nnx.state(model, nnx.BatchStat)} if "batch_stats" in state else {}
+        return terms["loss"], terms, computed
 
     return loss
+
+
+def _train_mode(module: nnx.Module) -> nnx.Module:
+    """`module` with its BatchNorm layers (if any) normalising with, and updating from, the batch."""
+    return nnx.view(module, use_running_average=False, raise_if_not_found=False)
 
 
 def target_update(config: DynamoConfig, total_steps: int) -> loop.ExtraUpdate:
@@ -202,12 +245,13 @@ def pretrain_dynamo(
     model_cfg = dynamo_config_for(episodes, config.model, config.dataset)
     train_eps, held_eps = split_episodes(episodes, config.holdout_fraction)
     loader = ImageWindowLoader(train_eps, model_cfg.cameras, model_cfg.window, config.batch_size, config.seed)
+    config = dataclasses.replace(config, steps=config.total_steps(len(loader)))
     probe_train = ProbeSplit.from_episodes(train_eps, model_cfg.cameras, config.probe_frames)
     probe_test = ProbeSplit.from_episodes(held_eps, model_cfg.cameras, config.probe_frames)
 
     model = DynaMo(model_cfg, rngs=nnx.Rngs(config.seed))
-    graphdef, encoder_graphdef = nnx.graphdef(model), nnx.graphdef(model.encoder)
-    params = nnx.state(model, nnx.Param)
+    graphdef, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
+    encoder_graphdef = nnx.graphdef(model.encoder)
     del model
     run_dir = storage_path(config.out)
     embed = make_embedder(encoder_graphdef, model_cfg.cameras)
@@ -237,9 +281,10 @@ def pretrain_dynamo(
         batch=host_batches(loader),
         meta=meta,
         check_resume=functools.partial(_check_resume_compatible, meta),
-        extra_state=(
-            {"target_params": jax.tree.map(jnp.copy, params["encoder"])} if model_cfg.ema_target else {}
-        ),
+        extra_state={
+            **({"batch_stats": batch_stats} if jax.tree.leaves(batch_stats) else {}),
+            **({"target_params": jax.tree.map(jnp.copy, params["encoder"])} if model_cfg.ema_target else {}),
+        },
         update_extra=target_update(model_cfg, config.steps) if model_cfg.ema_target else None,
         hooks=[loop.Hook(probe, every=config.probe_every, at_start=True, at_end=True)],
     )

@@ -17,11 +17,12 @@ from robopolicy.data.episode import Episode
 from robopolicy.data.pipeline import batch_iterator
 from robopolicy.errors import UserError
 from robopolicy.models.augment import ColorJitter, jitter_batch_images
+from robopolicy.models.model_weights import WEIGHTS
 from robopolicy.models.policy import Policy
 from robopolicy.models.policy_config import PolicyConfig
 from robopolicy.paths import storage_path
 from robopolicy.train import loop
-from robopolicy.train.frozen_encoder import frozen_mask
+from robopolicy.train.frozen_encoder import any_frozen, frozen_mask
 from robopolicy.train.loaded_policy import policy_config_fields
 from robopolicy.train.pretrained_encoder import load_policy_encoder
 from robopolicy.train.stage2 import embedding_episodes
@@ -70,8 +71,9 @@ def train(
     model = Policy(policy_cfg, rngs=nnx.Rngs(config.seed))
     if pretrained is not None:
         pretrained.install(model)
-    params = nnx.state(model, nnx.Param)
+    params = nnx.state(model, WEIGHTS)
     freeze = config.freeze_encoder and policy_cfg.encoder != "cached"
+    frozen = frozen_mask(params, freeze)
     meta = {
         "policy_config": dataclasses.asdict(policy_cfg),
         "stats": data.stats.to_dict(),
@@ -101,7 +103,7 @@ def train(
         check_resume=functools.partial(_check_resume_compatible, meta),
         data_iter=data_iter,
         ema=config.ema,
-        frozen=frozen_mask(params, True) if freeze else None,
+        frozen=frozen if any_frozen(frozen) else None,
         hooks=hooks,
     )
     del model
@@ -113,11 +115,11 @@ def policy_loss(graphdef: nnx.GraphDef, color_jitter: ColorJitter) -> loop.LossF
 
     def loss(
         params: nnx.State, _state: dict[str, Any], batch: dict[str, Any], key: jax.Array
-    ) -> tuple[jax.Array, dict[str, jax.Array]]:
+    ) -> tuple[jax.Array, dict[str, jax.Array], dict[str, Any]]:
         if color_jitter.enabled and "images" in batch:  # only then, so runs without keep their key stream
             key, jitter_key = jax.random.split(key)
             batch = {**batch, "images": jitter_batch_images(batch["images"], jitter_key, color_jitter)}
-        return nnx.merge(graphdef, params).loss_batch(batch, key), {}
+        return nnx.merge(graphdef, params).loss_batch(batch, key), {}, {}
 
     return loss
 

@@ -1,0 +1,77 @@
+"""benchmarks/bench_dynamo_ablations.py at a tiny config: every ablation pretrains through the one
+DynaMo path and lands in the table, object-state probes included."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from robopolicy.data.episode import Episode
+from robopolicy.data.rlds_writer import build_rlds_dataset
+
+SCRIPT = Path(__file__).parents[1] / "benchmarks" / "bench_dynamo_ablations.py"
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("bench_dynamo_ablations", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _dataset(tmp_path) -> str:
+    rng = np.random.default_rng(0)
+    episodes = [
+        Episode(
+            frames={c: rng.integers(0, 256, (10, 16, 16, 3), dtype=np.uint8) for c in ("agentview", "wrist")},
+            state=rng.normal(size=(10, 9)).astype(np.float32),
+            action=rng.uniform(-1, 1, size=(10, 7)).astype(np.float32),
+            reward=np.zeros(10, np.float32),
+            task="cube_on_plate",
+            instruction="put the red cube on the plate",
+            episode_id=i,
+            object_state=rng.normal(size=(10, 14)).astype(np.float32),
+        )
+        for i in range(5)
+    ]
+    build_rlds_dataset(
+        episodes,
+        tmp_path / "ds",
+        config_name="t",
+        cameras=("agentview", "wrist"),
+        image_shape=(16, 16),
+        state_dim=9,
+        action_dim=7,
+        object_state_dim=14,
+    )
+    return str(tmp_path / "ds")
+
+
+@pytest.mark.slow  # seven pretraining runs, each compiling its own step
+def test_every_ablation_runs_at_a_tiny_config(tmp_path, capsys):
+    script = _script()
+    rows = script.main(
+        [
+            "--dataset",
+            _dataset(tmp_path),
+            "--out",
+            str(tmp_path / "runs"),
+            "--steps",
+            "2",
+            "--batch-size",
+            "4",
+        ]
+    )
+    assert list(rows) == list(script.ABLATIONS)
+    for name, row in rows.items():
+        assert np.isfinite(row["final_loss"]) and row["steps"] == 2, name
+        assert set(row["probe"]["object_state"]) == {"linear", "knn", "nearest_neighbour"}
+    out = capsys.readouterr().out
+    assert out.count("| no_") == 5 and "| short_context |" in out and "objects NN" in out
+    # Each ablation is the one switch it names.
+    base = script.PRETRAIN_DYNAMO["tiny"].model
+    assert script.ABLATIONS["no_covariance"](base).covariance_weight == 0.0
+    assert script.ABLATIONS["short_context"](base).window == 2
+    assert script.ABLATIONS["no_bottleneck"](base).latent_dim == base.feature_dim
+    assert script.ABLATIONS["no_stop_gradient"](base).stop_gradient is False
