@@ -34,7 +34,7 @@ from robopolicy.eval.eval_config import EvalConfig
 from robopolicy.eval.execution import ExecutionSettings
 from robopolicy.models.past_tokens import PAST_STEPS_ALL
 from robopolicy.models.policy_config import PolicyConfig
-from robopolicy.models.policy_presets import POLICY_PRESETS
+from robopolicy.models.policy_presets import POLICY_PRESETS, TINY_TRANSFORMER_DDIM
 from robopolicy.train.optimizer import OptimizerConfig
 from robopolicy.train.train_config import TrainConfig
 from robopolicy.train.train_logging import LogConfig
@@ -253,15 +253,8 @@ RECIPES: dict[str, Recipe] = {
                 obs_horizon=3,
                 action_horizon=6,
                 n_action_steps=1,
-                denoiser="transformer",
-                transformer_dim=16,
-                transformer_layers=1,
-                transformer_heads=2,
-                head="diffusion",
-                diffusion_train_steps=10,
-                diffusion_sampler="ddim",
-                diffusion_inference_steps=2,
                 past_steps=PAST_STEPS_ALL,
+                **TINY_TRANSFORMER_DDIM,
             ),
         ),
         eval=_TINY.eval,

@@ -16,18 +16,6 @@ from robopolicy.models.policy import Policy
 from robopolicy.models.policy_config import PolicyConfig
 from robopolicy.train import checkpoint
 
-# The smallest transformer denoiser with a DDIM-sampled diffusion head: `PolicyConfig(**TINY_TRANSFORMER_DDIM, ...)`.
-TINY_TRANSFORMER_DDIM = dict(
-    denoiser="transformer",
-    transformer_dim=16,
-    transformer_layers=1,
-    transformer_heads=2,
-    head="diffusion",
-    diffusion_train_steps=10,
-    diffusion_sampler="ddim",
-    diffusion_inference_steps=2,
-)
-
 TINY_POLICY = PolicyConfig(
     image_size=16,
     encoder_channels=(4, 8),

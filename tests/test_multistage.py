@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-from eval_fixtures import TINY_TRANSFORMER_DDIM
 
 from robopolicy.data.episode import Episode
 from robopolicy.data.rlds_writer import build_rlds_dataset, write_raw_episode
@@ -14,6 +13,7 @@ from robopolicy.eval.eval_config import EvalConfig
 from robopolicy.eval.evaluate_checkpoint import evaluate_checkpoint
 from robopolicy.models.past_tokens import PAST_STEPS_ALL
 from robopolicy.models.policy_config import PolicyConfig
+from robopolicy.models.policy_presets import TINY_TRANSFORMER_DDIM
 from robopolicy.train.loaded_policy import load_policy
 from robopolicy.train.optimizer import OptimizerConfig
 from robopolicy.train.train_config import TrainConfig

@@ -3,13 +3,13 @@
 import dataclasses
 
 import numpy as np
-from eval_fixtures import TINY_TRANSFORMER_DDIM
 from test_train_resume import _episodes
 
 from robopolicy.data.image_resize import resize_with_pad
 from robopolicy.eval.execution import ExecutionSettings
 from robopolicy.eval.policy_runner import PolicyRunner
 from robopolicy.models.policy_config import PolicyConfig
+from robopolicy.models.policy_presets import TINY_TRANSFORMER_DDIM
 from robopolicy.train.loaded_policy import load_policy
 from robopolicy.train.loop import config_differences
 from robopolicy.train.optimizer import OptimizerConfig

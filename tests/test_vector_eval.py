@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from eval_fixtures import TINY_POLICY, TINY_TRANSFORMER_DDIM, make_checkpoint
+from eval_fixtures import TINY_POLICY, make_checkpoint
 
 from robopolicy.eval.action_selector import ActionSelector
 from robopolicy.eval.episode_loop import schedule_wave
@@ -19,6 +19,7 @@ from robopolicy.eval.results_store import ResultsStore
 from robopolicy.eval.sweep import run_sweep
 from robopolicy.eval.sweep_config import SweepConfig
 from robopolicy.eval.vector_backend import run_vectorized
+from robopolicy.models.policy_presets import TINY_TRANSFORMER_DDIM
 from robopolicy.sim import make_vector
 from robopolicy.train.loaded_policy import load_policy
 

@@ -60,6 +60,19 @@ PTP_LONG_CONTEXT = dataclasses.replace(
 
 PTP_STAGE2 = dataclasses.replace(PTP_LONG_CONTEXT, encoder="cached")
 
+# The smallest transformer denoiser with a DDIM-sampled diffusion head, for tests and smoke recipes:
+# `PolicyConfig(**TINY_TRANSFORMER_DDIM, ...)`.
+TINY_TRANSFORMER_DDIM: dict[str, object] = dict(
+    denoiser="transformer",
+    transformer_dim=16,
+    transformer_layers=1,
+    transformer_heads=2,
+    head="diffusion",
+    diffusion_train_steps=10,
+    diffusion_sampler="ddim",
+    diffusion_inference_steps=2,
+)
+
 POLICY_PRESETS: dict[str, PolicyConfig] = {
     "quickstart": QUICKSTART,
     "diffusion_policy": DIFFUSION_POLICY,
