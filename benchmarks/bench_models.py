@@ -93,10 +93,10 @@ def latency(steps: int) -> None:
     sv = dataclasses.replace(cfgs["DDIM 10"], num_candidates=16)
     graphdef = nnx.graphdef(nnx.eval_shape(lambda: Policy(sv, rngs=nnx.Rngs(0))))
     history = jnp.zeros((1, sv.verification_history_length, sv.action_dim))  # (To−1)·stride actions
-    full = jnp.ones((1,), bool)
+    executed = jnp.full((1,), sv.verification_history_length)  # a full history
 
     def verified(p: nnx.State, b: dict, k: jax.Array) -> jax.Array:
-        return nnx.merge(graphdef, p).sample_verified(b.get("images"), b["state"], k, history, full)[0]
+        return nnx.merge(graphdef, p).sample_verified(b.get("images"), b["state"], k, history, executed)[0]
 
     fn = jax.jit(verified)
     first, mean = _time(lambda i: fn(params, batch, jax.random.key(i)), steps)

@@ -27,15 +27,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import jax
-import numpy as np
 from machine import machine_line
 
 from robopolicy import load_policy
 from robopolicy.data.collect import CollectConfig, collect
 from robopolicy.eval.evaluate_checkpoint import evaluate_policy
 from robopolicy.eval.execution import ExecutionSettings
-from robopolicy.eval.recorded_windows import recorded_past_actions, recorded_window, sample_chunks
+from robopolicy.eval.recorded_windows import past_token_errors
 from robopolicy.eval.stats import wilson_interval
 from robopolicy.models.past_tokens import PAST_STEPS_ALL
 from robopolicy.models.policy_config import PolicyConfig
@@ -46,20 +44,6 @@ from robopolicy.train.optimizer import OptimizerConfig
 from robopolicy.train.train_config import TrainConfig
 from robopolicy.train.train_logging import LogConfig
 from robopolicy.train.trainer import train
-
-
-def past_token_mse(policy: LoadedPolicy, ptp: LoadedPolicy, episodes: list[dict], stride: int) -> float:
-    """Mean over held-out episodes and usable steps of the past tokens' MSE to the recorded actions
-    (every To−1 past token, at the steps `ptp`, a policy trained on all of them, says they stand for)."""
-    first = (policy.config.obs_horizon - 1) * stride
-    errors = []
-    for k, ep in enumerate(episodes):
-        for t in range(first, ep["num_steps"]):
-            batch = recorded_window(policy, ep["observations"], t)
-            chunk = sample_chunks(policy, batch, jax.random.key(1000 * k + t))[0]
-            recorded = recorded_past_actions(ptp, ep["actions"], t)
-            errors.append(np.mean((chunk[: policy.config.obs_horizon - 1] - recorded) ** 2))
-    return float(np.mean(errors))
 
 
 def main() -> None:
@@ -171,8 +155,9 @@ def main() -> None:
         losses[name] = result.final_loss
         policies[name] = load_policy(result.run_dir)
 
+    # Every past token, also for the head trained without them; the mean over action dimensions.
     offline = {
-        name: past_token_mse(policies[name], policies["PTP"], heldout, args.frame_stride)
+        name: float(past_token_errors(policies[name], heldout, tokens="all").mean())
         for name in ("no PTP", "PTP")
     }
 

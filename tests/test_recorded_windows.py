@@ -16,6 +16,7 @@ from robopolicy.eval.action_selector import ActionSelector
 from robopolicy.eval.execution import ExecutionSettings
 from robopolicy.eval.recorded_windows import (
     chunk_steps,
+    past_token_errors,
     recorded_past_actions,
     recorded_window,
     sample_chunks,
@@ -101,22 +102,60 @@ def test_sample_chunks_shape_and_determinism(params):
 def test_runner_verifies_past_tokens_against_every_stride_th_executed_action(params):
     # Stride 3: the chunk planned at step t has past tokens for steps t−6 and t−3, so the runner keeps
     # the last 6 executed actions and the candidate matching entries 0 and 3 of them is executed.
+    # From step 3 on the newest token's step has been executed and is compared alone (partial
+    # history); from step 6 on both are. Each plan's choice goes into the slot's selection log.
     policy = _policy(3, params=params)
     obs = _observations(np.random.default_rng(2))
     selector = ActionSelector(policy, 1, ExecutionSettings(n_action_steps=1, self_verify_candidates=4))
     selector.reset(0, seed=5)
     key = jax.random.key(5)  # the slot's key, split once per plan as the runner does
-    executed, differs = [], []
+    executed, differs, expected_log = [], [], []
     for t in range(T):
         action = selector.act({k: v[None] for k, v in obs[t].items()}, np.ones(1, bool))[0][0]
         key, sub = jax.random.split(key)
         candidates = sample_chunks(policy, recorded_window(policy, obs, t), sub, 4)
-        best = 0
-        if t >= 6:  # 6 actions executed: the oldest compared token's step is in the history
-            past = policy.stats.action.normalize(np.stack(executed[-6:]))
-            best = int(np.argmin(np.mean((candidates[:, :2] - past[::3]) ** 2, axis=(1, 2))))
-            consecutive = int(np.argmin(np.mean((candidates[:, :2] - past[-2:]) ** 2, axis=(1, 2))))
+        tokens = [j for j in (0, 1) if t >= (2 - j) * 3]  # token j stands for step t − (2 − j)·3
+        best, scores = 0, np.zeros(4)
+        if tokens:
+            recent = policy.stats.action.normalize(np.stack(executed[-6:]))
+            past = np.concatenate([np.zeros((6 - len(recent), 7)), recent])[::3]
+            scores = np.mean((candidates[:, tokens] - past[tokens]) ** 2, axis=(1, 2))
+            best = int(np.argmin(scores))
+        if len(tokens) == 2:
+            consecutive = int(np.argmin(np.mean((candidates[:, :2] - recent[-2:]) ** 2, axis=(1, 2))))
             differs.append(best != consecutive)
         np.testing.assert_allclose(action, policy.stats.action.unnormalize(candidates[best])[2], atol=1e-4)
+        expected_log.append((t, best, len(tokens), scores))
         executed.append(action)
     assert any(differs)  # the consecutive reading would have executed other candidates
+    log = selector.selection_log(0)
+    assert [(e["t"], e["chosen"], e["compared"]) for e in log] == [x[:3] for x in expected_log]
+    np.testing.assert_allclose([e["scores"] for e in log], [x[3] for x in expected_log], rtol=1e-3, atol=1e-6)
+    assert ActionSelector(policy, 1, ExecutionSettings()).selection_log(0) is None  # without verification
+
+
+def test_past_token_errors_per_dimension(params):
+    # Two recorded episodes; the per-dimension error is the mean, over usable steps and compared
+    # tokens, of the squared error of one sampled chunk per step (the same key scheme recomputed here).
+    policy = _policy(2, params=params)
+    rng = np.random.default_rng(3)
+    episodes = [{"observations": _observations(rng), "actions": ACTIONS[: T - k]} for k in range(2)]
+    got = past_token_errors(policy, episodes, seed=4)
+    assert got.shape == (7,)
+    squares = []
+    for k, ep in enumerate(episodes):
+        for t in range(4, len(ep["actions"])):  # the oldest past token, 4 steps back, inside the episode
+            key = jax.random.fold_in(jax.random.fold_in(jax.random.key(4), k), t)
+            chunk = sample_chunks(policy, recorded_window(policy, ep["observations"], t), key)[0]
+            squares.append((chunk[:2] - policy.stats.action.normalize(ep["actions"][[t - 4, t - 2]])) ** 2)
+    np.testing.assert_allclose(got, np.concatenate(squares).mean(axis=0), rtol=1e-5)
+    # Trained on the newest past token only: "trained" compares it alone, from step 2 on.
+    one = _policy(2, dataclasses.replace(PTP_POLICY, past_steps=1), params=params)
+    newest = []
+    for t in range(2, T):
+        key = jax.random.fold_in(jax.random.fold_in(jax.random.key(0), 0), t)
+        chunk = sample_chunks(one, recorded_window(one, episodes[0]["observations"], t), key)[0]
+        newest.append((chunk[1] - one.stats.action.normalize(ACTIONS[t - 2])) ** 2)
+    np.testing.assert_allclose(past_token_errors(one, episodes[:1]), np.mean(newest, axis=0), rtol=1e-5)
+    with pytest.raises(ValueError, match="longer than"):
+        past_token_errors(policy, [{"observations": episodes[0]["observations"], "actions": ACTIONS[:4]}])

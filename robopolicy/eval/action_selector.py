@@ -12,7 +12,9 @@ of slots (rows of slots that do not plan are padding), so it compiles once; or, 
 rows="powers_of_two", the number of planning slots rounded up to a power of two, which compiles once
 per such size but computes no more padding than that: cheaper where few slots plan at a time and
 compute grows with rows (a CPU), as on a policy server whose clients come and go. Self-verification is the
-model's own (`Policy.sample_verified`), inside that call. Each row draws its noise from its slot's
+model's own (`Policy.sample_verified`), inside that call; it is told how many actions each slot has
+executed, and each plan's choice (candidate, all scores) is kept for the episode's record
+(`selection_log`). Each row draws its noise from its slot's
 key, which starts from the episode's seed and is split once per plan: an episode's actions depend on
 its seed only, not on which slot ran it or on what the other slots were doing.
 
@@ -36,7 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
-from jaxtyping import Bool, Float
+from jaxtyping import Bool, Float, Int
 
 from robopolicy.data.image_resize import resize_with_pad
 from robopolicy.data.instruction_vocab import InstructionVocab
@@ -45,6 +47,7 @@ from robopolicy.errors import UserError
 from robopolicy.eval.execution import ExecutionSettings
 from robopolicy.models.policy import Policy
 from robopolicy.models.policy_config import PolicyConfig
+from robopolicy.models.self_verification import Selection, Verification
 from robopolicy.train.loaded_policy import LoadedPolicy
 
 
@@ -69,6 +72,11 @@ def check_execution(config: PolicyConfig, execution: ExecutionSettings, where: s
             f"{where}: self_verify_candidates={execution.self_verify_candidates} needs a policy trained "
             "with past-token prediction (#5); this one has no past-token heads"
         )
+    if execution.self_verify_candidates > 1:
+        try:
+            execution.verification.check_action_dim(config.action_dim)
+        except ValueError as e:
+            raise UserError(f"{where}: execution.{e}") from None
     if execution.mode != "chunk":
         return 1
     n = execution.n_action_steps or config.n_action_steps
@@ -159,12 +167,15 @@ def window_sampler(cfg: PolicyConfig) -> Callable[..., jax.Array]:
 
 
 @functools.cache
-def _row_sampler(cfg: PolicyConfig) -> Callable[..., jax.Array]:
-    """(params, batch, keys, history, full, num) → [B, H, A] normalized: the chunk each row executes.
+def _row_sampler(cfg: PolicyConfig) -> Callable[..., Selection]:
+    """(params, batch, keys, history, executed, num, verification) → the `Selection` of each row:
+    the chunk it executes [B, H, A] (normalized), its candidate index, the candidates' scores and
+    the number of compared past tokens.
 
     Every leaf of `batch` is one `window_batch` per row, stacked: [B, 1, ...]; `history` [B, K, A] and
-    `full` [B] are each row's executed actions for self-verification. Row b draws exactly what one
-    unbatched call with keys[b] would, so an episode's actions do not depend on its batch-mates.
+    `executed` [B] are each row's executed actions and their count, for self-verification. Row b draws
+    exactly what one unbatched call with keys[b] would, so an episode's actions do not depend on its
+    batch-mates.
     """
 
     def sample_row(
@@ -172,32 +183,35 @@ def _row_sampler(cfg: PolicyConfig) -> Callable[..., jax.Array]:
         row: dict[str, Any],
         key: jax.Array,
         history: Float[jax.Array, "k a"],
-        full: Bool[jax.Array, ""],
+        executed: Int[jax.Array, ""],
         num: int,
-    ) -> Float[jax.Array, "h a"]:
+        verification: Verification,
+    ) -> Selection:
         model = nnx.merge(_graphdef(cfg), params)
-        chunk, _ = model.sample_verified(
+        chosen = model.sample_verified(
             row.get("images"),
             row["state"],
             key,
             history[None],
-            full[None],
+            executed[None],
             num_candidates=num,
+            verification=verification,
             **_inputs(row),
         )
-        return chunk[0]
+        return jax.tree.map(lambda x: x[0], chosen)
 
-    @functools.partial(jax.jit, static_argnums=5)
+    @functools.partial(jax.jit, static_argnums=(5, 6))
     def sample_rows(
         params: nnx.State,
         batch: dict[str, Any],
         keys: jax.Array,
         history: jax.Array,
-        full: jax.Array,
+        executed: jax.Array,
         num: int,
-    ) -> jax.Array:
-        return jax.vmap(lambda row, key, h, f: sample_row(params, row, key, h, f, num))(
-            batch, keys, history, full
+        verification: Verification,
+    ) -> Selection:
+        return jax.vmap(lambda row, key, h, e: sample_row(params, row, key, h, e, num, verification))(
+            batch, keys, history, executed
         )
 
     return sample_rows
@@ -215,6 +229,7 @@ class _Slot:
     predictions: dict[int, list[np.ndarray]] = field(default_factory=dict)
     t: int = 0
     chunk: np.ndarray | None = None  # the newest plan's actions from its step on
+    selections: list[dict[str, Any]] = field(default_factory=list)  # self-verification, per plan
 
 
 class ActionSelector:
@@ -247,7 +262,6 @@ class ActionSelector:
         self._candidates = self.execution.self_verify_candidates
         # Executed actions are kept only when self-verification reads them.
         self._verify = self._candidates > 1
-        self._full_after = past_token_steps(cfg) * cfg.frame_stride
         self._sample = _row_sampler(cfg)
         self._history_length = history_length(cfg.obs_horizon, cfg.frame_stride)
         self._seed = seed
@@ -294,6 +308,14 @@ class ActionSelector:
     def release(self, slot: int) -> None:
         """`slot` has no episode any more; it is not planned for."""
         self._slots[slot] = None
+
+    def selection_log(self, slot: int) -> list[dict[str, Any]] | None:
+        """With self-verification, one entry per plan of `slot`'s episode so far: "t" (the step it
+        was planned at), "chosen" (the candidate executed), "scores" (every candidate's score; 0s
+        where "compared" is 0) and "compared" (past tokens compared; 0: candidate 0 taken, or with
+        selection="random", a random one); None without self-verification."""
+        s = self._slots[slot]
+        return list(s.selections) if self._verify and s is not None else None
 
     def act(
         self, obs: dict[str, np.ndarray], active: Bool[np.ndarray, " n"]
@@ -384,7 +406,7 @@ class ActionSelector:
         """Unnormalized chunks [H, A] for the slots in `rows`, from one sampler call of `batch_rows` rows."""
         cfg = self.policy.config
         windows: list[dict[str, Any]] = []
-        keys, histories, full = [], [], []
+        keys, histories, executed = [], [], []
         for i in rows:
             slot = self._slot(i)
             windows.append(window_batch(self.policy, slot.history, slot.t, slot.instruction))
@@ -394,17 +416,30 @@ class ActionSelector:
             if self._verify and slot.executed:
                 history[-len(slot.executed) :] = np.stack(slot.executed)
             histories.append(history)
-            full.append(self._verify and len(slot.executed) >= self._full_after)
+            executed.append(len(slot.executed) if self._verify else 0)
         # Padding rows repeat the first row, so that the call has its fixed number of rows.
         pad = self.batch_rows(len(rows)) - len(rows)
         batch = jax.tree.map(lambda *rows_: np.stack(rows_ + rows_[:1] * pad), *windows)
-        out = self._sample(
+        chosen = self._sample(
             self.policy.params,
             batch,
             jnp.stack(keys + keys[:1] * pad),
             np.stack(histories + histories[:1] * pad),
-            np.asarray(full + full[:1] * pad),
+            np.asarray(executed + executed[:1] * pad, np.int32),
             self._candidates,
+            self.execution.verification,
         )
-        out = self.policy.stats.action.unnormalize(np.asarray(out)).astype(np.float32)
+        out = self.policy.stats.action.unnormalize(np.asarray(chosen.chunk)).astype(np.float32)
+        if self._verify:
+            index, scores, compared = (np.asarray(x) for x in chosen[1:])
+            for row, i in enumerate(rows):
+                slot = self._slot(i)
+                slot.selections.append(
+                    {
+                        "t": slot.t,
+                        "chosen": int(index[row]),
+                        "scores": [float(f"{s:.6g}") for s in scores[row]],
+                        "compared": int(compared[row]),
+                    }
+                )
         return {i: out[row] for row, i in enumerate(rows)}

@@ -100,6 +100,10 @@ class Selector(Protocol):
 
     def act(self, obs: dict[str, np.ndarray], active: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
+    def selection_log(self, slot: int) -> list[dict[str, Any]] | None:
+        """Self-verification's choices in the slot's episode so far (None without it)."""
+        ...
+
 
 def episode_seed(key: EpisodeKey) -> int:
     """The policy's sampling seed for an episode: a function of the key only, so order does not matter."""
@@ -395,5 +399,6 @@ class _Wave:
             physics_seconds=live.physics_seconds,
             render_seconds=live.render_seconds,
             instruction=self.instructions[i],
+            self_verification=self.selector.selection_log(i),
         )
         self.claims.sink.done(live.item, record, frames)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from robopolicy.models.self_verification import Verification
 from robopolicy.typed_config import from_table
 
 ExecutionMode = Literal["chunk", "every_step", "temporal_ensemble"]
@@ -46,6 +47,10 @@ class ExecutionSettings:
         self_verify_candidates: PTP self-verification: sample this many chunks in one batched pass and
             execute the one whose predicted past actions best match the executed ones (1 = off). Needs
             a policy trained with past-token prediction.
+        verification: how self-verification scores and chooses candidates: per-dimension weights
+            ("equal", "translation", "custom", "inverse_variance"), partial or full history, and
+            selection by score or at random (a control); see `robopolicy.models.self_verification`.
+            Only read with self_verify_candidates > 1.
     """
 
     name: str = ""
@@ -56,6 +61,7 @@ class ExecutionSettings:
     max_steps: int = 0
     suite_step_caps: tuple[tuple[str, int], ...] = ()
     self_verify_candidates: int = 1
+    verification: Verification = field(default_factory=Verification)
 
     def __post_init__(self) -> None:
         if self.mode not in ("chunk", "every_step", "temporal_ensemble"):
@@ -83,9 +89,13 @@ class ExecutionSettings:
         return dict(self.suite_step_caps).get(suite, task_cap)
 
     def identity(self) -> dict[str, Any]:
-        """Everything that changes what is executed (the name does not)."""
+        """Everything that changes what is executed (the name does not, nor do the verification
+        options without self-verification: such settings keep the hash they had before the options
+        existed)."""
         d = asdict(self)
         d.pop("name")
+        if self.self_verify_candidates == 1:
+            d.pop("verification")
         d["suite_step_caps"] = sorted([list(p) for p in self.suite_step_caps])
         return d
 

@@ -40,7 +40,7 @@ from robopolicy.errors import UserError
 from robopolicy.eval.execution import NOOP_ACTION, ExecutionSettings
 
 _REACH_ERRORS = (OSError, TimeoutError, WebSocketException, WireError)  # cannot talk to the server
-_POLICY_SIDE = ("mode", "n_action_steps", "ensemble_decay", "self_verify_candidates")
+_POLICY_SIDE = ("mode", "n_action_steps", "ensemble_decay", "self_verify_candidates", "verification")
 _ACTION_DIM = len(NOOP_ACTION)  # what the envs take
 _REPLY_TIMEOUT_S = 300.0  # a server that answers nothing for this long is gone (first calls may compile)
 
@@ -203,6 +203,10 @@ class RemoteSelector:
     def release(self, slot: int) -> None:
         self._slots[slot].executed = None
         self._slots[slot].queue.clear()
+
+    def selection_log(self, slot: int) -> list[dict[str, Any]] | None:
+        """None: a policy server keeps its self-verification choices to itself."""
+        return None
 
     def act(self, obs: dict[str, np.ndarray], active: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """One request per active slot that needs actions, all sent before any reply is read (so the

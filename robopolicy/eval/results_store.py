@@ -71,6 +71,7 @@ CREATE TABLE IF NOT EXISTS episodes (
     render_seconds REAL,
     video_path TEXT,
     instruction TEXT,
+    self_verification TEXT,           -- JSON list of self-verification's choices per plan, or NULL
     worker_pid INTEGER,
     worker_host TEXT NOT NULL DEFAULT '', -- with worker_pid, who claimed or ran the episode
     updated_at REAL NOT NULL,             -- unix time of the claim, then of the result
@@ -91,7 +92,12 @@ class EpisodeKey:
 
 @dataclass(frozen=True)
 class EpisodeRecord:
-    """A finished episode. Times in seconds; video_path relative to the store's folder or absolute."""
+    """A finished episode. Times in seconds; video_path relative to the store's folder or absolute.
+
+    `self_verification` (episodes run with self-verification only): one entry per plan, {"t": step,
+    "chosen": candidate index, "scores": every candidate's score, "compared": past tokens compared}
+    (`ActionSelector.selection_log`), so that a failure can be traced to the choices made.
+    """
 
     task: str
     init_state_id: int
@@ -106,6 +112,7 @@ class EpisodeRecord:
     render_seconds: float = 0.0
     video_path: str | None = None
     instruction: str = ""
+    self_verification: list[dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -200,13 +207,18 @@ class ResultsStore:
             raise UserError(f"{self.path}: results schema version {found}, this code reads {SCHEMA_VERSION}")
 
     def _upgrade(self) -> int:
-        """Bring a version-1 file to the current schema (adds the claims' host column); the version."""
+        """Bring an older file to the current schema; the version. Version 1 gets the claims' host
+        column. The nullable `self_verification` column is added to files without it and keeps the
+        version: code that does not know it never names it, so it reads and writes such files alike."""
         with self._transaction():
             found = int(self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
             if found == 1:
                 self._db.execute("ALTER TABLE episodes ADD COLUMN worker_host TEXT NOT NULL DEFAULT ''")
                 self._db.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
                 found = 2
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(episodes)")}
+            if "self_verification" not in columns:
+                self._db.execute("ALTER TABLE episodes ADD COLUMN self_verification TEXT")
         return found
 
     def close(self) -> None:
@@ -325,6 +337,7 @@ class ResultsStore:
             episode.render_seconds,
             episode.video_path,
             episode.instruction,
+            None if episode.self_verification is None else json.dumps(episode.self_verification),
             worker.pid if worker else 0,
             worker.host if worker else "",
             time.time(),
@@ -333,14 +346,15 @@ class ResultsStore:
             self._db.execute(
                 "INSERT INTO episodes (run_id, task, init_state_id, seed, status, suite, success, steps, "
                 "failure_reason, wall_seconds, policy_seconds, physics_seconds, render_seconds, video_path, "
-                "instruction, worker_pid, worker_host, updated_at) "
-                "VALUES (?, ?, ?, ?, 'done', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "instruction, self_verification, worker_pid, worker_host, updated_at) "
+                "VALUES (?, ?, ?, ?, 'done', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (run_id, task, init_state_id, seed) DO UPDATE SET status = 'done', "
                 "suite = excluded.suite, success = excluded.success, steps = excluded.steps, "
                 "failure_reason = excluded.failure_reason, wall_seconds = excluded.wall_seconds, "
                 "policy_seconds = excluded.policy_seconds, physics_seconds = excluded.physics_seconds, "
                 "render_seconds = excluded.render_seconds, video_path = excluded.video_path, "
-                "instruction = excluded.instruction, worker_pid = excluded.worker_pid, "
+                "instruction = excluded.instruction, self_verification = excluded.self_verification, "
+                "worker_pid = excluded.worker_pid, "
                 "worker_host = excluded.worker_host, updated_at = excluded.updated_at",
                 (run_id, episode.task, episode.init_state_id, episode.seed, *values),
             )
@@ -355,7 +369,8 @@ class ResultsStore:
         return [(r[0], EpisodeKey(r[1], r[2], r[3]), r[4]) for r in rows]
 
     def episodes(self, run_id: int | None = None) -> list[dict[str, Any]]:
-        """Finished episodes as dicts (columns of the episodes table), optionally of one run."""
+        """Finished episodes as dicts (columns of the episodes table, `self_verification` parsed from
+        its JSON), optionally of one run."""
         query = "SELECT * FROM episodes WHERE status = 'done'"
         args: tuple[Any, ...] = ()
         if run_id is not None:
@@ -363,4 +378,8 @@ class ResultsStore:
             args = (run_id,)
         cursor = self._db.execute(query + " ORDER BY run_id, task, init_state_id, seed", args)
         names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        episodes = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        for e in episodes:
+            if e["self_verification"] is not None:
+                e["self_verification"] = json.loads(e["self_verification"])
+        return episodes

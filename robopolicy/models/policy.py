@@ -286,11 +286,16 @@ class Policy(nnx.Module):
         )
 
     def sample_candidates(self, cond: Conditioning, key: PRNGKeyArray, num: int) -> Float[Array, "b n h a"]:
-        """`num` chunks per batch element in one batched pass; observations are encoded only once."""
-        b = jax.tree.leaves(cond)[0].shape[0]
-        tiled = jax.tree.map(lambda a: jnp.repeat(a, num, axis=0), cond)
-        chunks = self.sample_from(tiled, key)
-        return chunks.reshape(b, num, *chunks.shape[1:])
+        """`num` chunks per batch element in one batched pass; observations are encoded only once.
+
+        Candidate i denoises from `self_verification.candidate_key(key, i)`: candidate 0 from `key`
+        itself, so it is the chunk `sample_from(cond, key)` draws, whatever `num` is.
+        """
+        if num == 1:
+            return self.sample_from(cond, key)[:, None]
+        keys = jnp.stack([self_verification.candidate_key(key, i) for i in range(num)])
+        chunks = jax.vmap(lambda k: self.sample_from(cond, k))(keys)  # [n, b, h, a]
+        return jnp.swapaxes(chunks, 0, 1)
 
     def sample_verified(
         self,
@@ -298,20 +303,25 @@ class Policy(nnx.Module):
         state: Float[Array, "b to s"],
         key: PRNGKeyArray,
         history: Float[Array, "b p a"],
-        history_full: Bool[Array, " b"],
+        executed: Int[Array, " b"],
         *,
         num_candidates: int | None = None,
+        verification: self_verification.Verification | None = None,
         obs_valid: Bool[Array, "b to"] | None = None,
         instruction: Int[Array, "b l"] | None = None,
         embeddings: Embeddings | None = None,
-    ) -> tuple[Float[Array, "b h a"], Int[Array, " b"]]:
+    ) -> self_verification.Selection:
         """Self-verification: N candidates; keep the one whose past tokens match the executed actions best.
 
         `history` holds the last (To−1)·frame_stride executed actions (normalized, oldest first: steps
         t−(To−1)·stride … t−1); the past tokens are compared with every stride-th of them, the steps
-        they stand for. `history_full` says per row whether the history reaches back to the oldest
-        compared token (past_steps·stride actions executed); other rows take candidate 0. With one
-        candidate the history is not read. Returns the chosen chunk and the chosen candidate index.
+        they stand for. `executed` says per row how many actions have been executed so far: the
+        tokens whose steps lie further back are not compared (`verification.history` says how), and
+        a row with none to compare takes candidate 0. `verification` (default: `Verification()`,
+        equal weights, partial history, by score) says how candidates are scored and chosen. With one
+        candidate the history is not read.
+        Returns the chosen chunk, its index, every candidate's score and the number of compared
+        tokens (`self_verification.Selection`).
         """
         c = self.config
         num = c.num_candidates if num_candidates is None else num_candidates
@@ -326,9 +336,23 @@ class Policy(nnx.Module):
                 f"[B, {c.verification_history_length}, {c.action_dim}]: the last (To−1)·frame_stride "
                 "executed actions"
             )
+        verification = verification or self_verification.Verification()
+        try:
+            verification.check_action_dim(c.action_dim)
+        except ValueError as e:
+            raise UserError(str(e)) from None
         cond = self.encode(images, state, obs_valid=obs_valid, instruction=instruction, embeddings=embeddings)
         candidates = self.sample_candidates(cond, key, num)
+        b = candidates.shape[0]
         if num == 1:
-            return candidates[:, 0], jnp.zeros(candidates.shape[0], jnp.int32)
-        past = self_verification.past_token_actions(history, c.frame_stride)
-        return self_verification.select_candidate(candidates, past, history_full, c.past_token_start)
+            zeros = jnp.zeros(b, jnp.int32)
+            return self_verification.Selection(candidates[:, 0], zeros, jnp.zeros((b, 1)), zeros)
+        return self_verification.select_candidate(
+            candidates,
+            history,
+            executed,
+            stride=c.frame_stride,
+            start=c.past_token_start,
+            verification=verification,
+            key=key,
+        )
