@@ -4,6 +4,7 @@ per-step choices they leave in the results database."""
 import dataclasses
 import sqlite3
 
+import numpy as np
 import pytest
 from eval_fixtures import TINY_POLICY, make_checkpoint
 
@@ -11,8 +12,10 @@ from robopolicy.cli import main
 from robopolicy.errors import UserError
 from robopolicy.eval.action_selector import check_execution
 from robopolicy.eval.execution import ExecutionSettings
+from robopolicy.eval.policy_runner import PolicyRunner
 from robopolicy.eval.results_store import EpisodeKey, EpisodeRecord, ResultsStore, Worker
 from robopolicy.models.self_verification import Verification
+from robopolicy.train.loaded_policy import load_policy
 
 PTP = dataclasses.replace(TINY_POLICY, obs_horizon=3, action_horizon=5, n_action_steps=1, past_steps=-1)
 
@@ -80,6 +83,28 @@ def test_eval_records_each_plans_choice(ptp_dir, tmp_path, capsys):
     bad += ["--execution.verification.custom-weights", "1", "1", "--db", str(tmp_path / "bad.db")]
     assert main(bad) == 2
     assert "custom_weights has 2 values" in capsys.readouterr().err
+
+
+def test_one_candidate_runs_on_the_noise_of_candidate_0(ptp_dir):
+    # Same seed, N = 1 and N = 4 (full history: candidate 0 until 2 actions are executed): the runner
+    # hands both the same key per plan, so the first two actions are the same chunk's.
+    policy = load_policy(ptp_dir)
+    rng = np.random.default_rng(0)
+    obs = [
+        {
+            **{cam: rng.integers(0, 255, (16, 16, 3), dtype=np.uint8) for cam in PTP.cameras},
+            "state": rng.normal(size=PTP.state_dim).astype(np.float32),
+        }
+        for _ in range(3)
+    ]
+    full = Verification(history="full")
+    one, four = (
+        PolicyRunner(policy, seed=3, execution=ExecutionSettings(self_verify_candidates=n, verification=full))
+        for n in (1, 4)
+    )
+    a, b = np.stack([one.act(o) for o in obs]), np.stack([four.act(o) for o in obs])
+    np.testing.assert_allclose(a[:2], b[:2], atol=1e-5)
+    assert four.selector.selection_log(0)[2]["compared"] == 2
 
 
 def test_self_verification_column_is_added_to_older_files(tmp_path):
