@@ -58,7 +58,7 @@ def test_weights_that_do_not_fit_the_policy_are_refused_naming_it():
     settings = ExecutionSettings(
         self_verify_candidates=4, verification=Verification(weights="custom", custom_weights=(1.0, 1.0))
     )
-    with pytest.raises(UserError, match=r"^runs/p: execution.Verification.custom_weights has 2 values"):
+    with pytest.raises(UserError, match=r"^runs/p: execution\.verification\.custom_weights has 2 values"):
         check_execution(PTP, settings, "runs/p")
     check_execution(PTP, dataclasses.replace(settings, self_verify_candidates=1), "runs/p")  # not read
 

@@ -107,13 +107,13 @@ class Verification:
         """ValueError naming the field if these weights do not fit actions of `action_dim` dimensions."""
         if self.weights == "translation" and action_dim < TRANSLATION_DIMS:
             raise ValueError(
-                f"Verification.weights='translation' needs >= {TRANSLATION_DIMS} action dimensions, got {action_dim}"
+                f"verification.weights='translation' needs >= {TRANSLATION_DIMS} action dimensions, got {action_dim}"
             )
         for name in ("custom_weights", "dim_errors"):
             values = getattr(self, name)
             if values and len(values) != action_dim:
                 raise ValueError(
-                    f"Verification.{name} has {len(values)} values; the policy's actions have {action_dim} dimensions"
+                    f"verification.{name} has {len(values)} values; the policy's actions have {action_dim} dimensions"
                 )
 
     def dim_weights(self, action_dim: int) -> Float[np.ndarray, " a"]:
