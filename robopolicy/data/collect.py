@@ -226,7 +226,7 @@ def _to_episode(rollout: dict, spec: TaskSpec, config: CollectConfig, episode_id
         state=np.stack([o["state"] for o in observations]).astype(np.float32),
         action=np.asarray(rollout["actions"], np.float32),
         reward=np.asarray(rollout["rewards"], np.float32),
-        task=spec.name,
+        task=spec.label,  # a variant's own name (`TASK[oracle]`), so its demos are never taken for TASK's
         instruction=spec.instruction,
         episode_id=episode_id,
         seed=seed,

@@ -3,7 +3,8 @@
 A task is a folder `<task>/task.toml` (plus `init_states.npz`, its fixed evaluation states). The
 folders listed in `ROBOPOLICY_TASK_PATH` (separated by `os.pathsep`, like `PATH`) are searched first,
 in order, then the bundled `envs/`; the first folder holding the task wins, so a user folder can
-shadow a bundled task of the same name. Worker processes inherit the variable, so they resolve
+shadow a bundled task of the same name. A variant of a task (`TASK[oracle]`, `robopolicy.tasks.variants`)
+resolves to the task's own folder. Worker processes inherit the variable, so they resolve
 names the same way as their parent; `robopolicy ... --tasks-dir DIR` prepends DIR to it.
 """
 
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from robopolicy.errors import UserError
 from robopolicy.paths import envs_dir, search_path
+from robopolicy.tasks.variants import split_variant
 
 TASK_PATH_ENV = "ROBOPOLICY_TASK_PATH"
 TASK_FILE = "task.toml"
@@ -28,7 +30,9 @@ def task_search_path() -> tuple[Path, ...]:
 
 
 def find_task(task: str) -> Path:
-    """The folder of `task`: `<folder>/<task>` for the first folder on the search path that has it."""
+    """The folder of `task`: `<folder>/<task>` for the first folder on the search path that has it
+    (a variant, `TASK[oracle]`, is found as TASK)."""
+    task = split_variant(task)[0]
     if not task or Path(task).name != task or task in (".", ".."):
         raise UnknownTaskError(f"task names are folder names, got {task!r}")
     searched = task_search_path()
