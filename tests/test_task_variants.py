@@ -1,4 +1,4 @@
-"""Task variants: `TASK[oracle]` keeps a memory task's cue lit all episode, from the task's own folder,
+"""Task variants: `TASK+oracle` keeps a memory task's cue lit all episode, from the task's own folder,
 states and random streams, under its own name in datasets and the results store."""
 
 import dataclasses
@@ -18,7 +18,7 @@ from robopolicy.tasks.spec import TaskSpecError, load_task_spec
 from robopolicy.tasks.variants import oracle_task, split_variant, with_variant
 
 TASK = "memory_press_lit_button"
-ORACLE = "memory_press_lit_button[oracle]"
+ORACLE = "memory_press_lit_button+oracle"
 
 
 def test_variant_names_split_and_join() -> None:
@@ -26,7 +26,7 @@ def test_variant_names_split_and_join() -> None:
     assert split_variant(ORACLE) == (TASK, "oracle")
     assert oracle_task(TASK) == ORACLE and oracle_task(ORACLE) == ORACLE
     assert with_variant(ORACLE, None) == ORACLE and with_variant(TASK, "oracle") == ORACLE
-    for bad in (f"{TASK}[nope]", "[oracle]", f"{TASK}[oracle][oracle]"):
+    for bad in (f"{TASK}+nope", "+oracle", f"{TASK}+oracle+oracle"):
         with pytest.raises(UserError, match="variant"):
             split_variant(bad)
 
@@ -36,8 +36,8 @@ def test_oracle_spec_is_the_task_spec_with_the_cue_kept_lit() -> None:
     assert not base.oracle and base.label == TASK
     assert oracle.oracle and oracle.label == ORACLE
     assert oracle.name == base.name and oracle.objects == base.objects and oracle.cue == base.cue
-    with pytest.raises(TaskSpecError, match=r"cube_on_plate\[oracle\].*no \[cue\]"):
-        load_task_spec("cube_on_plate[oracle]")
+    with pytest.raises(TaskSpecError, match=r"cube_on_plate\+oracle.*no \[cue\]"):
+        load_task_spec("cube_on_plate+oracle")
 
 
 def _cue_lit(env: TabletopEnv) -> bool:

@@ -26,7 +26,7 @@ camera set the task is meant to be observed with (checked against the scene's ca
 whichever cameras its `EnvConfig` asks for.
 Invalid specs raise `TaskSpecError` naming the file and the field.
 
-A task name with a variant suffix (`TASK[oracle]`, `robopolicy.tasks.variants`) loads TASK's spec with
+A task name with a variant suffix (`TASK+oracle`, `robopolicy.tasks.variants`) loads TASK's spec with
 the variant applied; the variant is no field of the file, so there is one task format.
 """
 
@@ -135,7 +135,7 @@ class TaskSpec:
 
     min_separation: least xy distance (m) between the centres of any two objects in an initial layout;
         the objects' clearance radii keep them apart as well (0: the radii alone).
-    oracle: the cue stays lit for the whole episode (the `[oracle]` variant; never read from a file).
+    oracle: the cue stays lit for the whole episode (the `+oracle` variant; never read from a file).
         `name` stays the task's own, so the scene and its random streams are the task's.
     """
 
@@ -156,7 +156,7 @@ class TaskSpec:
 
     @property
     def label(self) -> str:
-        """The name results are kept under: `name`, or `name[oracle]` for the oracle variant."""
+        """The name results are kept under: `name`, or `name+oracle` for the oracle variant."""
         return with_variant(self.name, ORACLE if self.oracle else None)
 
     def object(self, name: str) -> ObjectSpec:
@@ -388,7 +388,7 @@ def task_file(task: str | Path) -> Path:
 
 
 def load_task_spec(task: str | Path) -> TaskSpec:
-    """Load a task spec by task name (searched on the task path; a variant suffix such as `[oracle]`
+    """Load a task spec by task name (searched on the task path; a variant suffix such as `+oracle`
     is applied to the task's spec) or from an explicit TOML path."""
     variant = None if isinstance(task, Path) or str(task).endswith(".toml") else split_variant(task)[1]
     path = task_file(task)
@@ -402,7 +402,7 @@ def load_task_spec(task: str | Path) -> TaskSpec:
     if variant == ORACLE:
         if spec.cue is None:
             raise TaskSpecError(
-                f"task {task!r}: the [oracle] variant keeps the memory cue lit, but {where} has no [cue]"
+                f"task {task!r}: the +oracle variant keeps the memory cue lit, but {where} has no [cue]"
             )
         spec = replace(spec, oracle=True)
     return spec
