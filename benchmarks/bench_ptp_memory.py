@@ -1,9 +1,9 @@
-"""Long context with and without Past-Token Prediction on a memory task, at a CPU-sized scale.
+"""Long context with and without Past-Token Prediction on memory tasks, at a CPU-sized scale.
 
 The pipeline of `notebooks/04_long_context_ptp.ipynb` (its full config, with 5 held-out demos and a
-short-context reference): scripted demos of one memory task, a short-context stage-1 policy (its
-encoder is kept), the embedding cache, a short-context head (To=2) and two long-context heads on the
-cached embeddings that differ only in `past_steps` (0 vs all), then
+short-context reference), run on each task of `--tasks` in turn: scripted demos of the task, a
+short-context stage-1 policy (its encoder is kept), the embedding cache, a short-context head (To=2)
+and two long-context heads on the cached embeddings that differ only in `past_steps` (0 vs all), then
 
 - offline, on held-out expert episodes: the MSE (normalized units) between each head's predicted
   past tokens and the recorded actions at those steps, over every step whose context lies inside
@@ -12,8 +12,15 @@ cached embeddings that differ only in `past_steps` (0 vs all), then
   short-context head (To=2, no PTP), the long-context heads without and with PTP, and PTP with
   self-verification over `--candidates` chunks.
 
-Run: `PYTHONPATH=. python benchmarks/bench_ptp_memory.py [--demos 50] [--episodes 20] ...`
-(prints a markdown table and writes `OUT/results.json`).
+Tasks are named as anywhere else: bundled ones, your own through `--tasks-dir DIR` (repeatable, as
+for the `robopolicy` commands) or `ROBOPOLICY_TASK_PATH`, and `TASK+oracle`, the task with its cue
+lit all episode. `--oracle` adds the oracle arm of every task with a cue: the same protocol on
+`TASK+oracle` (same demo seeds and initial states), the control that shows the config can learn
+the task at all when no memory is needed.
+
+Run: `PYTHONPATH=. python benchmarks/bench_ptp_memory.py [--tasks A B ...] [--tasks-dir DIR] [--oracle]
+[--demos 50] [--episodes 20] ...` (prints one markdown table, a row per task and variant; writes each
+task's runs to `OUT/TASK/` and every row to `OUT/results.json`).
 """
 
 from __future__ import annotations
@@ -23,7 +30,9 @@ import dataclasses
 import json
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -39,6 +48,9 @@ from robopolicy.models.past_tokens import PAST_STEPS_ALL
 from robopolicy.models.policy_config import PolicyConfig
 from robopolicy.models.policy_presets import POLICY_PRESETS
 from robopolicy.sim import TabletopEnv, run_expert_episode
+from robopolicy.tasks.spec import load_task_spec
+from robopolicy.tasks.task_path import prepend_task_dirs
+from robopolicy.tasks.variants import oracle_task, split_variant
 from robopolicy.train.loaded_policy import LoadedPolicy
 from robopolicy.train.optimizer import OptimizerConfig
 from robopolicy.train.train_config import TrainConfig
@@ -46,43 +58,43 @@ from robopolicy.train.train_logging import LogConfig
 from robopolicy.train.trainer import train
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--task", default="memory_press_lit_button")
-    p.add_argument("--out", default="runs/bench_ptp_memory")
-    p.add_argument("--demos", type=int, default=50)
-    p.add_argument("--image-size", type=int, default=32)
-    p.add_argument("--stage1-steps", type=int, default=1500)
-    p.add_argument("--head-steps", type=int, default=1500)
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--obs-horizon", type=int, default=8)
-    p.add_argument("--action-horizon", type=int, default=16)
-    p.add_argument("--frame-stride", type=int, default=2)
-    p.add_argument("--width", type=int, default=64)
-    p.add_argument("--layers", type=int, default=2)
-    p.add_argument("--ddim-steps", type=int, default=10)
-    p.add_argument("--episodes", type=int, default=20)
-    p.add_argument("--heldout", type=int, default=5)
-    p.add_argument("--candidates", type=int, default=8)
-    args = p.parse_args()
-    out = Path(args.out)
+def task_list(tasks: Sequence[str], oracle: bool) -> tuple[list[str], list[str]]:
+    """(the tasks to run, in order, each followed by its oracle arm when `oracle`; the tasks given
+    that have no cue, hence no oracle arm). Every name is checked here, before any work."""
+    run: list[str] = []
+    no_cue: list[str] = []
+    for task in dict.fromkeys(tasks):
+        spec = load_task_spec(task)  # an unknown task or a broken spec fails here, in one line
+        run.append(task)
+        if oracle and split_variant(task)[1] is None:
+            if spec.cue is None:
+                no_cue.append(task)
+            else:
+                run.append(oracle_task(task))
+    return list(dict.fromkeys(run)), no_cue
+
+
+def run_task(task: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:
+    """The whole protocol on one task: {"rows": one per variant, "timings": seconds per stage}."""
     cameras = ("agentview",)
     timings: dict[str, float] = {}
 
     t0 = time.perf_counter()
     demos = collect(
         CollectConfig(
-            task=args.task,
+            task=task,
             num_episodes=args.demos,
             image_size=args.image_size,
             cameras=cameras,
             noise_std=0.1,
             out=str(out / "demos"),
+            workers=args.workers,
         ),
         progress=False,
     )
-    env = TabletopEnv(args.task, image_size=args.image_size, cameras=cameras)
+    env = TabletopEnv(task, image_size=args.image_size, cameras=cameras)
     heldout = [run_expert_episode(env, seed=100_000 + k) for k in range(args.heldout)]
+    env.close()
     timings["collect_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -170,15 +182,16 @@ def main() -> None:
     ):
         summary = evaluate_policy(
             pol,
-            args.task,
+            task,
             list(range(args.episodes)),
-            execution=ExecutionSettings(self_verify_candidates=n),
+            execution=ExecutionSettings(self_verify_candidates=n, max_steps=args.max_steps),
             progress=False,
         )
         low, high = wilson_interval(summary.successes, len(summary.episodes))
         key = name.split(" (")[0] if not name.startswith("PTP") else "PTP"
         rows.append(
             {
+                "task": task,
                 "variant": name,
                 "successes": summary.successes,
                 "episodes": len(summary.episodes),
@@ -188,22 +201,79 @@ def main() -> None:
                 "eval_s": summary.timings["total_seconds"],
             }
         )
-    env.close()
+    return {"rows": rows, "timings": timings}
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| task | variant | success | 95 % Wilson | past-token MSE (held-out) | final loss | eval time |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['task']} | {r['variant']} | {r['successes']}/{r['episodes']} "
+            f"| [{r['wilson95'][0]:.2f}, {r['wilson95'][1]:.2f}] | {r['past_token_mse']:.3f} "
+            f"| {r['final_loss']:.3f} | {r['eval_s']:.0f} s |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--tasks", nargs="+", default=["memory_press_lit_button"], metavar="TASK")
+    p.add_argument(
+        "--tasks-dir",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="also look for task folders (DIR/TASK/task.toml) here, ahead of ROBOPOLICY_TASK_PATH; repeatable",
+    )
+    p.add_argument(
+        "--oracle",
+        action="store_true",
+        help="also run every task with a cue as TASK+oracle (cue lit all episode)",
+    )
+    p.add_argument("--out", default="runs/bench_ptp_memory")
+    p.add_argument("--demos", type=int, default=50)
+    p.add_argument("--image-size", type=int, default=32)
+    p.add_argument("--stage1-steps", type=int, default=1500)
+    p.add_argument("--head-steps", type=int, default=1500)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--obs-horizon", type=int, default=8)
+    p.add_argument("--action-horizon", type=int, default=16)
+    p.add_argument("--frame-stride", type=int, default=2)
+    p.add_argument("--width", type=int, default=64)
+    p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--ddim-steps", type=int, default=10)
+    p.add_argument("--episodes", type=int, default=20)
+    p.add_argument("--heldout", type=int, default=5)
+    p.add_argument("--candidates", type=int, default=8)
+    p.add_argument("--max-steps", type=int, default=0, help="episode step cap in evaluation (0: the task's)")
+    p.add_argument("--workers", type=int, default=0, help="collection processes (0: one per core)")
+    args = p.parse_args(argv)
+    prepend_task_dirs(args.tasks_dir)
+    tasks, no_cue = task_list(args.tasks, args.oracle)
+    if no_cue:
+        print(f"no oracle arm (no [cue]): {', '.join(no_cue)}", file=sys.stderr)
+    out = Path(args.out)
+    results = {task: run_task(task, args, out / task) for task in tasks}
+    rows = [r for result in results.values() for r in result["rows"]]
 
     print(f"\n{machine_line()}\n{vars(args)}\n")
-    print("| variant | success | 95 % Wilson | past-token MSE (held-out) | final loss | eval time |")
-    print("|---|---|---|---|---|---|")
-    for r in rows:
-        print(
-            f"| {r['variant']} | {r['successes']}/{r['episodes']} | [{r['wilson95'][0]:.2f}, {r['wilson95'][1]:.2f}] "
-            f"| {r['past_token_mse']:.3f} | {r['final_loss']:.3f} | {r['eval_s']:.0f} s |"
-        )
-    print("timings:", {k: round(v) for k, v in timings.items()})
-    (out / "results.json").write_text(
-        json.dumps(
-            {"machine": machine_line(), "args": vars(args), "rows": rows, "timings": timings}, indent=1
-        )
-    )
+    print(table(rows))
+    for task, result in results.items():
+        print(f"timings {task}:", {k: round(v) for k, v in result["timings"].items()})
+    summary = {
+        "machine": machine_line(),
+        "args": vars(args),
+        "tasks": tasks,
+        "no_oracle_arm": no_cue,
+        "rows": rows,
+        "timings": {task: result["timings"] for task, result in results.items()},
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(summary, indent=1))
+    return summary
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -331,8 +330,7 @@ def _use_tasks_dirs(verb: str, args: list[str]) -> list[str]:
     """Pull every `--tasks-dir DIR` / `--tasks-dir=DIR` out of the arguments of a verb that takes tasks
     and put the folders, in the order given, ahead of `ROBOPOLICY_TASK_PATH` in this process's
     environment, which worker processes inherit."""
-    from robopolicy.errors import UserError
-    from robopolicy.tasks.task_path import TASK_PATH_ENV
+    from robopolicy.tasks.task_path import prepend_task_dirs
 
     if not VERBS[verb].takes_tasks:
         return args
@@ -341,15 +339,10 @@ def _use_tasks_dirs(verb: str, args: list[str]) -> list[str]:
     it = iter(args)
     for arg in it:
         if arg == "--tasks-dir" or arg.startswith("--tasks-dir="):
-            folder = next(it, "") if arg == "--tasks-dir" else arg.split("=", 1)[1]
-            if not os.path.isdir(folder):
-                raise UserError(f"--tasks-dir {folder!r}: no such folder")
-            dirs.append(os.path.abspath(folder))
+            dirs.append(next(it, "") if arg == "--tasks-dir" else arg.split("=", 1)[1])
         else:
             rest.append(arg)
-    if dirs:
-        previous = os.environ.get(TASK_PATH_ENV, "")
-        os.environ[TASK_PATH_ENV] = os.pathsep.join([*dirs, *([previous] if previous else [])])
+    prepend_task_dirs(dirs)
     return rest
 
 

@@ -42,7 +42,8 @@ class CollectConfig:
     """Collect scripted demonstrations of one task.
 
     Attributes:
-        task: task name (a task folder on the task search path: --tasks-dir, ROBOPOLICY_TASK_PATH, envs/).
+        task: task name (a task folder on the task search path: --tasks-dir, ROBOPOLICY_TASK_PATH, envs/);
+            'TASK+oracle' keeps a memory task's cue lit all episode (the oracle arm, docs/tasks.md).
         num_episodes: successful demonstrations to keep.
         out: output folder; the RLDS dataset is written below it.
         image_size: square camera resolution in pixels.
@@ -226,7 +227,7 @@ def _to_episode(rollout: dict, spec: TaskSpec, config: CollectConfig, episode_id
         state=np.stack([o["state"] for o in observations]).astype(np.float32),
         action=np.asarray(rollout["actions"], np.float32),
         reward=np.asarray(rollout["rewards"], np.float32),
-        task=spec.name,
+        task=spec.label,  # a variant's own name (`TASK+oracle`), so its demos are never taken for TASK's
         instruction=spec.instruction,
         episode_id=episode_id,
         seed=seed,

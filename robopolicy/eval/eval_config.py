@@ -45,7 +45,8 @@ class EvalConfig:
             or a policy server, ws://HOST:PORT (`robopolicy serve`, or any openpi-compatible server);
             setting this, --suite, --tasks, --seeds or --db stores every episode in --db, resumably.
         suite: evaluate every task of this suite (neither suite nor tasks: the policy's own task).
-        tasks: evaluate these tasks (with --suite: in addition to its tasks).
+        tasks: evaluate these tasks (with --suite: in addition to its tasks); 'TASK+oracle' keeps a
+            memory task's cue lit all episode and is stored under that name (docs/tasks.md).
         seeds: sampling seeds; each (initial state, seed) pair is one episode. Empty: --seed.
         db: the SQLite results file; empty means `<run>/eval/results.db` (for a policy server:
             runs/remote_eval/results.db).

@@ -47,7 +47,8 @@ class SweepConfig:
             or a policy server, ws://HOST:PORT (robopolicy's or any openpi-compatible one).
         run_dirs: training runs whose every checkpoint is evaluated.
         suites: task suites; each contributes all its tasks.
-        tasks: tasks evaluated directly (outside any suite).
+        tasks: tasks evaluated directly (outside any suite); 'TASK+oracle' keeps a memory task's cue
+            lit all episode and is stored under that name (docs/tasks.md).
         init_states: fixed initial states per task, e.g. '0:50'; trial i uses state i.
         seeds: seeds of the policy's sampling noise; each (state, seed) pair is one episode.
         settings: execution settings; each is its own run per checkpoint.

@@ -26,6 +26,7 @@ from robopolicy.errors import UserError
 from robopolicy.sim.env import COLLECTION_STREAM, EnvConfig, TabletopEnv, scene_xml
 from robopolicy.tasks.scene_mjcf import RenderConfig
 from robopolicy.tasks.task_path import find_task
+from robopolicy.tasks.variants import split_variant
 
 EVAL_STREAM = 1
 NUM_INIT_STATES = 50
@@ -118,6 +119,7 @@ def load_init_states(task: str, env: TabletopEnv | None = None) -> np.ndarray:
     Pass `env` to check against an existing env (saves building one); its task must match.
     """
     path = init_states_file(task)
+    task = split_variant(task)[0]  # a variant runs from its task's own states
     regen = f"regenerate with `robopolicy init-states {task}`"
     if not path.is_file():
         raise InitStatesError(f"{path}: fixed initial states not found; {regen}")

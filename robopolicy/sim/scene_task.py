@@ -137,10 +137,11 @@ class SceneTask:
         self.show_cue(0)
 
     def show_cue(self, step: int) -> None:
-        """Light the cue object while `step` < visible_steps (a model colour: no effect on physics)."""
+        """Light the cue object while `step` < visible_steps, or at every step for the oracle variant
+        (a model colour: no effect on physics)."""
         self._model.geom_rgba[:] = self._base_rgba
         cue = self._spec.cue
-        if cue is not None and step < cue.visible_steps:
+        if cue is not None and (self._spec.oracle or step < cue.visible_steps):
             self._model.geom_rgba[self.handles[cue.choices[self._cue_choice]].main_geom] = CUE_RGBA
 
     def resolve(self, arg: str) -> str:

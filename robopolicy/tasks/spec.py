@@ -25,12 +25,15 @@ Goal arguments may be "$cue" (the lit choice) or "$not_cue" (the other of two ch
 camera set the task is meant to be observed with (checked against the scene's cameras); an env renders
 whichever cameras its `EnvConfig` asks for.
 Invalid specs raise `TaskSpecError` naming the file and the field.
+
+A task name with a variant suffix (`TASK+oracle`, `robopolicy.tasks.variants`) loads TASK's spec with
+the variant applied; the variant is no field of the file, so there is one task format.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -39,6 +42,7 @@ from robopolicy.errors import UserError
 from robopolicy.paths import envs_dir
 from robopolicy.tasks.object_library import COLORS, OBJECT_TYPES, ObjectType, Role
 from robopolicy.tasks.task_path import TASK_FILE, find_task
+from robopolicy.tasks.variants import ORACLE, split_variant, with_variant
 from robopolicy.typed_config import read_toml
 
 
@@ -131,6 +135,8 @@ class TaskSpec:
 
     min_separation: least xy distance (m) between the centres of any two objects in an initial layout;
         the objects' clearance radii keep them apart as well (0: the radii alone).
+    oracle: the cue stays lit for the whole episode (the `+oracle` variant; never read from a file).
+        `name` stays the task's own, so the scene and its random streams are the task's.
     """
 
     name: str
@@ -142,6 +148,16 @@ class TaskSpec:
     cameras: tuple[str, ...] = SCENE_CAMERAS
     agentview: CameraFraming = CameraFraming()
     min_separation: float = 0.0
+    oracle: bool = False
+
+    def __post_init__(self) -> None:
+        if self.oracle and self.cue is None:
+            raise ValueError(f"TaskSpec {self.name!r}: oracle needs a [cue]")
+
+    @property
+    def label(self) -> str:
+        """The name results are kept under: `name`, or `name+oracle` for the oracle variant."""
+        return with_variant(self.name, ORACLE if self.oracle else None)
 
     def object(self, name: str) -> ObjectSpec:
         return next(o for o in self.objects if o.name == name)
@@ -372,7 +388,9 @@ def task_file(task: str | Path) -> Path:
 
 
 def load_task_spec(task: str | Path) -> TaskSpec:
-    """Load a task spec by task name (searched on the task path) or from an explicit TOML path."""
+    """Load a task spec by task name (searched on the task path; a variant suffix such as `+oracle`
+    is applied to the task's spec) or from an explicit TOML path."""
+    variant = None if isinstance(task, Path) or str(task).endswith(".toml") else split_variant(task)[1]
     path = task_file(task)
     where = _display_path(path)
     spec = parse_task_spec(read_toml(path, "task spec", where, TaskSpecError), where)
@@ -381,6 +399,12 @@ def load_task_spec(task: str | Path) -> TaskSpec:
         raise TaskSpecError(
             f"{where}: field 'name' must equal the task folder name {path.parent.name!r}, got {spec.name!r}"
         )
+    if variant == ORACLE:
+        if spec.cue is None:
+            raise TaskSpecError(
+                f"task {task!r}: the +oracle variant keeps the memory cue lit, but {where} has no [cue]"
+            )
+        spec = replace(spec, oracle=True)
     return spec
 
 
