@@ -106,27 +106,43 @@ def markdown_table(title: str, rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+# Per-call timings of one side: {"seconds": wall s, "cpu_seconds": process CPU s}, one entry per call.
+Timing = dict[str, list[float]]
+
+
 def per_second(count: int, seconds: list[float]) -> float:
     """Items per second from the median of per-call times (robust to one stalled call)."""
     return count / statistics.median(seconds)
 
 
-def train_rows(batches: list[int], ours: dict[int, list[float]], theirs: dict[int, list[float]]) -> list[Row]:
-    """samples/s per batch size from per-step seconds, then the growth smallest → largest batch."""
+def cpu_ms_per_item(count: int, timing: Timing) -> float:
+    """Median process CPU milliseconds per item: the work done, whatever else the machine runs."""
+    return 1e3 * statistics.median(timing["cpu_seconds"]) / count
+
+
+def throughput_rows(
+    what: str, sizes: list[int], ours: dict[int, Timing], theirs: dict[int, Timing]
+) -> list[Row]:
+    """`what`/s per size (wall), its growth from the smallest size to the largest, and CPU ms per item."""
     rows = [
-        Row(f"train samples/s, batch {b}", per_second(b, ours[b]), per_second(b, theirs[b])) for b in batches
+        Row(f"{what}/s, {n}", per_second(n, ours[n]["seconds"]), per_second(n, theirs[n]["seconds"]))
+        for n in sizes
     ]
-    if len(batches) > 1:
+    if len(sizes) > 1:
         lo, hi = rows[0], rows[-1]
         assert lo.ours and lo.theirs and hi.ours and hi.theirs
         rows.append(
-            Row(
-                f"growth batch {batches[0]} → {batches[-1]}",
-                hi.ours / lo.ours,
-                hi.theirs / lo.theirs,
-                digits=2,
-            )
+            Row(f"growth {sizes[0]} → {sizes[-1]}", hi.ours / lo.ours, hi.theirs / lo.theirs, digits=2)
         )
+    rows += [
+        Row(
+            f"CPU ms per {what}, {n}",
+            cpu_ms_per_item(n, ours[n]),
+            cpu_ms_per_item(n, theirs[n]),
+            higher_is_better=False,
+        )
+        for n in sizes
+    ]
     return rows
 
 
@@ -179,25 +195,29 @@ class LeRobotWorker:
 # --- our side ------------------------------------------------------------------------------------------
 
 
-def _timed(fn: Callable[[], object], calls: int) -> list[float]:
+def _timed(fn: Callable[[], object], calls: int) -> Timing:
     import jax
 
-    seconds = []
+    timing: Timing = {"seconds": [], "cpu_seconds": []}
     for _ in range(calls):
-        t0 = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         jax.block_until_ready(fn())
-        seconds.append(time.perf_counter() - t0)
-    return seconds
+        timing["seconds"].append(time.perf_counter() - wall)
+        timing["cpu_seconds"].append(time.process_time() - cpu)
+    return timing
 
 
-def _alternate(ours: Callable[[], list[float]], theirs: Callable[[], list[float]], rounds: int) -> tuple:
-    """Warm both up (compiles ours), then `rounds` × (ours, theirs); their per-call seconds."""
+def _alternate(
+    ours: Callable[[], Timing], theirs: Callable[[], Timing], rounds: int
+) -> tuple[Timing, Timing]:
+    """Warm both up (compiles ours), then `rounds` × (ours, theirs); their per-call timings."""
     ours(), theirs()
-    a: list[float] = []
-    b: list[float] = []
+    a: Timing = {"seconds": [], "cpu_seconds": []}
+    b: Timing = {"seconds": [], "cpu_seconds": []}
     for _ in range(rounds):
-        a += ours()
-        b += theirs()
+        for side, timing in ((a, ours()), (b, theirs())):
+            for k in side:
+                side[k] += timing[k]
     return a, b
 
 
@@ -206,22 +226,23 @@ def train(worker: LeRobotWorker, batches: list[int], rounds: int, steps: int) ->
 
     from robopolicy.models.policy_presets import POLICY_PRESETS
 
-    ours: dict[int, list[float]] = {}
-    theirs: dict[int, list[float]] = {}
+    ours: dict[int, Timing] = {}
+    theirs: dict[int, Timing] = {}
     for b in batches:
         run = train_runner(POLICY_PRESETS["diffusion_policy"], b)
         counter = iter(range(10**9))
         ours[b], theirs[b] = _alternate(
             lambda run=run, counter=counter: _timed(lambda: run(next(counter)), steps),
-            lambda b=b: worker.request("train", batch=b, steps=steps)["seconds"],
+            lambda b=b: worker.request("train", batch=b, steps=steps),
             rounds,
         )
         print(
-            f"batch {b}: ours {per_second(b, ours[b]):.2f}, LeRobot {per_second(b, theirs[b]):.2f} samples/s",
+            f"batch {b}: ours {per_second(b, ours[b]['seconds']):.2f}, "
+            f"LeRobot {per_second(b, theirs[b]['seconds']):.2f} samples/s",
             file=sys.stderr,
             flush=True,
         )
-    return train_rows(batches, ours, theirs)
+    return throughput_rows("sample", batches, ours, theirs)
 
 
 def latency(worker: LeRobotWorker, rounds: int, steps: int) -> list[Row]:
@@ -248,14 +269,14 @@ def latency(worker: LeRobotWorker, rounds: int, steps: int) -> list[Row]:
         if name == "DDIM 10":
             ours, theirs = _alternate(
                 lambda fn=fn, keys=keys: _timed(lambda: fn(params, batch, jax.random.key(next(keys))), steps),
-                lambda: worker.request("latency", steps=steps, inference_steps=10)["seconds"],
+                lambda: worker.request("latency", steps=steps, inference_steps=10),
                 rounds,
             )
             rows.append(
                 Row(
                     f"ms per chunk, {name}, batch 1",
-                    1e3 * statistics.median(ours),
-                    1e3 * statistics.median(theirs),
+                    1e3 * statistics.median(ours["seconds"]),
+                    1e3 * statistics.median(theirs["seconds"]),
                     higher_is_better=False,
                 )
             )
@@ -267,7 +288,7 @@ def latency(worker: LeRobotWorker, rounds: int, steps: int) -> list[Row]:
             rows.append(
                 Row(
                     f"ms per chunk, {name}, batch 1",
-                    1e3 * statistics.median(ours),
+                    1e3 * statistics.median(ours["seconds"]),
                     None,
                     higher_is_better=False,
                 )
@@ -291,17 +312,17 @@ def encoder(worker: LeRobotWorker, frame_counts: list[int], rounds: int, steps: 
     def grad(p: nnx.State, x: jax.Array) -> nnx.State:
         return jax.grad(lambda p: jnp.sum(nnx.merge(graphdef, p)(x) ** 2))(p)
 
-    rows = []
+    ours: dict[int, Timing] = {}
+    theirs: dict[int, Timing] = {}
     for n in frame_counts:
         rng = np.random.default_rng(n)
         x = jnp.asarray(rng.integers(0, 256, (n, cfg.image_size, cfg.image_size, 3), dtype=np.uint8))
-        ours, theirs = _alternate(
+        ours[n], theirs[n] = _alternate(
             lambda x=x: _timed(lambda: grad(params, x), steps),
-            lambda n=n: worker.request("encoder", frames=n, steps=steps)["seconds"],
+            lambda n=n: worker.request("encoder", frames=n, steps=steps),
             rounds,
         )
-        rows.append(Row(f"encoder fwd+bwd frames/s, {n} frames", per_second(n, ours), per_second(n, theirs)))
-    return rows
+    return throughput_rows("frame", frame_counts, ours, theirs)
 
 
 def main() -> None:
@@ -372,14 +393,14 @@ def main() -> None:
         for part in args.parts.split(","):
             if part == "train":
                 rows = train(worker, batches, args.rounds, args.steps)
-                title = "training, 2 cameras 84², To=2, H=16"
+                title = "training, 2 cameras 84², To=2, H=16; per batch size"
             elif part == "latency":
                 rows = latency(worker, args.rounds, args.steps)
                 title = "inference"
             elif part == "encoder":
                 frames = [int(n) for n in args.encoder_frames.split(",")]
                 rows = encoder(worker, frames, args.rounds, args.steps)
-                title = "ResNet-18 GN encoder alone"
+                title = "ResNet-18 GN encoder alone, forward + backward; per frames in a call"
             else:
                 parser.error(f"--parts: unknown part {part!r}")
             print("\n" + markdown_table(title, rows), flush=True)

@@ -5,9 +5,11 @@ goes to stderr). Requests, by "op":
 
 - setup: build DiffusionPolicy from the shape fields (cameras, image_size, state_dim, action_dim,
   obs_horizon, horizon, down_dims, crop) → {"params", "torch", "lerobot", "threads"}.
-- train: {"batch", "steps"} → {"seconds": [s per step]}; the first call per batch size is a warm-up.
-- latency: {"steps", "inference_steps"} → {"seconds": [s per chunk]}: DDIM at batch 1, eval mode.
-- encoder: {"frames", "steps"} → {"seconds": [s per call]}: one DiffusionRgbEncoder forward + backward.
+- train: {"batch", "steps"} → per step; the first call per batch size is a warm-up.
+- latency: {"steps", "inference_steps"} → per chunk: DDIM at batch 1, eval mode.
+- encoder: {"frames", "steps"} → per call: one DiffusionRgbEncoder forward + backward.
+
+Timed answers are {"seconds": [wall s per call], "cpu_seconds": [this process's CPU s per call]}.
 """
 
 from __future__ import annotations
@@ -16,12 +18,27 @@ import contextlib
 import json
 import sys
 import time
+from collections.abc import Iterator
 from importlib.metadata import version
 
 import torch
 from lerobot.configs.types import FeatureType, PolicyFeature
 from lerobot.policies.diffusion.configuration_diffusion import DiffusionConfig
 from lerobot.policies.diffusion.modeling_diffusion import DiffusionPolicy, DiffusionRgbEncoder
+
+
+class _Clock:
+    """Wall and process CPU seconds of each timed call."""
+
+    def __init__(self) -> None:
+        self.answer: dict[str, list[float]] = {"seconds": [], "cpu_seconds": []}
+
+    @contextlib.contextmanager
+    def call(self) -> Iterator[None]:
+        wall, cpu = time.perf_counter(), time.process_time()
+        yield
+        self.answer["seconds"].append(time.perf_counter() - wall)
+        self.answer["cpu_seconds"].append(time.process_time() - cpu)
 
 
 def _config(req: dict, **overrides) -> DiffusionConfig:
@@ -89,18 +106,17 @@ class Worker:
     def train(self, req: dict) -> dict:
         assert self.policy is not None and self.optimizer is not None
         stored = self._batch(req["batch"])
-        seconds = []
+        clock = _Clock()
         for _ in range(req["steps"]):
-            t0 = time.perf_counter()
-            # Images arrive as uint8, like ours; LeRobot's policy wants float in [0, 1].
-            batch = {k: v.float() / 255 if v.dtype == torch.uint8 else v for k, v in stored.items()}
-            loss, _ = self.policy.forward(batch)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.grad_clip_norm)
-            self.optimizer.step()
-            self.optimizer.zero_grad()
-            seconds.append(time.perf_counter() - t0)
-        return {"seconds": seconds}
+            with clock.call():
+                # Images arrive as uint8, like ours; LeRobot's policy wants float in [0, 1].
+                batch = {k: v.float() / 255 if v.dtype == torch.uint8 else v for k, v in stored.items()}
+                loss, _ = self.policy.forward(batch)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.grad_clip_norm)
+                self.optimizer.step()
+                self.optimizer.zero_grad()
+        return clock.answer
 
     def latency(self, req: dict) -> dict:
         if self.sampler is None:
@@ -116,13 +132,12 @@ class Worker:
             # generate_actions takes the cameras stacked: [B, To, n_cameras, 3, H, W], float in [0, 1].
             "observation.images": torch.rand(1, to, r["cameras"], 3, s, s),
         }
-        seconds = []
+        clock = _Clock()
         with torch.no_grad():
             for _ in range(req["steps"]):
-                t0 = time.perf_counter()
-                self.sampler.diffusion.generate_actions(batch)
-                seconds.append(time.perf_counter() - t0)
-        return {"seconds": seconds}
+                with clock.call():
+                    self.sampler.diffusion.generate_actions(batch)
+        return clock.answer
 
     def encoder_step(self, req: dict) -> dict:
         if self.encoder is None:
@@ -131,13 +146,12 @@ class Worker:
             self.encoder.train()
         s = self.req["image_size"]
         x = torch.rand(req["frames"], 3, s, s)
-        seconds = []
+        clock = _Clock()
         for _ in range(req["steps"]):
-            t0 = time.perf_counter()
-            self.encoder.zero_grad()
-            (self.encoder(x) ** 2).sum().backward()
-            seconds.append(time.perf_counter() - t0)
-        return {"seconds": seconds}
+            with clock.call():
+                self.encoder.zero_grad()
+                (self.encoder(x) ** 2).sum().backward()
+        return clock.answer
 
 
 def main() -> None:

@@ -24,13 +24,29 @@ def test_per_second_uses_the_median_call():
     assert bench.per_second(8, [1.0, 2.0, 10.0]) == 4.0
 
 
-def test_train_rows_and_growth():
-    ours = {8: [1.0, 1.0], 64: [4.0, 4.0]}  # 8 → 16 samples/s: 2× growth
-    theirs = {8: [2.0, 2.0], 64: [8.0, 8.0]}  # 4 → 8 samples/s: 2× growth
-    rows = bench.train_rows([8, 64], ours, theirs)
-    assert [(r.ours, r.theirs) for r in rows] == [(8.0, 4.0), (16.0, 8.0), (2.0, 2.0)]
-    assert rows[-1].name == "growth batch 8 → 64"
-    assert [r.ratio for r in rows] == [2.0, 2.0, 1.0]
+def test_throughput_rows_growth_and_cpu_cost():
+    ours = {
+        8: {"seconds": [1.0, 1.0], "cpu_seconds": [2.0, 2.0]},
+        64: {"seconds": [4.0], "cpu_seconds": [8.0]},
+    }
+    theirs = {8: {"seconds": [2.0], "cpu_seconds": [4.0]}, 64: {"seconds": [8.0], "cpu_seconds": [32.0]}}
+    rows = bench.throughput_rows("sample", [8, 64], ours, theirs)
+    assert [r.name for r in rows] == [
+        "sample/s, 8",
+        "sample/s, 64",
+        "growth 8 → 64",
+        "CPU ms per sample, 8",
+        "CPU ms per sample, 64",
+    ]
+    # samples/s 8 → 16 (ours) and 4 → 8 (theirs): both grow 2×; CPU 250 → 125 ms vs 500 → 500 ms.
+    assert [(r.ours, r.theirs) for r in rows] == [
+        (8.0, 4.0),
+        (16.0, 8.0),
+        (2.0, 2.0),
+        (250.0, 500.0),
+        (125.0, 500.0),
+    ]
+    assert [r.ratio for r in rows] == [2.0, 2.0, 1.0, 2.0, 4.0]
 
 
 def test_markdown_table():
