@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -383,7 +384,8 @@ def main() -> None:
         crop = f"random crop {args.lerobot_crop}²" if args.lerobot_crop else "no crop"
         print(
             f"LeRobot {info['lerobot']} on torch {info['torch']} ({info['threads']} threads, {crop}); "
-            f"{args.rounds} alternating rounds × {args.steps} calls per side\n"
+            f"{args.rounds} alternating rounds × {args.steps} calls per side; "
+            f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}\n"
         )
         print(
             f"parameters: robopolicy {ours_params / 1e6:.2f} M, LeRobot {info['params'] / 1e6:.2f} M",
