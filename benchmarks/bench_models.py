@@ -42,7 +42,8 @@ from robopolicy.models.policy_presets import POLICY_PRESETS
 from robopolicy.train.optimizer import OptimizerConfig, make_optimizer
 
 
-def _batch(cfg: PolicyConfig, b: int, seed: int = 0) -> dict:
+def policy_batch(cfg: PolicyConfig, b: int, seed: int = 0) -> dict:
+    """A random training batch of `b` windows shaped for `cfg` (uint8 images, as the loader gives)."""
     rng = np.random.default_rng(seed)
     to, h, s = cfg.obs_horizon, cfg.action_horizon, cfg.image_size
     batch = {
@@ -82,7 +83,7 @@ def latency(steps: int) -> None:
     }
     model = Policy(base, rngs=nnx.Rngs(0))
     params = nnx.state(model, nnx.Param)
-    batch = _batch(base, 1)
+    batch = policy_batch(base, 1)
     print("\n| sampler (batch 1) | ms per chunk | first call s |")
     print("|---|---|---|")
     for name, cfg in cfgs.items():
@@ -103,13 +104,14 @@ def latency(steps: int) -> None:
     print(f"| self-verification N=16 (DDIM 10) | {mean * 1e3:.1f} | {first:.1f} |", flush=True)
 
 
-def _train_rate(cfg: PolicyConfig, batch_size: int, steps: int) -> tuple[float, float]:
-    """(steps/s, first step s) of a jitted loss + grad + AdamW step with donated state."""
+def train_runner(cfg: PolicyConfig, batch_size: int) -> Callable[[int], jax.Array]:
+    """step(i) → loss: one jitted loss + grad + AdamW (clip, warmup-cosine) step with donated state,
+    on a fixed random batch, with key i (the first call compiles)."""
     model = Policy(cfg, rngs=nnx.Rngs(0))
     graphdef, params = nnx.graphdef(model), nnx.state(model, nnx.Param)
     tx = make_optimizer(OptimizerConfig(), 100_000)
     state = {"params": params, "opt": tx.init(params)}
-    batch = _batch(cfg, batch_size)
+    batch = policy_batch(cfg, batch_size)
 
     def step(state: dict, batch: dict, key: jax.Array) -> tuple[dict, jax.Array]:
         loss, grads = jax.value_and_grad(lambda p: nnx.merge(graphdef, p).loss_batch(batch, key))(
@@ -125,7 +127,12 @@ def _train_rate(cfg: PolicyConfig, batch_size: int, steps: int) -> tuple[float, 
         holder["state"], loss = fn(holder["state"], batch, jax.random.key(i))
         return loss
 
-    first, mean = _time(run, steps)
+    return run
+
+
+def _train_rate(cfg: PolicyConfig, batch_size: int, steps: int) -> tuple[float, float]:
+    """(steps/s, first step s) of `train_runner`'s step."""
+    first, mean = _time(train_runner(cfg, batch_size), steps)
     return 1.0 / mean, first
 
 

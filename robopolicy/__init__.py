@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from robopolicy.xla_cpu import apply_cpu_flags
+
+# Before any robopolicy module imports jax, so that JAX's CPU client starts with them (#21).
+apply_cpu_flags()
+
 if TYPE_CHECKING:
     from pathlib import Path
 
