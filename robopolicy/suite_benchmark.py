@@ -210,7 +210,11 @@ def run_benchmark(config: BenchmarkConfig, progress: bool = True) -> BenchmarkRo
             progress,
         )
         data_stage.finish(
-            t0, episodes=collected.episodes, steps=collected.steps, dataset=str(collected.dataset_dir)
+            t0,
+            episodes=collected.episodes,
+            steps=collected.steps,
+            expert_failures=collected.failures,
+            dataset=str(collected.dataset_dir),
         )
     dataset = data_stage.state["dataset"]
 

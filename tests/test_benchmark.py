@@ -94,12 +94,29 @@ def test_recipe_hashes_follow_what_changes(tmp_path):
     # Paths and parallelism are not part of the recipe; demos, tasks and steps are, downstream only.
     import dataclasses
 
+    from robopolicy.models.self_verification import Verification
+
     moved = dataclasses.replace(
         cpu,
-        collect=dataclasses.replace(cpu.collect, out="elsewhere", workers=7),
-        eval=dataclasses.replace(cpu.eval, num_envs=5, db="x.db"),
+        collect=dataclasses.replace(cpu.collect, out="elsewhere", workers=7, max_failures=3),
+        eval=dataclasses.replace(
+            cpu.eval,
+            num_envs=5,
+            db="x.db",
+            # a label, and scoring options that one candidate never uses
+            execution=dataclasses.replace(
+                cpu.eval.execution, name="x", verification=Verification(selection="random")
+            ),
+        ),
     )
     assert moved.stage_hashes(tasks) == h
+    every_step = dataclasses.replace(
+        cpu,
+        eval=dataclasses.replace(
+            cpu.eval, execution=dataclasses.replace(cpu.eval.execution, mode="every_step")
+        ),
+    )
+    assert every_step.stage_hashes(tasks)["eval"] != h["eval"]
     more_steps = dataclasses.replace(cpu, train=dataclasses.replace(cpu.train, steps=cpu.train.steps + 1))
     hs = more_steps.stage_hashes(tasks)
     assert hs["data"] == h["data"] and hs["train"] != h["train"] and hs["eval"] != h["eval"]
