@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from flax import nnx
 
+from robopolicy.data.episode import Episode
 from robopolicy.data.instruction_vocab import InstructionVocab
 from robopolicy.data.normalization import NormalizationStats
 from robopolicy.models.policy import Policy
@@ -53,3 +54,25 @@ def make_checkpoint(out: Path, steps: tuple[int, ...] = (1,), config: PolicyConf
     manager.wait_until_finished()
     manager.close()
     return out
+
+
+def random_episodes(count: int, *, object_state_dim: int = 0) -> list[Episode]:
+    """`count` 10-step episodes of random 16×16 frames (agentview + wrist), 9-d state, 7-d actions,
+    seeded, with object poses of `object_state_dim` dimensions when > 0."""
+    rng = np.random.default_rng(0)
+    episodes = []
+    for i in range(count):
+        episode = Episode(
+            frames={c: rng.integers(0, 256, (10, 16, 16, 3), dtype=np.uint8) for c in ("agentview", "wrist")},
+            state=rng.normal(size=(10, 9)).astype(np.float32),
+            action=rng.uniform(-1, 1, size=(10, 7)).astype(np.float32),
+            reward=np.zeros(10, np.float32),
+            task="cube_on_plate",
+            instruction="put the red cube on the plate",
+            episode_id=i,
+            object_state=rng.normal(size=(10, object_state_dim)).astype(np.float32)
+            if object_state_dim
+            else None,
+        )
+        episodes.append(episode)
+    return episodes

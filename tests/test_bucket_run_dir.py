@@ -14,9 +14,9 @@ import os
 from pathlib import Path
 from types import SimpleNamespace
 
-import numpy as np
 import pytest
 from etils.epath import testing as epath_testing
+from eval_fixtures import random_episodes
 
 from robopolicy.data.episode import Episode
 from robopolicy.models.policy_config import PolicyConfig
@@ -89,19 +89,7 @@ def fake_bucket(root: Path, monkeypatch: pytest.MonkeyPatch):
 
 
 def _episodes() -> list[Episode]:
-    rng = np.random.default_rng(0)
-    return [
-        Episode(
-            frames={c: rng.integers(0, 256, (10, 16, 16, 3), dtype=np.uint8) for c in ("agentview", "wrist")},
-            state=rng.normal(size=(10, 9)).astype(np.float32),
-            action=rng.uniform(-1, 1, size=(10, 7)).astype(np.float32),
-            reward=np.zeros(10, np.float32),
-            task="cube_on_plate",
-            instruction="put the red cube on the plate",
-            episode_id=i,
-        )
-        for i in range(2)
-    ]
+    return random_episodes(2)
 
 
 def test_bucket_run_dir_reaches_orbax_and_loggers(tmp_path, monkeypatch):

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from eval_fixtures import random_episodes
 
-from robopolicy.data.episode import Episode
 from robopolicy.data.rlds_writer import build_rlds_dataset
 
 SCRIPT = Path(__file__).parents[1] / "benchmarks" / "bench_dynamo_ablations.py"
@@ -21,20 +21,7 @@ def _script():
 
 
 def _dataset(tmp_path) -> str:
-    rng = np.random.default_rng(0)
-    episodes = [
-        Episode(
-            frames={c: rng.integers(0, 256, (10, 16, 16, 3), dtype=np.uint8) for c in ("agentview", "wrist")},
-            state=rng.normal(size=(10, 9)).astype(np.float32),
-            action=rng.uniform(-1, 1, size=(10, 7)).astype(np.float32),
-            reward=np.zeros(10, np.float32),
-            task="cube_on_plate",
-            instruction="put the red cube on the plate",
-            episode_id=i,
-            object_state=rng.normal(size=(10, 14)).astype(np.float32),
-        )
-        for i in range(5)
-    ]
+    episodes = random_episodes(5, object_state_dim=14)
     build_rlds_dataset(
         episodes,
         tmp_path / "ds",
